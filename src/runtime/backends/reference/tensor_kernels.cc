@@ -1,0 +1,4 @@
+#include "src/runtime/backends/reference/reference_backend.h"
+namespace hml::runtime {
+void AddTensorKernels(KernelRegistry&) {}
+}

@@ -1,0 +1,4 @@
+#include "src/runtime/op_registry.h"
+namespace hml::runtime {
+void AddTensorOps(OpRegistry&) {}
+}

@@ -1,0 +1,156 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+#include "src/runtime/ops/window_params.h"
+
+#include <string>
+
+namespace hml::runtime {
+namespace {
+
+std::string Join(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(v[i]);
+  }
+  return s + "]";
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shape& input_shape,
+                                   const std::vector<int64_t>& kernel_shape) {
+  auto error = [&](const std::string& why) {
+    return InvalidArgumentError(node.op_type + " '" + node.name + "': " + why);
+  };
+  if (input_shape.size() < 3) {
+    return error("input must have rank >= 3 ([N, C, spatial...]), got " +
+                 ShapeToString(input_shape));
+  }
+  WindowParams p;
+  p.spatial_rank = static_cast<int>(input_shape.size()) - 2;
+  const size_t n = static_cast<size_t>(p.spatial_rank);
+  p.input_spatial.assign(input_shape.begin() + 2, input_shape.end());
+
+  p.kernel = kernel_shape;
+  if (node.attrs.Has("kernel_shape")) {
+    std::vector<int64_t> attr = node.attrs.GetInts("kernel_shape");
+    if (kind != WindowKind::kPool && !p.kernel.empty() && attr != p.kernel) {
+      return error("kernel_shape " + Join(attr) + " disagrees with the weight's spatial dims " +
+                   Join(p.kernel));
+    }
+    p.kernel = attr;
+  }
+  if (p.kernel.size() != n) {
+    return error("kernel_shape " + Join(p.kernel) + " must have " + std::to_string(n) +
+                 " entries for input " + ShapeToString(input_shape));
+  }
+  p.strides = node.attrs.GetInts("strides", std::vector<int64_t>(n, 1));
+  p.dilations = node.attrs.GetInts("dilations", std::vector<int64_t>(n, 1));
+  if (p.strides.size() != n) return error("strides " + Join(p.strides) + " has the wrong length");
+  if (p.dilations.size() != n) {
+    return error("dilations " + Join(p.dilations) + " has the wrong length");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (p.kernel[i] <= 0) return error("kernel_shape " + Join(p.kernel) + " must be positive");
+    if (p.strides[i] <= 0) return error("strides " + Join(p.strides) + " must be positive");
+    if (p.dilations[i] <= 0) return error("dilations " + Join(p.dilations) + " must be positive");
+  }
+  p.group = node.attrs.GetInt("group", 1);
+  if (p.group <= 0) return error("group " + std::to_string(p.group) + " must be positive");
+  p.ceil_mode = node.attrs.GetInt("ceil_mode", 0) != 0;
+  if (kind == WindowKind::kConvTranspose) {
+    p.output_padding = node.attrs.GetInts("output_padding", std::vector<int64_t>(n, 0));
+    if (p.output_padding.size() != n) return error("output_padding has the wrong length");
+  }
+
+  const std::string auto_pad = node.attrs.GetString("auto_pad", "NOTSET");
+  p.pads_begin.assign(n, 0);
+  p.pads_end.assign(n, 0);
+  p.output_spatial.assign(n, 0);
+
+  if (kind == WindowKind::kConvTranspose) {
+    std::vector<int64_t> output_shape = node.attrs.GetInts("output_shape");
+    if (!output_shape.empty() && output_shape.size() == n + 2) {
+      output_shape.erase(output_shape.begin(), output_shape.begin() + 2);
+    }
+    if (!output_shape.empty() && output_shape.size() != n) {
+      return error("output_shape " + Join(output_shape) + " has the wrong length");
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t ek = (p.kernel[i] - 1) * p.dilations[i] + 1;
+      const int64_t full = p.strides[i] * (p.input_spatial[i] - 1) + p.output_padding[i] + ek;
+      if (!output_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+        const int64_t target =
+            output_shape.empty() ? p.input_spatial[i] * p.strides[i] : output_shape[i];
+        const int64_t total = full - target;
+        if (total < 0) return error("output_shape " + Join(output_shape) + " is too large");
+        if (auto_pad == "SAME_UPPER" || (auto_pad != "SAME_LOWER")) {
+          p.pads_begin[i] = total / 2;
+          p.pads_end[i] = total - total / 2;
+        } else {
+          p.pads_end[i] = total / 2;
+          p.pads_begin[i] = total - total / 2;
+        }
+        p.output_spatial[i] = target;
+      } else {
+        if (auto_pad == "NOTSET") {
+          std::vector<int64_t> pads = node.attrs.GetInts("pads", std::vector<int64_t>(2 * n, 0));
+          if (pads.size() != 2 * n) return error("pads " + Join(pads) + " has the wrong length");
+          for (size_t j = 0; j < n; ++j) {
+            p.pads_begin[j] = pads[j];
+            p.pads_end[j] = pads[j + n];
+          }
+        } else if (auto_pad != "VALID") {
+          return error("auto_pad '" + auto_pad + "' is not one of NOTSET, SAME_UPPER, "
+                       "SAME_LOWER, VALID");
+        }
+        p.output_spatial[i] = full - p.pads_begin[i] - p.pads_end[i];
+      }
+      if (p.output_spatial[i] <= 0) return error("output would be empty");
+    }
+    return p;
+  }
+
+  if (auto_pad == "NOTSET") {
+    std::vector<int64_t> pads = node.attrs.GetInts("pads", std::vector<int64_t>(2 * n, 0));
+    if (pads.size() != 2 * n) return error("pads " + Join(pads) + " has the wrong length");
+    for (size_t i = 0; i < n; ++i) {
+      p.pads_begin[i] = pads[i];
+      p.pads_end[i] = pads[i + n];
+      if (pads[i] < 0 || pads[i + n] < 0) return error("pads " + Join(pads) + " are negative");
+    }
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t out = CeilDiv(p.input_spatial[i], p.strides[i]);
+      const int64_t ek = (p.kernel[i] - 1) * p.dilations[i] + 1;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * p.strides[i] + ek - p.input_spatial[i]);
+      if (auto_pad == "SAME_UPPER") {
+        p.pads_begin[i] = total / 2;
+        p.pads_end[i] = total - total / 2;
+      } else {
+        p.pads_end[i] = total / 2;
+        p.pads_begin[i] = total - total / 2;
+      }
+    }
+  } else if (auto_pad != "VALID") {
+    return error("auto_pad '" + auto_pad + "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+  }
+
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t ek = (p.kernel[i] - 1) * p.dilations[i] + 1;
+    const int64_t span = p.input_spatial[i] + p.pads_begin[i] + p.pads_end[i] - ek;
+    if (span < 0) {
+      return error("window " + std::to_string(ek) + " is larger than the padded input " +
+                   std::to_string(p.input_spatial[i] + p.pads_begin[i] + p.pads_end[i]));
+    }
+    int64_t out = p.ceil_mode ? CeilDiv(span, p.strides[i]) + 1 : span / p.strides[i] + 1;
+    // With ceil_mode, the last window must start inside the input or left padding.
+    if (p.ceil_mode && (out - 1) * p.strides[i] >= p.input_spatial[i] + p.pads_begin[i]) --out;
+    p.output_spatial[i] = out;
+  }
+  return p;
+}
+
+}  // namespace hml::runtime
