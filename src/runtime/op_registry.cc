@@ -49,7 +49,12 @@ const OpRegistry& BuiltinOps() {
 }
 
 Status InferShapes(Graph& graph, const OpRegistry& ops) {
-  for (size_t n = 0; n < graph.nodes.size(); ++n) {
+  for (size_t n = 0; n < graph.nodes.size(); ++n) HML_RETURN_IF_ERROR(InferNodeShapes(graph, n, ops));
+  return Status::Ok();
+}
+
+Status InferNodeShapes(Graph& graph, size_t n, const OpRegistry& ops) {
+  {
     Node& node = graph.nodes[n];
     const OpSchema* schema = ops.Find(node.domain, node.op_type);
     if (schema == nullptr) {

@@ -92,6 +92,8 @@ void AddTensorOps(OpRegistry& registry);       // reshape, transpose, concat, pa
 // Runs shape inference on every node of `graph` in order. REQUIRES: graph is topologically
 // sorted and every graph input has a static shape. Errors name the node.
 Status InferShapes(Graph& graph, const OpRegistry& ops);
+// Infers the outputs of node `node_index` only; its inputs must have static shapes.
+Status InferNodeShapes(Graph& graph, size_t node_index, const OpRegistry& ops);
 
 }  // namespace hml::runtime
 

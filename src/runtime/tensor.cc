@@ -62,7 +62,7 @@ Result<DType> DTypeFromOnnx(int onnx_type) {
       "COMPLEX64", "COMPLEX128", "BFLOAT16"};
   std::string name = onnx_type >= 0 && onnx_type < 17 ? kOnnxNames[onnx_type]
                                                       : "type " + std::to_string(onnx_type);
-  return InvalidArgumentError("element type " + name +
+  return UnimplementedError("element type " + name +
                               " is not supported (supported: float32, uint8, int8, int32, int64)");
 }
 

@@ -41,7 +41,17 @@ class GraphBuilder {
     node.domain = domain;
     node.attrs = std::move(attrs);
     for (const std::string& in : inputs) {
-      node.inputs.push_back(in.empty() ? runtime::kNoValue : graph_.FindValue(in));
+      if (in.empty()) {
+        node.inputs.push_back(runtime::kNoValue);
+        continue;
+      }
+      runtime::ValueId id = graph_.FindValue(in);
+      if (id == runtime::kNoValue) {  // produced by a node added later
+        runtime::Value v;
+        v.name = in;
+        id = graph_.AddValue(std::move(v));
+      }
+      node.inputs.push_back(id);
     }
     for (const std::string& out : outputs) {
       if (out.empty()) {

@@ -31,7 +31,7 @@ enum class DType : uint8_t {
 size_t DTypeSize(DType dtype);
 // "float32", "int8", ...
 std::string_view DTypeName(DType dtype);
-// Maps an ONNX TensorProto.DataType value; kInvalidArgument for types hybridml does not support.
+// Maps an ONNX TensorProto.DataType value; kUnimplemented for types hybridml does not support.
 Result<DType> DTypeFromOnnx(int onnx_type);
 
 template <typename T>

@@ -1,4 +1,231 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// Schemas of the elementwise ops: arithmetic with numpy broadcasting, activations, Clip, Cast,
+// Identity and inference-mode Dropout.
+#include <limits>
+#include <string>
+
 #include "src/runtime/op_registry.h"
+#include "src/runtime/ops/broadcast.h"
+
 namespace hml::runtime {
-void AddElementwiseOps(OpRegistry&) {}
+namespace {
+
+// Element types an op accepts.
+enum class Types {
+  kFloat,    // float32
+  kSigned,   // float32, int8, int32, int64
+  kNumeric,  // every hybridml dtype
+};
+
+bool Accepts(Types types, DType dtype) {
+  switch (types) {
+    case Types::kFloat:
+      return dtype == DType::kFloat32;
+    case Types::kSigned:
+      return dtype == DType::kFloat32 || dtype == DType::kInt8 || dtype == DType::kInt32 ||
+             dtype == DType::kInt64;
+    case Types::kNumeric:
+      return dtype != DType::kUndefined;
+  }
+  return false;
 }
+
+std::string_view TypesName(Types types) {
+  switch (types) {
+    case Types::kFloat:
+      return "float32";
+    case Types::kSigned:
+      return "float32, int8, int32 or int64";
+    case Types::kNumeric:
+      return "float32, uint8, int8, int32 or int64";
+  }
+  return "";
+}
+
+Status CheckType(const InferContext& ctx, size_t input, Types types) {
+  const DType dtype = ctx.input(input).dtype;
+  if (Accepts(types, dtype)) return Status::Ok();
+  return ctx.Error("input " + std::to_string(input) + " is " + std::string(DTypeName(dtype)) +
+                   ", expected " + std::string(TypesName(types)));
+}
+
+Status CheckSameType(const InferContext& ctx, size_t a, size_t b) {
+  if (ctx.input(a).dtype == ctx.input(b).dtype) return Status::Ok();
+  return ctx.Error("inputs " + std::to_string(a) + " (" +
+                   std::string(DTypeName(ctx.input(a).dtype)) + ") and " + std::to_string(b) +
+                   " (" + std::string(DTypeName(ctx.input(b).dtype)) +
+                   ") must have the same element type");
+}
+
+Status UnimplementedFor(const InferContext& ctx, std::string_view why) {
+  const Node& node = ctx.node();
+  std::string msg = node.name.empty() ? node.op_type : node.op_type + " '" + node.name + "'";
+  return UnimplementedError(msg + ": " + std::string(why));
+}
+
+// Output shape of a binary op whose inputs broadcast both ways (ONNX opset >= 7) or, before
+// opset 7, with the legacy broadcast/axis attributes (B onto A).
+Result<Shape> BinaryOutputShape(const InferContext& ctx) {
+  const Shape& a = ctx.input(0).shape;
+  const Shape& b = ctx.input(1).shape;
+  if (ctx.opset() < 7) {
+    HML_RETURN_IF_ERROR(LegacyBroadcastShape(ctx.node(), a, b).status());
+    return a;
+  }
+  Result<Shape> out = BroadcastShapes(a, b);
+  if (!out.ok()) return ctx.Error(out.status().message());
+  return out;
+}
+
+// One input, same dtype and shape out.
+template <Types kTypes>
+Status InferUnary(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, kTypes));
+  ctx.SetOutput(0, ctx.input(0).dtype, ctx.input(0).shape);
+  return Status::Ok();
+}
+
+// Add, Sub, Mul, Div.
+Status InferArithmetic(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
+  HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, 1));
+  HML_ASSIGN_OR_RETURN(Shape out, BinaryOutputShape(ctx));
+  ctx.SetOutput(0, ctx.input(0).dtype, std::move(out));
+  return Status::Ok();
+}
+
+// Pow: the exponent may have another type; the result has the base's.
+Status InferPow(InferContext& ctx) {
+  const DType base = ctx.input(0).dtype;
+  if (base != DType::kFloat32 && base != DType::kInt32 && base != DType::kInt64) {
+    return ctx.Error("base is " + std::string(DTypeName(base)) +
+                     ", expected float32, int32 or int64");
+  }
+  HML_RETURN_IF_ERROR(CheckType(ctx, 1, Types::kNumeric));
+  HML_ASSIGN_OR_RETURN(Shape out, BinaryOutputShape(ctx));
+  ctx.SetOutput(0, base, std::move(out));
+  return Status::Ok();
+}
+
+// Max, Min, Sum (numeric) and Mean (float): any number of inputs broadcast together.
+template <Types kTypes>
+Status InferVariadic(InferContext& ctx) {
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is missing");
+  }
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, kTypes));
+  Shape out = ctx.input(0).shape;
+  for (size_t i = 1; i < ctx.num_inputs(); ++i) {
+    HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, i));
+    Result<Shape> next = BroadcastShapes(out, ctx.input(i).shape);
+    if (!next.ok()) return ctx.Error(next.status().message());
+    out = std::move(*next);
+  }
+  ctx.SetOutput(0, ctx.input(0).dtype, std::move(out));
+  return Status::Ok();
+}
+
+// PRelu: slope broadcasts to X (unidirectionally). Before opset 7 a 1-D slope holds one value
+// per channel (dim 1).
+Status InferPRelu(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kSigned));
+  HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, 1));
+  const Shape& x = ctx.input(0).shape;
+  const Shape& slope = ctx.input(1).shape;
+  const bool per_channel =
+      ctx.opset() < 7 && slope.size() == 1 && x.size() >= 2 && slope[0] == x[1];
+  if (!per_channel && !BroadcastsTo(slope, x)) {
+    return ctx.Error("slope " + ShapeToString(slope) + " does not broadcast to input " +
+                     ShapeToString(x));
+  }
+  ctx.SetOutput(0, ctx.input(0).dtype, x);
+  return Status::Ok();
+}
+
+// Clip: bounds from attributes (opset < 11) or optional scalar inputs 1 and 2.
+Status InferClip(InferContext& ctx) {
+  if (ctx.opset() < 11) {
+    HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kFloat));
+    if (ctx.has_input(1) || ctx.has_input(2)) {
+      return ctx.Error("min/max are attributes before opset 11, not inputs");
+    }
+  } else {
+    HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
+    for (size_t i = 1; i <= 2; ++i) {
+      if (!ctx.has_input(i)) continue;
+      HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, i));
+      int64_t count = 1;
+      for (int64_t d : ctx.input(i).shape) count *= d;
+      if (count != 1) {
+        return ctx.Error(std::string(i == 1 ? "min" : "max") + " must be a scalar, got shape " +
+                         ShapeToString(ctx.input(i).shape));
+      }
+    }
+  }
+  ctx.SetOutput(0, ctx.input(0).dtype, ctx.input(0).shape);
+  return Status::Ok();
+}
+
+Status InferCast(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
+  if (!ctx.attrs().Has("to")) return ctx.Error("the 'to' attribute is required");
+  const int64_t to = ctx.attrs().GetInt("to", 0);
+  Result<DType> dtype = DTypeFromOnnx(static_cast<int>(to));
+  if (!dtype.ok()) {
+    return UnimplementedFor(ctx, "cast target: " + std::string(dtype.status().message()));
+  }
+  ctx.SetOutput(0, *dtype, ctx.input(0).shape);
+  return Status::Ok();
+}
+
+// Dropout at inference copies its input. The mask output and training mode are not supported.
+Status InferDropout(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
+  if (ctx.has_output(1)) return UnimplementedFor(ctx, "the mask output is not supported");
+  if (ctx.has_input(2)) return UnimplementedFor(ctx, "the training_mode input is not supported");
+  // Before opset 7 the is_test attribute chose training mode; like onnxruntime, hybridml only
+  // runs inference, so it is ignored.
+  ctx.SetOutput(0, ctx.input(0).dtype, ctx.input(0).shape);
+  return Status::Ok();
+}
+
+void AddSchema(OpRegistry& registry, const char* op_type, int min_inputs, int max_inputs,
+               InferShapesFn infer, int max_outputs = 1) {
+  OpSchema schema;
+  schema.op_type = op_type;
+  schema.min_inputs = min_inputs;
+  schema.max_inputs = max_inputs;
+  schema.min_outputs = 1;
+  schema.max_outputs = max_outputs;
+  schema.infer = infer;
+  registry.Add(std::move(schema));
+}
+
+constexpr int kManyInputs = std::numeric_limits<int>::max();
+
+}  // namespace
+
+void AddElementwiseOps(OpRegistry& registry) {
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) AddSchema(registry, op, 2, 2, InferArithmetic);
+  AddSchema(registry, "Pow", 2, 2, InferPow);
+  AddSchema(registry, "Max", 1, kManyInputs, InferVariadic<Types::kNumeric>);
+  AddSchema(registry, "Min", 1, kManyInputs, InferVariadic<Types::kNumeric>);
+  AddSchema(registry, "Sum", 1, kManyInputs, InferVariadic<Types::kNumeric>);
+  AddSchema(registry, "Mean", 1, kManyInputs, InferVariadic<Types::kFloat>);
+
+  AddSchema(registry, "Relu", 1, 1, InferUnary<Types::kSigned>);
+  AddSchema(registry, "Neg", 1, 1, InferUnary<Types::kSigned>);
+  AddSchema(registry, "Abs", 1, 1, InferUnary<Types::kNumeric>);
+  AddSchema(registry, "Identity", 1, 1, InferUnary<Types::kNumeric>);
+  for (const char* op : {"LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Log",
+                         "Sqrt", "Elu"}) {
+    AddSchema(registry, op, 1, 1, InferUnary<Types::kFloat>);
+  }
+  AddSchema(registry, "PRelu", 2, 2, InferPRelu);
+  AddSchema(registry, "Clip", 1, 3, InferClip);
+  AddSchema(registry, "Cast", 1, 1, InferCast);
+  AddSchema(registry, "Dropout", 1, 3, InferDropout, 2);
+}
+
+}  // namespace hml::runtime

@@ -1,4 +1,129 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// Schemas of the data-movement ops. Their attribute and constant-input handling lives in
+// tensor_params.cc, shared with the reference kernels.
+#include <limits>
+#include <string>
+
 #include "src/runtime/op_registry.h"
+#include "src/runtime/ops/tensor_params.h"
+
 namespace hml::runtime {
-void AddTensorOps(OpRegistry&) {}
+namespace {
+
+// Reshape-like ops: data keeps its dtype, the resolver gives the shape.
+template <Result<Shape> (*kResolve)(const OpView&)>
+Status InferReshaped(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(Shape out, kResolve(op));
+  ctx.SetOutput(0, op.dtype(0), std::move(out));
+  return Status::Ok();
 }
+
+Status InferTranspose(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(std::vector<int> perm, ResolvePerm(op));
+  Shape out(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) out[i] = op.shape(0)[static_cast<size_t>(perm[i])];
+  ctx.SetOutput(0, op.dtype(0), std::move(out));
+  return Status::Ok();
+}
+
+Status InferConcat(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(int axis, ResolveConcatAxis(op));
+  Shape out = op.shape(0);
+  const size_t a = static_cast<size_t>(axis);
+  for (size_t i = 1; i < op.num_inputs(); ++i) {
+    if (__builtin_add_overflow(out[a], op.shape(i)[a], &out[a])) {
+      return op.Error("the concatenated dim overflows");
+    }
+  }
+  ctx.SetOutput(0, op.dtype(0), std::move(out));
+  return Status::Ok();
+}
+
+Status InferGather(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(int axis, ResolveGatherAxis(op));
+  const Shape& data = op.shape(0);
+  Shape out(data.begin(), data.begin() + axis);
+  out.insert(out.end(), op.shape(1).begin(), op.shape(1).end());
+  out.insert(out.end(), data.begin() + axis + 1, data.end());
+  if (data[static_cast<size_t>(axis)] == 0) {
+    int64_t indices = 1;
+    for (int64_t d : op.shape(1)) indices *= d;
+    if (indices > 0) return op.Error("cannot gather from the empty axis " + std::to_string(axis));
+  }
+  ctx.SetOutput(0, op.dtype(0), std::move(out));
+  return Status::Ok();
+}
+
+Status InferShape(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(ShapeSlice slice, ResolveShapeSlice(op));
+  ctx.SetOutput(0, DType::kInt64, Shape{slice.count});
+  return Status::Ok();
+}
+
+Status InferSlice(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(SliceParams p, ResolveSlice(op));
+  ctx.SetOutput(0, op.dtype(0), std::move(p.output));
+  return Status::Ok();
+}
+
+Status InferPad(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(PadParams p, ResolvePad(op));
+  ctx.SetOutput(0, op.dtype(0), std::move(p.output));
+  return Status::Ok();
+}
+
+Status InferResize(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(ResizeParams p, ResolveResize(op));
+  ctx.SetOutput(0, op.dtype(0), std::move(p.output));
+  return Status::Ok();
+}
+
+Status InferTile(InferContext& ctx) {
+  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(std::vector<int64_t> repeats, ResolveTileRepeats(op));
+  Shape out = op.shape(0);
+  for (size_t i = 0; i < out.size(); ++i) out[i] *= repeats[i];
+  ctx.SetOutput(0, op.dtype(0), std::move(out));
+  return Status::Ok();
+}
+
+void AddSchema(OpRegistry& registry, const char* op_type, int min_inputs, int max_inputs,
+               InferShapesFn infer) {
+  OpSchema schema;
+  schema.op_type = op_type;
+  schema.min_inputs = min_inputs;
+  schema.max_inputs = max_inputs;
+  schema.infer = infer;
+  registry.Add(std::move(schema));
+}
+
+}  // namespace
+
+void AddTensorOps(OpRegistry& registry) {
+  AddSchema(registry, "Flatten", 1, 1, InferReshaped<ResolveFlatten>);
+  // Reshape takes its shape as an attribute before opset 5 and as input 1 after.
+  AddSchema(registry, "Reshape", 1, 2, InferReshaped<ResolveReshape>);
+  AddSchema(registry, "Squeeze", 1, 2, InferReshaped<ResolveSqueeze>);
+  AddSchema(registry, "Unsqueeze", 1, 2, InferReshaped<ResolveUnsqueeze>);
+  AddSchema(registry, "Expand", 2, 2, InferReshaped<ResolveExpand>);
+  AddSchema(registry, "Transpose", 1, 1, InferTranspose);
+  AddSchema(registry, "Concat", 1, std::numeric_limits<int>::max(), InferConcat);
+  AddSchema(registry, "Gather", 2, 2, InferGather);
+  AddSchema(registry, "Shape", 1, 1, InferShape);
+  AddSchema(registry, "Slice", 1, 5, InferSlice);
+  AddSchema(registry, "Pad", 1, 4, InferPad);
+  AddSchema(registry, "Resize", 1, 4, InferResize);
+  AddSchema(registry, "Upsample", 1, 2, InferResize);
+  AddSchema(registry, "Tile", 2, 2, InferTile);
+}
+
+}  // namespace hml::runtime

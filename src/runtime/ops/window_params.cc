@@ -1,6 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/runtime/ops/window_params.h"
 
+#include <algorithm>
 #include <string>
 
 namespace hml::runtime {
@@ -17,6 +18,16 @@ std::string Join(const std::vector<int64_t>& v) {
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Floor division for b > 0 (C++ division truncates towards zero; the ONNX formulas for
+// ConvTranspose padding are written with Python's floor division and total padding can be
+// negative).
+int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Bound on every geometry attribute (kernel, strides, dilations, pads, output_padding,
+// output_shape). Attributes come from untrusted model files; with this bound and spatial dims
+// bounded by kMaxTensorBytes, every intermediate below fits in int64_t.
+constexpr int64_t kMaxWindowAttr = int64_t{1} << 24;
+
 }  // namespace
 
 Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shape& input_shape,
@@ -32,6 +43,11 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
   p.spatial_rank = static_cast<int>(input_shape.size()) - 2;
   const size_t n = static_cast<size_t>(p.spatial_rank);
   p.input_spatial.assign(input_shape.begin() + 2, input_shape.end());
+  for (int64_t d : p.input_spatial) {
+    if (d < 0 || d > kMaxTensorBytes) {
+      return error("input spatial dims of " + ShapeToString(input_shape) + " are out of range");
+    }
+  }
 
   p.kernel = kernel_shape;
   if (node.attrs.Has("kernel_shape")) {
@@ -56,13 +72,26 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
     if (p.kernel[i] <= 0) return error("kernel_shape " + Join(p.kernel) + " must be positive");
     if (p.strides[i] <= 0) return error("strides " + Join(p.strides) + " must be positive");
     if (p.dilations[i] <= 0) return error("dilations " + Join(p.dilations) + " must be positive");
+    if (p.kernel[i] > kMaxWindowAttr || p.strides[i] > kMaxWindowAttr ||
+        p.dilations[i] > kMaxWindowAttr) {
+      return error("kernel_shape " + Join(p.kernel) + ", strides " + Join(p.strides) +
+                   " or dilations " + Join(p.dilations) + " exceed " +
+                   std::to_string(kMaxWindowAttr));
+    }
   }
   p.group = node.attrs.GetInt("group", 1);
   if (p.group <= 0) return error("group " + std::to_string(p.group) + " must be positive");
   p.ceil_mode = node.attrs.GetInt("ceil_mode", 0) != 0;
   if (kind == WindowKind::kConvTranspose) {
     p.output_padding = node.attrs.GetInts("output_padding", std::vector<int64_t>(n, 0));
-    if (p.output_padding.size() != n) return error("output_padding has the wrong length");
+    if (p.output_padding.size() != n) {
+      return error("output_padding " + Join(p.output_padding) + " has the wrong length");
+    }
+    for (int64_t v : p.output_padding) {
+      if (v < 0 || v > kMaxWindowAttr) {
+        return error("output_padding " + Join(p.output_padding) + " is out of range");
+      }
+    }
   }
 
   const std::string auto_pad = node.attrs.GetString("auto_pad", "NOTSET");
@@ -78,37 +107,51 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
     if (!output_shape.empty() && output_shape.size() != n) {
       return error("output_shape " + Join(output_shape) + " has the wrong length");
     }
+    for (int64_t v : output_shape) {
+      if (v <= 0 || v > kMaxTensorBytes) {
+        return error("output_shape " + Join(output_shape) + " is out of range");
+      }
+    }
+    const bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
+    if (!same && auto_pad != "NOTSET" && auto_pad != "VALID") {
+      return error("auto_pad '" + auto_pad + "' is not one of NOTSET, SAME_UPPER, "
+                   "SAME_LOWER, VALID");
+    }
+    std::vector<int64_t> pads(2 * n, 0);
+    if (auto_pad == "NOTSET" && output_shape.empty()) {
+      pads = node.attrs.GetInts("pads", std::vector<int64_t>(2 * n, 0));
+      if (pads.size() != 2 * n) return error("pads " + Join(pads) + " has the wrong length");
+      for (int64_t v : pads) {
+        if (v < 0 || v > kMaxWindowAttr) return error("pads " + Join(pads) + " are out of range");
+      }
+    }
     for (size_t i = 0; i < n; ++i) {
       const int64_t ek = (p.kernel[i] - 1) * p.dilations[i] + 1;
       const int64_t full = p.strides[i] * (p.input_spatial[i] - 1) + p.output_padding[i] + ek;
-      if (!output_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      if (!output_shape.empty() || same) {
+        // The ONNX formula: total = full - target, split with floor division; SAME_UPPER puts
+        // the odd unit at the end, everything else (SAME_LOWER, and NOTSET with output_shape)
+        // at the beginning. A negative total is valid: the output extends past the last
+        // contribution and those positions hold only the bias.
         const int64_t target =
             output_shape.empty() ? p.input_spatial[i] * p.strides[i] : output_shape[i];
         const int64_t total = full - target;
-        if (total < 0) return error("output_shape " + Join(output_shape) + " is too large");
-        if (auto_pad == "SAME_UPPER" || (auto_pad != "SAME_LOWER")) {
-          p.pads_begin[i] = total / 2;
-          p.pads_end[i] = total - total / 2;
+        if (auto_pad == "SAME_UPPER") {
+          p.pads_begin[i] = FloorDiv(total, 2);
+          p.pads_end[i] = total - FloorDiv(total, 2);
         } else {
-          p.pads_end[i] = total / 2;
-          p.pads_begin[i] = total - total / 2;
+          p.pads_begin[i] = total - FloorDiv(total, 2);
+          p.pads_end[i] = FloorDiv(total, 2);
         }
         p.output_spatial[i] = target;
       } else {
-        if (auto_pad == "NOTSET") {
-          std::vector<int64_t> pads = node.attrs.GetInts("pads", std::vector<int64_t>(2 * n, 0));
-          if (pads.size() != 2 * n) return error("pads " + Join(pads) + " has the wrong length");
-          for (size_t j = 0; j < n; ++j) {
-            p.pads_begin[j] = pads[j];
-            p.pads_end[j] = pads[j + n];
-          }
-        } else if (auto_pad != "VALID") {
-          return error("auto_pad '" + auto_pad + "' is not one of NOTSET, SAME_UPPER, "
-                       "SAME_LOWER, VALID");
-        }
+        p.pads_begin[i] = pads[i];
+        p.pads_end[i] = pads[i + n];
         p.output_spatial[i] = full - p.pads_begin[i] - p.pads_end[i];
       }
-      if (p.output_spatial[i] <= 0) return error("output would be empty");
+      if (p.output_spatial[i] <= 0) {
+        return error("output would be empty along spatial axis " + std::to_string(i));
+      }
     }
     return p;
   }
@@ -120,6 +163,9 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
       p.pads_begin[i] = pads[i];
       p.pads_end[i] = pads[i + n];
       if (pads[i] < 0 || pads[i + n] < 0) return error("pads " + Join(pads) + " are negative");
+      if (pads[i] > kMaxWindowAttr || pads[i + n] > kMaxWindowAttr) {
+        return error("pads " + Join(pads) + " exceed " + std::to_string(kMaxWindowAttr));
+      }
     }
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     for (size_t i = 0; i < n; ++i) {

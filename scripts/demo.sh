@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job at this stage: export a real model (torchvision mobilenet_v2, random weights,
+# nothing downloaded), then inspect it, run it, check it against PyTorch, and benchmark it.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+bash "$root/scripts/build.sh"
+build="${HML_BUILD_DIR:-$root/build}"
+models="$build/models"
+/usr/bin/python3 "$root/bench/models/export_torchvision.py" "$models" mobilenet_v2
+hml="$build/src/cli/hybridml"
+echo; echo "== hybridml inspect"; "$hml" inspect "$models/mobilenet_v2.onnx" | head -20
+echo; echo "== hybridml infer (PyTorch's input; compare with PyTorch's output)"
+"$hml" infer "$models/mobilenet_v2.onnx" --input "$models/mobilenet_v2.input.pb" \
+  --output-dir "$models"
+"$build/bench/compare_tensors" "$models/output_0.pb" "$models/mobilenet_v2.output.pb" 1e-4
+echo; echo "== hybridml bench"
+"$hml" bench "$models/mobilenet_v2.onnx" --iterations 30 --threads 1

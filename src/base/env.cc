@@ -1,0 +1,128 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+#include "hml/env.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace hml {
+namespace {
+
+// The one translation of errno into a Status.
+Status ErrnoStatus(int err, const std::string& what) {
+  std::string msg = what + ": " + std::strerror(err);
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return NotFoundError(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return PermissionDeniedError(msg);
+    case ENOSPC:
+    case EDQUOT:
+    case ENOMEM:
+    case EMFILE:
+      return ResourceExhaustedError(msg);
+    case EEXIST:
+      return AlreadyExistsError(msg);
+    case EISDIR:
+    case EINVAL:
+    case ENAMETOOLONG:
+      return InvalidArgumentError(msg);
+    default:
+      return UnknownError(msg);
+  }
+}
+
+class PosixEnv final : public Env {
+ public:
+  Result<std::string> ReadFile(const std::string& path, int64_t max_bytes) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "open '" + path + "'");
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return ErrnoStatus(err, "stat '" + path + "'");
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      return InvalidArgumentError("'" + path + "' is a directory, not a file");
+    }
+    if (st.st_size > max_bytes) {
+      ::close(fd);
+      return ResourceExhaustedError("'" + path + "' has " + std::to_string(st.st_size) +
+                                    " bytes, more than the limit of " +
+                                    std::to_string(max_bytes));
+    }
+    std::string data(static_cast<size_t>(st.st_size), '\0');
+    size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::read(fd, data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        const int err = errno;
+        ::close(fd);
+        return ErrnoStatus(err, "read '" + path + "'");
+      }
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    data.resize(done);
+    return data;
+  }
+
+  Status WriteFileAtomic(const std::string& path, std::string_view data) override {
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoStatus(errno, "create '" + tmp + "'");
+    size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        const int err = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return ErrnoStatus(err, "write '" + tmp + "'");
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return ErrnoStatus(err, "fsync '" + tmp + "'");
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      ::unlink(tmp.c_str());
+      return ErrnoStatus(err, "rename '" + tmp + "' to '" + path + "'");
+    }
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+    return Status::Ok();
+  }
+
+  bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+};
+
+}  // namespace
+
+Env* DefaultEnv() {
+  static PosixEnv* env = new PosixEnv();
+  return env;
+}
+
+}  // namespace hml
