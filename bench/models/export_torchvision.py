@@ -26,9 +26,23 @@ MODELS = {
 }
 
 
+def randomize_batchnorm(model):
+    """Gives every BatchNorm non-trivial statistics, so BatchNorm folding is really exercised
+    (fresh torchvision models have mean 0 / var 1, which folds to almost nothing)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.normal_(0.0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.1)
+
+
 def export(name, out_dir):
     torch.manual_seed(0)
-    model = MODELS[name]().eval()
+    model = MODELS[name]()
+    randomize_batchnorm(model)
+    model.eval()
     x = torch.rand(1, 3, 224, 224) * 2 - 1
     with torch.no_grad():
         y = model(x)

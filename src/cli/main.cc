@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -181,6 +182,11 @@ int Infer(const std::string& path, const std::vector<std::string>& input_files,
     }
     Status st = s.Run(inputs, views);
     if (!st.ok()) return Fail(st);
+  }
+  if (!output_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(output_dir, ec);
+    if (ec) return Fail(InvalidArgumentError("cannot create '" + output_dir + "': " + ec.message()));
   }
   for (size_t i = 0; i < s.num_outputs(); ++i) {
     std::printf("output %-20s %s\n", s.output_spec(i).name.c_str(),

@@ -41,13 +41,11 @@ std::string DTypeList(std::initializer_list<DType> dtypes) {
 Status ExpectDType(const InferContext& ctx, size_t i, std::initializer_list<DType> allowed) {
   const DType d = ctx.input(i).dtype;
   if (std::find(allowed.begin(), allowed.end(), d) != allowed.end()) return Status::Ok();
-  return ctx.Error(InputName(ctx, i) + " has dtype " + std::string(DTypeName(d)) +
-                   "; expected " + DTypeList(allowed));
+  return ctx.Error(InputName(ctx, i) + " has dtype " + std::string(DTypeName(d)) + "; expected " +
+                   DTypeList(allowed));
 }
 
-int Rank(const InferContext& ctx, size_t i) {
-  return static_cast<int>(ctx.input(i).shape.size());
-}
+int Rank(const InferContext& ctx, size_t i) { return static_cast<int>(ctx.input(i).shape.size()); }
 
 int64_t NumElements(const Shape& shape) {
   int64_t n = 1;
@@ -108,9 +106,8 @@ Result<Shape> MatMulShape(const InferContext& ctx, const Shape& a, const Shape& 
   if (ka != kb) {
     return ctx.Error("inner dimensions differ: " + ShapeToString(a) + " x " + ShapeToString(b));
   }
-  HML_ASSIGN_OR_RETURN(
-      Shape out, BroadcastShapes(ctx, Shape(pa.begin(), pa.end() - 2),
-                                 Shape(pb.begin(), pb.end() - 2)));
+  HML_ASSIGN_OR_RETURN(Shape out, BroadcastShapes(ctx, Shape(pa.begin(), pa.end() - 2),
+                                                  Shape(pb.begin(), pb.end() - 2)));
   if (a.size() != 1) out.push_back(pa[pa.size() - 2]);
   if (b.size() != 1) out.push_back(pb[pb.size() - 1]);
   return out;
@@ -139,8 +136,8 @@ Status InferConvLike(InferContext& ctx, size_t x, size_t w, size_t b, DType bias
   }
   if (ws[1] * group != xs[1]) {
     return ctx.Error("input channels " + std::to_string(xs[1]) + " != weight dim 1 (" +
-                     std::to_string(ws[1]) + ") * group (" + std::to_string(group) +
-                     "); weight " + ShapeToString(ws));
+                     std::to_string(ws[1]) + ") * group (" + std::to_string(group) + "); weight " +
+                     ShapeToString(ws));
   }
   const int64_t m = ws[0];
   if (m % group != 0) {
@@ -178,8 +175,7 @@ Status InferConvTranspose(InferContext& ctx) {
   const Shape& xs = ctx.input(0).shape;
   const Shape& ws = ctx.input(1).shape;
   if (xs.size() < 3) {
-    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " +
-                     ShapeToString(xs));
+    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " + ShapeToString(xs));
   }
   if (ws.size() != xs.size()) {
     return ctx.Error("weight " + ShapeToString(ws) + " must have the rank of the input " +
@@ -282,8 +278,7 @@ Status InferMatMul(InferContext& ctx) {
 Result<WindowParams> PoolWindow(InferContext& ctx) {
   const Shape& xs = ctx.input(0).shape;
   if (xs.size() < 3) {
-    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " +
-                     ShapeToString(xs));
+    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " + ShapeToString(xs));
   }
   if (!ctx.attrs().Has("kernel_shape")) return ctx.Error("attribute kernel_shape is required");
   return ResolveWindow(ctx.node(), WindowKind::kPool, xs, {});
@@ -321,8 +316,7 @@ Status InferGlobalPool(InferContext& ctx) {
   HML_RETURN_IF_ERROR(ExpectDType(ctx, 0, {DType::kFloat32}));
   const Shape& xs = ctx.input(0).shape;
   if (xs.size() < 3) {
-    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " +
-                     ShapeToString(xs));
+    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " + ShapeToString(xs));
   }
   Shape out(xs.size(), 1);
   out[0] = xs[0];
@@ -343,9 +337,10 @@ Status InferBatchNormalization(InferContext& ctx) {
   }
   for (size_t i = 1; i < ctx.num_outputs(); ++i) {
     if (ctx.has_output(i)) {
-      return Unimplemented(ctx, "training outputs (running mean/var, saved mean/var) are not "
-                                "supported (inference only); output " +
-                                    std::to_string(i) + " was requested");
+      return Unimplemented(ctx,
+                           "training outputs (running mean/var, saved mean/var) are not "
+                           "supported (inference only); output " +
+                               std::to_string(i) + " was requested");
     }
   }
   for (size_t i = 0; i < 5; ++i) HML_RETURN_IF_ERROR(ExpectDType(ctx, i, {DType::kFloat32}));

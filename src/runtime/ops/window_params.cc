@@ -171,7 +171,8 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
     for (size_t i = 0; i < n; ++i) {
       const int64_t out = CeilDiv(p.input_spatial[i], p.strides[i]);
       const int64_t ek = (p.kernel[i] - 1) * p.dilations[i] + 1;
-      const int64_t total = std::max<int64_t>(0, (out - 1) * p.strides[i] + ek - p.input_spatial[i]);
+      const int64_t total =
+          std::max<int64_t>(0, (out - 1) * p.strides[i] + ek - p.input_spatial[i]);
       if (auto_pad == "SAME_UPPER") {
         p.pads_begin[i] = total / 2;
         p.pads_end[i] = total - total / 2;

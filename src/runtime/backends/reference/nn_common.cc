@@ -5,8 +5,8 @@ namespace hml::runtime::nn_internal {
 
 Result<Window3> ToWindow3(const KernelArgs& args, const WindowParams& p) {
   if (p.spatial_rank < 1 || p.spatial_rank > 3) {
-    return UnimplementedError(args.node->op_type + " '" + args.node->name + "': " +
-                              std::to_string(p.spatial_rank) +
+    return UnimplementedError(args.node->op_type + " '" + args.node->name +
+                              "': " + std::to_string(p.spatial_rank) +
                               " spatial dims; the reference kernel supports 1 to 3");
   }
   Window3 g;

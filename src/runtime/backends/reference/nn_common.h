@@ -62,9 +62,9 @@ Range ValidRange(int64_t offset, int64_t step, int64_t limit, int64_t count);
 // each tap can reach. The inner loop then runs over a contiguous output row without bounds
 // checks.
 struct ConvTaps {
-  std::vector<Range> taps_d;   // indexed by output d
-  std::vector<Range> taps_h;   // indexed by output h
-  std::vector<Range> outs_w;   // indexed by kernel w
+  std::vector<Range> taps_d;  // indexed by output d
+  std::vector<Range> taps_h;  // indexed by output h
+  std::vector<Range> outs_w;  // indexed by kernel w
 };
 
 ConvTaps MakeConvTaps(const Window3& g);

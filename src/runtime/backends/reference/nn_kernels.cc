@@ -107,8 +107,8 @@ class ConvTransposeKernel final : public Kernel {
     const int64_t group = args.node->attrs.GetInt("group", 1);
     if (xs.size() < 3 || ws.size() != xs.size() || group <= 0 || group > kMaxTensorBytes ||
         ws[0] != xs[1] || xs[1] % group != 0) {
-      return args.Error("weight " + ShapeToString(ws) + " does not fit input " +
-                        ShapeToString(xs) + " with group " + std::to_string(group));
+      return args.Error("weight " + ShapeToString(ws) + " does not fit input " + ShapeToString(xs) +
+                        " with group " + std::to_string(group));
     }
     auto k = std::unique_ptr<ConvTransposeKernel>(new ConvTransposeKernel(std::move(args)));
     k->batch_ = xs[0];
@@ -130,17 +130,16 @@ class ConvTransposeKernel final : public Kernel {
     const Window3& g = k->g_;
     // Per input index of the outer dims: the taps landing inside the output.
     for (int64_t i = 0; i < g.in[0]; ++i) {
-      k->taps_d_.push_back(ValidRange(i * g.stride[0] - g.pad[0], g.dilation[0], g.out[0],
-                                      g.kernel[0]));
+      k->taps_d_.push_back(
+          ValidRange(i * g.stride[0] - g.pad[0], g.dilation[0], g.out[0], g.kernel[0]));
     }
     for (int64_t i = 0; i < g.in[1]; ++i) {
-      k->taps_h_.push_back(ValidRange(i * g.stride[1] - g.pad[1], g.dilation[1], g.out[1],
-                                      g.kernel[1]));
+      k->taps_h_.push_back(
+          ValidRange(i * g.stride[1] - g.pad[1], g.dilation[1], g.out[1], g.kernel[1]));
     }
     // Per tap of the inner dim: the input indices whose output lands inside the row.
     for (int64_t t = 0; t < g.kernel[2]; ++t) {
-      k->ins_w_.push_back(
-          ValidRange(t * g.dilation[2] - g.pad[2], g.stride[2], g.out[2], g.in[2]));
+      k->ins_w_.push_back(ValidRange(t * g.dilation[2] - g.pad[2], g.stride[2], g.out[2], g.in[2]));
     }
     return Wrap(std::move(k));
   }
@@ -324,11 +323,13 @@ class MatMulKernel final : public Kernel {
     k->k_ = a[a.size() - 1];
     k->n_ = b[b.size() - 1];
     if (b[b.size() - 2] != k->k_) return k->args_.Error("inner dimensions differ");
+    if (k->args_.outputs[0].dtype() != DTypeOf<T>()) return k->args_.Error("output dtype differs");
+    // An empty output needs no work (and its batch map could be huge when M or N is 0).
+    if (k->args_.outputs[0].num_elements() == 0) return Wrap(std::move(k));
     const Shape a_batch(a.begin(), a.end() - 2), b_batch(b.begin(), b.end() - 2);
     k->batches_ = nn_internal::MakeBatchMap(a_batch, b_batch);
     const int64_t expected = static_cast<int64_t>(k->batches_.a.size()) * k->m_ * k->n_;
-    if (k->args_.outputs[0].dtype() != DTypeOf<T>() ||
-        k->args_.outputs[0].num_elements() != expected) {
+    if (k->args_.outputs[0].num_elements() != expected) {
       return k->args_.Error("output " + ShapeToString(k->args_.outputs[0].shape()) +
                             " does not match the operands");
     }
@@ -484,9 +485,9 @@ class MaxPoolKernel final : public Kernel {
             if (indices != nullptr) {
               // Flat index into X ignoring padding; storage_order=1 flattens the spatial dims
               // column-major (the leading unit dims of 1-D/2-D windows contribute 0).
-              const int64_t spatial =
-                  column_major_ ? best_d + best_h * g.in[0] + best_w * g.in[0] * g.in[1]
-                                : (best_d * g.in[1] + best_h) * g.in[2] + best_w;
+              const int64_t spatial = column_major_
+                                          ? best_d + best_h * g.in[0] + best_w * g.in[0] * g.in[1]
+                                          : (best_d * g.in[1] + best_h) * g.in[2] + best_w;
               indices[o] = plane * in_size + spatial;
             }
           }
@@ -569,11 +570,10 @@ class AveragePoolKernel final : public Kernel {
             }
             // With count_include_pad, padded positions count but positions beyond the padding
             // (possible with ceil_mode) do not.
-            const int64_t count =
-                include_pad_ ? t_.padded_d[static_cast<size_t>(od)] *
-                                   t_.padded_h[static_cast<size_t>(oh)] *
-                                   t_.padded_w[static_cast<size_t>(ow)]
-                             : rd.size() * rh.size() * rw.size();
+            const int64_t count = include_pad_ ? t_.padded_d[static_cast<size_t>(od)] *
+                                                     t_.padded_h[static_cast<size_t>(oh)] *
+                                                     t_.padded_w[static_cast<size_t>(ow)]
+                                               : rd.size() * rh.size() * rw.size();
             y[plane * g.out_size() + (od * g.out[1] + oh) * g.out[2] + ow] =
                 static_cast<float>(sum / static_cast<double>(count));
           }
@@ -759,7 +759,8 @@ class SoftmaxKernel final : public Kernel {
         if constexpr (kLog) {
           const double log_sum = std::log(sum);
           for (int64_t i = 0; i < len_; ++i) {
-            ys[i * inner_] = static_cast<float>(static_cast<double>(xs[i * inner_] - max) - log_sum);
+            ys[i * inner_] =
+                static_cast<float>(static_cast<double>(xs[i * inner_] - max) - log_sum);
           }
         } else {
           for (int64_t i = 0; i < len_; ++i) {

@@ -259,8 +259,8 @@ class QLinearConvKernel final : public Kernel {
         for (int64_t ci = 0; ci < c_.in_per_group; ++ci) {
           const int64_t ic = grp * c_.in_per_group + ci;
           AccumulateConvChannel(g, c_.taps, x + (n * c_.in_channels + ic) * in_size,
-                                weights_.data() + (oc * c_.in_per_group + ci) * k_size,
-                                acc_.data(), load);
+                                weights_.data() + (oc * c_.in_per_group + ci) * k_size, acc_.data(),
+                                load);
         }
         const double m = multipliers_[static_cast<size_t>(oc)];
         YT* y_plane = y + (n * c_.out_channels + oc) * out_size;
@@ -300,9 +300,9 @@ class QLinearConvKernel final : public Kernel {
 
   KernelArgs args_;
   ConvGeometry c_;
-  std::vector<uint32_t> acc_;         // one output plane
-  std::vector<int32_t> weights_;      // w - w_zero_point
-  std::vector<double> multipliers_;   // x_scale * w_scale[oc] / y_scale
+  std::vector<uint32_t> acc_;        // one output plane
+  std::vector<int32_t> weights_;     // w - w_zero_point
+  std::vector<double> multipliers_;  // x_scale * w_scale[oc] / y_scale
   bool w_zp_per_channel_ = false, w_scale_per_channel_ = false;
   bool weights_constant_ = false, scales_constant_ = false;
 };
@@ -352,8 +352,8 @@ struct ParamLayout {
 };
 
 // `ms` is the operand's shape after 1-D promotion; `len` the number of rows (a) or columns (b).
-Result<ParamLayout> MakeParamLayout(const KernelArgs& args, size_t i, const Shape& ms,
-                                    int64_t len, bool rows, bool promoted) {
+Result<ParamLayout> MakeParamLayout(const KernelArgs& args, size_t i, const Shape& ms, int64_t len,
+                                    bool rows, bool promoted) {
   const Tensor& t = args.inputs[i];
   if (IsPerTensor(t)) return ParamLayout{};
   const Shape& s = t.shape();
@@ -398,6 +398,8 @@ class QLinearMatMulKernel final : public Kernel {
     HML_ASSIGN_OR_RETURN(k->b_scale_,
                          MakeParamLayout(k->args_, 4, b, k->n_, false, bs.size() == 1));
     HML_ASSIGN_OR_RETURN(k->b_zp_, MakeParamLayout(k->args_, 5, b, k->n_, false, bs.size() == 1));
+    // An empty output needs no work (and its batch map could be huge when M or N is 0).
+    if (k->args_.outputs[0].num_elements() == 0) return Wrap(std::move(k));
     k->batches_ = MakeBatchMap(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2));
     const int64_t expected = static_cast<int64_t>(k->batches_.a.size()) * k->m_ * k->n_;
     if (k->args_.outputs[0].num_elements() != expected) {
@@ -439,8 +441,7 @@ class QLinearMatMulKernel final : public Kernel {
           }
         }
         for (int64_t j = 0; j < n_; ++j) {
-          const double m =
-              as * static_cast<double>(b_scale_row[j * b_scale_.stride]) / y_scale;
+          const double m = as * static_cast<double>(b_scale_row[j * b_scale_.stride]) / y_scale;
           y_mat[i * n_ + j] = Requantize<YT>(acc_[static_cast<size_t>(j)], m, y_zp);
         }
       }
