@@ -123,9 +123,11 @@ Result<std::unique_ptr<Prepared>> Prepare(const Graph& source,
   std::vector<int> first(num_values, -1), last(num_values, -1);
   std::vector<int> producer_segment(num_values, -1);
   std::vector<bool> needed(num_values, false);
+  // Graph inputs live through the whole run: the caller's data must survive Run() so that
+  // running again on the same inputs gives the same outputs.
   for (ValueId in : g.inputs) {
     first[static_cast<size_t>(in)] = 0;
-    last[static_cast<size_t>(in)] = 0;
+    last[static_cast<size_t>(in)] = last_step;
     needed[static_cast<size_t>(in)] = true;
   }
   for (size_t n = 0; n < num_nodes; ++n) {

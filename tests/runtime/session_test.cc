@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "hml/runtime/model.h"
@@ -90,6 +91,24 @@ TEST_P(SessionBackendTest, Cnn28MatchesNaiveComputation) {
     }
     EXPECT_NEAR(sum, 1.0, 1e-5);
   }
+}
+
+TEST_P(SessionBackendTest, InputsSurviveRunSoRepeatedRunsAgree) {
+  auto model = Model::FromOnnx(testing::Cnn28Onnx());
+  ASSERT_TRUE(model.ok());
+  SessionOptions options;
+  options.backend = GetParam();
+  options.input_shapes["image"] = {2, 1, 28, 28};
+  auto session = Session::Create(*model, options);
+  ASSERT_TRUE(session.ok());
+  Session& s = **session;
+  FillRandom(s.input(0), 3);
+  Tensor before = std::move(*s.input(0).Clone());
+  ASSERT_TRUE(s.Run().ok());
+  EXPECT_EQ(std::memcmp(before.raw_data(), s.input(0).raw_data(), before.byte_size()), 0);
+  Tensor first = std::move(*s.output(0).Clone());
+  ASSERT_TRUE(s.Run().ok());
+  EXPECT_EQ(std::memcmp(first.raw_data(), s.output(0).raw_data(), first.byte_size()), 0);
 }
 
 TEST_P(SessionBackendTest, RunDoesNotAllocate) {

@@ -129,8 +129,7 @@ template std::vector<float> OihwToOhwi(const float*, int64_t, int64_t, int64_t, 
 template std::vector<int8_t> OihwToOhwi(const int8_t*, int64_t, int64_t, int64_t, int64_t);
 template std::vector<float> OihwToDepthwise(const float*, int64_t, int64_t, int64_t);
 template std::vector<int8_t> OihwToDepthwise(const int8_t*, int64_t, int64_t, int64_t);
-template std::vector<float> DeconvFilter(const float*, int64_t, int64_t, int64_t, int64_t,
-                                         int64_t);
+template std::vector<float> DeconvFilter(const float*, int64_t, int64_t, int64_t, int64_t, int64_t);
 template std::vector<float> Transpose2d(const float*, int64_t, int64_t);
 template std::vector<int8_t> Transpose2d(const int8_t*, int64_t, int64_t);
 template std::vector<float> PermuteColumnsChwToHwc(const std::vector<float>&, int64_t, int64_t,

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "src/runtime/backends/xnnpack/layout.h"
+#include "src/runtime/ops/tensor_params.h"
 
 namespace hml::runtime::xnnpack {
 namespace {
@@ -67,8 +68,7 @@ bool ValidScale(float s) { return std::isnormal(s) && s > 0.0f; }
 
 // Per-tensor parameters of an int8 activation from (scale, zero point) inputs `si`, `zi`. A
 // missing zero point is 0.
-std::optional<QuantParams> Int8Params(const Graph& graph, const Node& node, size_t si,
-                                      size_t zi) {
+std::optional<QuantParams> Int8Params(const Graph& graph, const Node& node, size_t si, size_t zi) {
   const std::optional<float> scale = ScalarFloat(ConstantInput(graph, node, si));
   if (!scale || !ValidScale(*scale)) return std::nullopt;
   QuantParams p;
@@ -78,7 +78,7 @@ std::optional<QuantParams> Int8Params(const Graph& graph, const Node& node, size
     if (zp == nullptr || zp->dtype() != DType::kInt8 || zp->num_elements() != 1) {
       return std::nullopt;
     }
-    p.zero_point = zp->data<int8_t>()[0];
+    p.zero_point = static_cast<int32_t>(zp->data<int8_t>()[0]);
   }
   return p;
 }
@@ -164,10 +164,7 @@ OpKind KindOf(const Node& node) {
       {"Elu", OpKind::kElu},
       {"Abs", OpKind::kAbs},
       {"Neg", OpKind::kNeg},
-      {"Floor", OpKind::kFloor},
-      {"Ceil", OpKind::kCeil},
       {"Sqrt", OpKind::kSqrt},
-      {"Round", OpKind::kRound},
       {"PRelu", OpKind::kPRelu},
       {"Softmax", OpKind::kSoftmax},
       {"MaxPool", OpKind::kMaxPool},
@@ -182,7 +179,7 @@ OpKind KindOf(const Node& node) {
       {"Identity", OpKind::kReshape},
       {"Pad", OpKind::kPad},
       {"Resize", OpKind::kResize},
-      {"DepthToSpace", OpKind::kDepthToSpace},
+      {"Upsample", OpKind::kResize},
       {"QuantizeLinear", OpKind::kQuantize},
       {"DequantizeLinear", OpKind::kDequantize},
   };
@@ -200,10 +197,7 @@ bool IsUnaryKind(OpKind kind) {
     case OpKind::kElu:
     case OpKind::kAbs:
     case OpKind::kNeg:
-    case OpKind::kFloor:
-    case OpKind::kCeil:
     case OpKind::kSqrt:
-    case OpKind::kRound:
       return true;
     default:
       return false;
@@ -227,8 +221,7 @@ std::vector<float> ConstOperand::ToFloat() const {
   for (int64_t i = 0; i < count; ++i) {
     const size_t c = axis >= 0 ? static_cast<size_t>((i / inner) % channels) : 0;
     const int64_t q = *IntAt(*raw, i);
-    out[static_cast<size_t>(i)] =
-        static_cast<float>(q - zero_points[c]) * scales[c];
+    out[static_cast<size_t>(i)] = static_cast<float>(q - zero_points[c]) * scales[c];
   }
   return out;
 }
@@ -269,8 +262,7 @@ std::optional<ConstOperand> GetConstOperand(const Graph& graph, const std::vecto
     return std::nullopt;
   }
   const int axis = NormalizeAxis(node.attrs.GetInt("axis", 1), static_cast<size_t>(raw->rank()));
-  std::optional<ConstOperand> op =
-      QuantizedConstant(raw, ConstantInput(graph, node, 1), zp, axis);
+  std::optional<ConstOperand> op = QuantizedConstant(raw, ConstantInput(graph, node, 1), zp, axis);
   if (!op || value.dtype != DType::kFloat32) return std::nullopt;
   return op;
 }
@@ -376,10 +368,10 @@ bool GraphAnalysis::OnlyFullyConnectedReaders(ValueId v) const {
       if (node.input(0) != v || !std::holds_alternative<FcSpec>(Spec(r))) return false;
       continue;
     }
-    const bool passes = IsUnaryKind(kind) || kind == OpKind::kQuantize ||
-                        (kind == OpKind::kDequantize && std::holds_alternative<DequantizeSpec>(
-                                                            Spec(r)) &&
-                         !std::get<DequantizeSpec>(Spec(r)).constant);
+    const bool passes =
+        IsUnaryKind(kind) || kind == OpKind::kQuantize ||
+        (kind == OpKind::kDequantize && std::holds_alternative<DequantizeSpec>(Spec(r)) &&
+         !std::get<DequantizeSpec>(Spec(r)).constant);
     if (!passes || !Claimed(r) || node.input(0) != v) return false;
     if (!OnlyFullyConnectedReaders(node.outputs[0])) return false;
   }
@@ -395,6 +387,17 @@ struct Ctx {
   const Node& node;
 };
 
+// A non-constant value of `dtype` with a good shape that is not itself a constant operand (the
+// output of a DequantizeLinear over constants).
+bool Activation(const Ctx& c, ValueId id, DType dtype) {
+  if (!Activation(c.g, id, dtype)) return false;
+  const int p = c.a.producer(id);
+  if (p < 0) return true;
+  const Node& producer = c.g.nodes[static_cast<size_t>(p)];
+  return !(KindOf(producer) == OpKind::kDequantize && producer.input(0) != kNoValue &&
+           c.g.value(producer.input(0)).is_constant());
+}
+
 std::optional<ConstOperand> ConstIn(const Ctx& c, size_t i) {
   return GetConstOperand(c.g, c.a.producers(), c.node.input(i));
 }
@@ -402,7 +405,7 @@ std::optional<ConstOperand> ConstIn(const Ctx& c, size_t i) {
 // The int8 activation input `i` whose resolved parameters equal the node's own (scale input
 // `si`, zero point `zi`).
 bool QuantActivation(const Ctx& c, size_t i, size_t si, size_t zi, QuantParams* params) {
-  if (!Activation(c.g, c.node.input(i), DType::kInt8)) return false;
+  if (!Activation(c, c.node.input(i), DType::kInt8)) return false;
   const std::optional<QuantParams> own = Int8Params(c.g, c.node, si, zi);
   const std::optional<QuantParams>& resolved = c.a.qparams(c.node.input(i));
   if (!own || !resolved || !(*own == *resolved)) return false;
@@ -411,7 +414,7 @@ bool QuantActivation(const Ctx& c, size_t i, size_t si, size_t zi, QuantParams* 
 }
 
 bool QuantOutput(const Ctx& c, size_t si, size_t zi, QuantParams* params) {
-  if (!SingleOutput(c.node) || !Activation(c.g, c.node.outputs[0], DType::kInt8)) return false;
+  if (!SingleOutput(c.node) || !Activation(c, c.node.outputs[0], DType::kInt8)) return false;
   const std::optional<QuantParams> own = Int8Params(c.g, c.node, si, zi);
   const std::optional<QuantParams>& resolved = c.a.qparams(c.node.outputs[0]);
   if (!own || !resolved || !(*own == *resolved)) return false;
@@ -420,7 +423,7 @@ bool QuantOutput(const Ctx& c, size_t si, size_t zi, QuantParams* params) {
 }
 
 bool FloatOutput(const Ctx& c) {
-  return SingleOutput(c.node) && Activation(c.g, c.node.outputs[0], DType::kFloat32);
+  return SingleOutput(c.node) && Activation(c, c.node.outputs[0], DType::kFloat32);
 }
 
 NodeSpec MatchConv(const Ctx& c, OpKind kind) {
@@ -436,14 +439,13 @@ NodeSpec MatchConv(const Ctx& c, OpKind kind) {
     if (w == nullptr || w->dtype() != DType::kInt8 || w->rank() != 4) return {};
     std::optional<ConstOperand> weights =
         QuantizedConstant(w, ConstantInput(c.g, c.node, 4),
-                          c.node.input(5) == kNoValue ? nullptr : ConstantInput(c.g, c.node, 5),
-                          0);
+                          c.node.input(5) == kNoValue ? nullptr : ConstantInput(c.g, c.node, 5), 0);
     if (!weights || (c.node.input(5) != kNoValue && ConstantInput(c.g, c.node, 5) == nullptr)) {
       return {};
     }
     s.weights = *weights;
   } else {
-    if (!Activation(c.g, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
+    if (!Activation(c, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
     std::optional<ConstOperand> weights = ConstIn(c, w_index);
     if (!weights || weights->shape().size() != 4) return {};
     s.weights = *weights;
@@ -452,10 +454,9 @@ NodeSpec MatchConv(const Ctx& c, OpKind kind) {
   const Shape& xs = Val(c.g, s.x).shape;
   const Shape& ws = s.weights.shape();
   if (xs.size() != 4) return {};
-  Result<WindowParams> win =
-      ResolveWindow(c.node, kind == OpKind::kConvTranspose ? WindowKind::kConvTranspose
-                                                           : WindowKind::kConv,
-                    xs, {ws[2], ws[3]});
+  Result<WindowParams> win = ResolveWindow(
+      c.node, kind == OpKind::kConvTranspose ? WindowKind::kConvTranspose : WindowKind::kConv, xs,
+      {ws[2], ws[3]});
   if (!win.ok() || win->spatial_rank != 2) return {};
   s.win = *win;
   for (int i = 0; i < 2; ++i) {
@@ -511,7 +512,7 @@ NodeSpec MatchFc(const Ctx& c, OpKind kind) {
   const bool qlinear = kind == OpKind::kQLinearMatMul;
   if (qlinear) {
     if (!QuantActivation(c, 0, 1, 2, &s.a_params) || !QuantOutput(c, 6, 7, &s.y_params)) return {};
-  } else if (!Activation(c.g, s.a, DType::kFloat32) || !FloatOutput(c)) {
+  } else if (!Activation(c, s.a, DType::kFloat32) || !FloatOutput(c)) {
     return {};
   }
   s.y = c.node.outputs[0];
@@ -531,8 +532,7 @@ NodeSpec MatchFc(const Ctx& c, OpKind kind) {
     if (b == nullptr || b->dtype() != DType::kInt8 || b->rank() != 2) return {};
     std::optional<ConstOperand> op =
         QuantizedConstant(b, ConstantInput(c.g, c.node, 4),
-                          c.node.input(5) == kNoValue ? nullptr : ConstantInput(c.g, c.node, 5),
-                          1);
+                          c.node.input(5) == kNoValue ? nullptr : ConstantInput(c.g, c.node, 5), 1);
     if (!op || (c.node.input(5) != kNoValue && ConstantInput(c.g, c.node, 5) == nullptr)) {
       return {};
     }
@@ -554,7 +554,8 @@ NodeSpec MatchFc(const Ctx& c, OpKind kind) {
     if (!bias) return {};
     const Shape& cs = bias->shape();
     const int64_t count = bias->num_elements();
-    const bool row = (cs.size() == 1 && cs[0] == s.n) || (cs.size() == 2 && cs[0] == 1 && cs[1] == s.n);
+    const bool row =
+        (cs.size() == 1 && cs[0] == s.n) || (cs.size() == 2 && cs[0] == 1 && cs[1] == s.n);
     if (!row && count != 1) return {};
     s.bias = bias;
   }
@@ -566,12 +567,12 @@ NodeSpec MatchPool(const Ctx& c, OpKind kind) {
   s.kind = kind;
   s.x = c.node.input(0);
   const bool int8_ok = kind == OpKind::kMaxPool;
-  const bool is_f32 = Activation(c.g, s.x, DType::kFloat32);
-  const bool is_q8 = int8_ok && Activation(c.g, s.x, DType::kInt8) && c.a.qparams(s.x);
+  const bool is_f32 = Activation(c, s.x, DType::kFloat32);
+  const bool is_q8 = int8_ok && Activation(c, s.x, DType::kInt8) && c.a.qparams(s.x);
   if (!is_f32 && !is_q8) return {};
   if (!SingleOutput(c.node)) return {};
   s.y = c.node.outputs[0];
-  if (!Activation(c.g, s.y, is_f32 ? DType::kFloat32 : DType::kInt8)) return {};
+  if (!Activation(c, s.y, is_f32 ? DType::kFloat32 : DType::kInt8)) return {};
   const Shape& xs = Val(c.g, s.x).shape;
   const Shape& ys = Val(c.g, s.y).shape;
   if (xs.size() != 4 || ys.size() != 4 || ys[0] != xs[0] || ys[1] != xs[1]) return {};
@@ -626,6 +627,8 @@ NodeSpec MatchPool(const Ctx& c, OpKind kind) {
 
 NodeSpec MatchBinary(const Ctx& c, OpKind kind) {
   if (c.node.inputs.size() != 2 || !FloatOutput(c)) return {};
+  // Before opset 7, broadcasting follows the legacy broadcast/axis attributes.
+  if (c.g.opset < 7 && c.node.attrs.GetInt("broadcast", 0) != 0) return {};
   BinarySpec s;
   s.kind = kind;
   s.a = c.node.input(0);
@@ -641,7 +644,7 @@ NodeSpec MatchBinary(const Ctx& c, OpKind kind) {
       if (Val(c.g, v).shape.size() > out_rank) return {};
       continue;
     }
-    if (!Activation(c.g, v, DType::kFloat32)) return {};
+    if (!Activation(c, v, DType::kFloat32)) return {};
     const Shape& vs = Val(c.g, v).shape;
     if (out_rank == 4 && vs.size() < 4 && !SameOrderInNhwc(Pad4(vs))) return {};
   }
@@ -653,7 +656,7 @@ NodeSpec MatchUnary(const Ctx& c, OpKind kind) {
   UnarySpec s;
   s.kind = kind;
   s.x = c.node.input(0);
-  if (!Activation(c.g, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
+  if (!Activation(c, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
   s.y = c.node.outputs[0];
   switch (kind) {
     case OpKind::kRelu:
@@ -692,8 +695,9 @@ NodeSpec MatchUnary(const Ctx& c, OpKind kind) {
 
 NodeSpec MatchPRelu(const Ctx& c) {
   PReluSpec s;
+  if (c.g.opset < 7) return {};  // legacy slope broadcasting
   s.x = c.node.input(0);
-  if (!Activation(c.g, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
+  if (!Activation(c, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
   s.y = c.node.outputs[0];
   const Shape& xs = Val(c.g, s.x).shape;
   if (xs.size() != 4) return {};
@@ -716,7 +720,7 @@ NodeSpec MatchPRelu(const Ctx& c) {
 NodeSpec MatchSoftmax(const Ctx& c) {
   SoftmaxSpec s;
   s.x = c.node.input(0);
-  if (!Activation(c.g, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
+  if (!Activation(c, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
   s.y = c.node.outputs[0];
   const size_t rank = Val(c.g, s.x).shape.size();
   const bool v13 = c.g.opset >= 13;
@@ -741,7 +745,7 @@ NodeSpec MatchSoftmax(const Ctx& c) {
 NodeSpec MatchBatchNorm(const Ctx& c) {
   BatchNormSpec s;
   s.x = c.node.input(0);
-  if (!Activation(c.g, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
+  if (!Activation(c, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
   s.y = c.node.outputs[0];
   const Shape& xs = Val(c.g, s.x).shape;
   if (xs.size() < 2 || xs.size() > 4) return {};
@@ -767,15 +771,14 @@ NodeSpec MatchBatchNorm(const Ctx& c) {
   return s;
 }
 
-NodeSpec MatchReshape(const Ctx& c, const GraphAnalysis& a,
-                      bool (GraphAnalysis::*only_fc)(ValueId) const) {
+NodeSpec MatchReshape(const Ctx& c) {
   ReshapeSpec s;
   s.x = c.node.input(0);
-  const bool is_f32 = Activation(c.g, s.x, DType::kFloat32);
-  const bool is_q8 = Activation(c.g, s.x, DType::kInt8) && c.a.qparams(s.x);
+  const bool is_f32 = Activation(c, s.x, DType::kFloat32);
+  const bool is_q8 = Activation(c, s.x, DType::kInt8) && c.a.qparams(s.x);
   if ((!is_f32 && !is_q8) || !SingleOutput(c.node)) return {};
   s.y = c.node.outputs[0];
-  if (!Activation(c.g, s.y, is_f32 ? DType::kFloat32 : DType::kInt8)) return {};
+  if (!Activation(c, s.y, is_f32 ? DType::kFloat32 : DType::kInt8)) return {};
   if (c.node.op_type == "Identity") return s;
   const Shape& xs = Val(c.g, s.x).shape;
   const Shape& ys = Val(c.g, s.y).shape;
@@ -785,7 +788,7 @@ NodeSpec MatchReshape(const Ctx& c, const GraphAnalysis& a,
   const bool out4 = ys.size() == 4;
   if (in4 && !SameOrderInNhwc(xs)) {
     const Shape flat = {xs[0], xs[1] * xs[2] * xs[3]};
-    if (ys != flat || !(a.*only_fc)(s.y)) return {};
+    if (ys != flat || !c.a.OnlyFullyConnectedReaders(s.y)) return {};
     s.flat_nhwc = true;
     return s;
   }
@@ -793,105 +796,85 @@ NodeSpec MatchReshape(const Ctx& c, const GraphAnalysis& a,
   return s;
 }
 
+// The shared resolvers' view of a node (see ops/tensor_params.h).
+OpView ViewOf(const Ctx& c) {
+  std::vector<OpInput> inputs(c.node.inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ValueId id = c.node.inputs[i];
+    if (id == kNoValue) continue;
+    const Value& v = c.g.value(id);
+    inputs[i].present = true;
+    inputs[i].dtype = v.dtype;
+    inputs[i].shape = v.shape;
+    inputs[i].constant = v.constant.get();
+  }
+  return OpView(c.node, c.g.opset, std::move(inputs));
+}
+
 NodeSpec MatchPad(const Ctx& c) {
   PadSpec s;
   s.x = c.node.input(0);
-  if (!Activation(c.g, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
+  if (!Activation(c, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
   s.y = c.node.outputs[0];
-  if (c.node.attrs.GetString("mode", "constant") != "constant") return {};
-  const size_t rank = Val(c.g, s.x).shape.size();
-  std::vector<int64_t> pads;
-  if (c.g.opset >= 11) {
-    const Tensor* p = ConstantInput(c.g, c.node, 1);
-    if (p == nullptr || p->dtype() != DType::kInt64) return {};
-    pads.assign(p->data<int64_t>(), p->data<int64_t>() + p->num_elements());
-    if (c.node.input(2) != kNoValue) {
-      const std::optional<float> v = ScalarFloat(ConstantInput(c.g, c.node, 2));
-      if (!v) return {};
-      s.value = *v;
-    }
-    if (c.node.input(3) != kNoValue) return {};  // axes (opset 18)
-  } else {
-    pads = c.node.attrs.GetInts(c.g.opset < 2 ? "paddings" : "pads");
-    s.value = c.node.attrs.GetFloat("value", 0.0f);
+  Result<PadParams> p = ResolvePad(ViewOf(c));
+  if (!p.ok() || p->mode != PadMode::kConstant || p->output != Val(c.g, s.y).shape) return {};
+  for (size_t i = 0; i < p->begin.size(); ++i) {
+    if (p->begin[i] < 0 || p->end[i] < 0) return {};
   }
-  if (pads.size() != 2 * rank || !std::isfinite(s.value)) return {};
-  Shape expected = Val(c.g, s.x).shape;
-  for (size_t i = 0; i < rank; ++i) {
-    if (pads[i] < 0 || pads[i + rank] < 0) return {};
-    s.pre.push_back(pads[i]);
-    s.post.push_back(pads[i + rank]);
-    expected[i] += pads[i] + pads[i + rank];
+  s.pre = p->begin;
+  s.post = p->end;
+  s.value = p->attr_value;
+  if (p->value_from_input) {
+    const std::optional<float> v = ScalarFloat(ConstantInput(c.g, c.node, 2));
+    if (!v) return {};
+    s.value = *v;
   }
-  if (Val(c.g, s.y).shape != expected) return {};
+  if (!std::isfinite(s.value)) return {};
   return s;
 }
 
 NodeSpec MatchResize(const Ctx& c) {
   ResizeSpec s;
   s.x = c.node.input(0);
-  if (!Activation(c.g, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
+  if (!Activation(c, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
   s.y = c.node.outputs[0];
   const Shape& xs = Val(c.g, s.x).shape;
   const Shape& ys = Val(c.g, s.y).shape;
   if (xs.size() != 4 || ys.size() != 4 || xs[0] != ys[0] || xs[1] != ys[1]) return {};
-  if (c.node.attrs.GetString("mode", "nearest") != "linear") return {};
-  if (c.node.attrs.GetInt("antialias", 0) != 0 || c.node.attrs.Has("axes")) return {};
-  if (c.node.attrs.GetString("keep_aspect_ratio_policy", "stretch") != "stretch") return {};
+  Result<ResizeParams> p = ResolveResize(ViewOf(c));
+  if (!p.ok() || p->mode != ResizeMode::kLinear || p->output != ys) return {};
+  if (p->scales[0] != 1.0 || p->scales[1] != 1.0) return {};
   s.out_h = ys[2];
   s.out_w = ys[3];
-  std::string mode = "asymmetric";
-  size_t scales_index = 1;
-  if (c.g.opset >= 11) {
-    mode = c.node.attrs.GetString("coordinate_transformation_mode", "half_pixel");
-    scales_index = 2;
+  switch (p->coordinate_mode) {
+    case ResizeCoordinateMode::kHalfPixel:
+      break;
+    case ResizeCoordinateMode::kPytorchHalfPixel:
+      if (s.out_h <= 1 || s.out_w <= 1) return {};
+      break;
+    case ResizeCoordinateMode::kAlignCorners:
+      s.align_corners = true;
+      break;
+    case ResizeCoordinateMode::kAsymmetric:
+      s.asymmetric = true;
+      break;
+    default:
+      return {};
   }
-  if (mode == "align_corners") {
-    s.align_corners = true;
-  } else if (mode == "asymmetric") {
-    s.asymmetric = true;
-  } else if (mode == "pytorch_half_pixel") {
-    if (s.out_h <= 1 || s.out_w <= 1) return {};
-  } else if (mode != "half_pixel") {
-    return {};
+  // XNNPACK derives the coordinate map from the sizes; the reference from the scales (and, for
+  // align_corners, the unrounded resized length). They must describe the same map.
+  for (size_t i = 2; i < 4; ++i) {
+    const double out = static_cast<double>(ys[i]);
+    if (std::fabs(p->scales[i] * static_cast<double>(xs[i]) - out) > 1e-6 * out) return {};
+    if (std::fabs(p->resized_lengths[i] - out) > 1e-6 * out) return {};
   }
-  // Scales, when given, must be exactly output/input: XNNPACK derives them from the sizes.
-  const Tensor* scales = ConstantInput(c.g, c.node, scales_index);
-  if (c.node.input(scales_index) != kNoValue && scales == nullptr) return {};
-  if (scales != nullptr && scales->num_elements() > 0) {
-    if (scales->dtype() != DType::kFloat32 || scales->num_elements() != 4) return {};
-    const float* sc = scales->data<float>();
-    if (sc[0] != 1.0f || sc[1] != 1.0f) return {};
-    for (int i = 0; i < 2; ++i) {
-      const double want = static_cast<double>(sc[2 + i]) * static_cast<double>(xs[2 + i]);
-      const double got = static_cast<double>(ys[2 + i]);
-      if (std::fabs(want - got) > 1e-5 * got) return {};
-    }
-  } else if (c.g.opset >= 11 && c.node.input(3) == kNoValue) {
-    return {};
-  }
-  return s;
-}
-
-NodeSpec MatchDepthToSpace(const Ctx& c) {
-  DepthToSpaceSpec s;
-  s.x = c.node.input(0);
-  if (!Activation(c.g, s.x, DType::kFloat32) || !FloatOutput(c)) return {};
-  s.y = c.node.outputs[0];
-  if (c.node.attrs.GetString("mode", "DCR") != "DCR") return {};
-  const int64_t block = c.node.attrs.GetInt("blocksize", 0);
-  const Shape& xs = Val(c.g, s.x).shape;
-  if (xs.size() != 4 || block < 2 || xs[1] % (block * block) != 0) return {};
-  const Shape expected = {xs[0], xs[1] / (block * block), xs[2] * block, xs[3] * block};
-  if (Val(c.g, s.y).shape != expected) return {};
-  s.block = static_cast<uint32_t>(block);
   return s;
 }
 
 NodeSpec MatchQuantize(const Ctx& c) {
   QuantizeSpec s;
   s.x = c.node.input(0);
-  if (!Activation(c.g, s.x, DType::kFloat32)) return {};
+  if (!Activation(c, s.x, DType::kFloat32)) return {};
   if (c.node.input(2) == kNoValue) return {};  // uint8 output
   if (!QuantOutput(c, 1, 2, &s.params)) return {};
   s.y = c.node.outputs[0];
@@ -902,14 +885,14 @@ NodeSpec MatchQuantize(const Ctx& c) {
 NodeSpec MatchDequantize(const Ctx& c) {
   DequantizeSpec s;
   s.x = c.node.input(0);
-  if (!FloatOutput(c)) return {};
+  if (s.x == kNoValue || !SingleOutput(c.node)) return {};
   s.y = c.node.outputs[0];
   if (Val(c.g, s.x).is_constant()) {
-    if (!GetConstOperand(c.g, c.a.producers(), s.y)) return {};
+    if (!GoodShape(Val(c.g, s.y)) || !GetConstOperand(c.g, c.a.producers(), s.y)) return {};
     s.constant = true;
     return s;
   }
-  if (!QuantActivation(c, 0, 1, 2, &s.params)) return {};
+  if (!FloatOutput(c) || !QuantActivation(c, 0, 1, 2, &s.params)) return {};
   if (Val(c.g, s.x).shape != Val(c.g, s.y).shape) return {};
   return s;
 }
@@ -950,13 +933,11 @@ NodeSpec GraphAnalysis::Match(int n) const {
     case OpKind::kBatchNorm:
       return MatchBatchNorm(c);
     case OpKind::kReshape:
-      return MatchReshape(c, *this, &GraphAnalysis::OnlyFullyConnectedReaders);
+      return MatchReshape(c);
     case OpKind::kPad:
       return MatchPad(c);
     case OpKind::kResize:
       return MatchResize(c);
-    case OpKind::kDepthToSpace:
-      return MatchDepthToSpace(c);
     case OpKind::kQuantize:
       return MatchQuantize(c);
     case OpKind::kDequantize:

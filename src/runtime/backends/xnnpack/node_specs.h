@@ -11,12 +11,13 @@
 //   Gemm                          transA = 0, constant B, C constant and broadcast over rows only
 //                                 ([N], [1,N], [1], []); alpha/beta folded into the constants.
 //   MatMul                        A of rank 2, 3, 5 or 6 (rank 4 would be NHWC), constant 2-D B.
-//   Add Sub Mul Div Max Min       two inputs, numpy broadcasting, output rank <= 4; a
+//   Add Sub Mul Div Max Min       two inputs, numpy broadcasting (not the opset < 7 legacy
+//                                 broadcast attribute), output rank <= 4; a
 //                                 non-constant operand of lower rank than a rank-4 output only
 //                                 when its NCHW and NHWC orders agree.
-//   Relu Clip LeakyRelu Sigmoid HardSwish Elu Abs Neg Floor Ceil Sqrt Round   (Clip bounds
-//                                 constant, min < max)
-//   PRelu                         rank-4 input, constant slope per channel or scalar.
+//   Relu Clip LeakyRelu Sigmoid HardSwish Elu Abs Neg Sqrt   (Clip bounds constant,
+//                                 min < max)
+//   PRelu                         opset >= 7, rank-4 input, constant slope per channel or scalar.
 //   Softmax                       opset >= 13: the last axis (axis 1 of a rank-4 value, which is
 //                                 last in NHWC); opset < 13: any axis of a non-rank-4 value,
 //                                 axis 0 or 1 of a rank-4 value (softmax over a flattened block
@@ -32,11 +33,12 @@
 //                                 [N, C*H*W] and every reader is (through elementwise unary nodes)
 //                                 a matched Gemm/MatMul taking it as A: then the weight columns
 //                                 are permuted at compile time.
-//   Pad                           mode constant, constant non-negative pads and value.
-//   Resize                        rank 4, mode linear over H and W only, coordinate modes
+//   Pad                           mode constant, non-negative pads, constant value (read
+//                                 through ResolvePad, like the reference).
+//   Resize / Upsample             rank 4, mode linear over H and W only, coordinate modes
 //                                 half_pixel, pytorch_half_pixel (output > 1), align_corners,
-//                                 asymmetric; scales that are exactly output/input.
-//   DepthToSpace                  mode DCR.
+//                                 asymmetric; scales equal to output/input (XNNPACK derives the
+//                                 map from the sizes). Read through ResolveResize.
 //
 // int8 (ONNX QDQ and QOperator forms; int8 activations with per-tensor parameters):
 //   QuantizeLinear                fp32 -> int8, scalar scale and int8 zero point.
@@ -83,10 +85,7 @@ enum class OpKind {
   kElu,
   kAbs,
   kNeg,
-  kFloor,
-  kCeil,
   kSqrt,
-  kRound,
   kPRelu,
   kSoftmax,
   kMaxPool,
@@ -97,7 +96,6 @@ enum class OpKind {
   kReshape,  // Reshape, Flatten, Squeeze, Unsqueeze, Identity
   kPad,
   kResize,
-  kDepthToSpace,
   kQuantize,
   kDequantize,
 };
@@ -117,10 +115,10 @@ struct QuantParams {
 // A constant operand: a graph constant, or a DequantizeLinear over constants, or the weights of
 // a QLinear* node. Values are raw (fp32) or (raw - zero_point) * scale, per tensor or per axis.
 struct ConstOperand {
-  const Tensor* raw = nullptr;     // fp32, int8, uint8 or int32
-  std::vector<float> scales;       // empty: raw is fp32 and used as is
+  const Tensor* raw = nullptr;       // fp32, int8, uint8 or int32
+  std::vector<float> scales;         // empty: raw is fp32 and used as is
   std::vector<int32_t> zero_points;  // same length as scales
-  int axis = -1;                   // axis of the parameters when there are several
+  int axis = -1;                     // axis of the parameters when there are several
 
   const Shape& shape() const { return raw->shape(); }
   int64_t num_elements() const { return raw->num_elements(); }
@@ -220,11 +218,6 @@ struct ResizeSpec {
   bool asymmetric = false;  // XNNPACK's TensorFlow legacy mode
 };
 
-struct DepthToSpaceSpec {
-  ValueId x = kNoValue, y = kNoValue;
-  uint32_t block = 1;
-};
-
 struct QuantizeSpec {
   ValueId x = kNoValue, y = kNoValue;
   QuantParams params;
@@ -236,10 +229,9 @@ struct DequantizeSpec {
   QuantParams params;     // activations only
 };
 
-using NodeSpec =
-    std::variant<std::monostate, ConvSpec, FcSpec, PoolSpec, BinarySpec, UnarySpec, PReluSpec,
-                 SoftmaxSpec, BatchNormSpec, ReshapeSpec, PadSpec, ResizeSpec, DepthToSpaceSpec,
-                 QuantizeSpec, DequantizeSpec>;
+using NodeSpec = std::variant<std::monostate, ConvSpec, FcSpec, PoolSpec, BinarySpec, UnarySpec,
+                              PReluSpec, SoftmaxSpec, BatchNormSpec, ReshapeSpec, PadSpec,
+                              ResizeSpec, QuantizeSpec, DequantizeSpec>;
 
 // The facts about a graph that matching needs: producers, readers, and the resolved quantization
 // parameters of int8 activations. Built once per Claim()/Compile(); cheap.
@@ -269,12 +261,14 @@ class GraphAnalysis {
   // matched DequantizeLinear over a non-constant int8 value. Empty otherwise.
   std::optional<QuantParams> DequantizedFrom(ValueId v, ValueId* source = nullptr) const;
 
+  // Flatten case of the Reshape family: every reader of `v` (through matched elementwise unary,
+  // QuantizeLinear and DequantizeLinear nodes) is a matched fully-connected node reading it as
+  // its A operand.
+  bool OnlyFullyConnectedReaders(ValueId v) const;
+
  private:
   NodeSpec Match(int n) const;
   void ResolveQuantParams();
-  // Flatten case of the Reshape family: every reader (through unary nodes) is a matched
-  // fully-connected node reading `v` as its A operand.
-  bool OnlyFullyConnectedReaders(ValueId v) const;
 
   const Graph& graph_;
   std::vector<int> producers_;
