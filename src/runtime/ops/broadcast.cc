@@ -62,7 +62,9 @@ Result<Shape> LegacyBroadcastShape(const Node& node, const Shape& a, const Shape
                                 ShapeToString(a));
   }
   Shape padded(a.size(), 1);
-  for (int64_t i = 0; i < rank_b; ++i) padded[static_cast<size_t>(axis + i)] = b[static_cast<size_t>(i)];
+  for (int64_t i = 0; i < rank_b; ++i) {
+    padded[static_cast<size_t>(axis + i)] = b[static_cast<size_t>(i)];
+  }
   if (!BroadcastsTo(padded, a)) {
     return InvalidArgumentError(prefix + "cannot broadcast " + ShapeToString(b) + " onto " +
                                 ShapeToString(a) + " at axis " + std::to_string(axis));

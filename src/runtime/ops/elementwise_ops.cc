@@ -1,7 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// Schemas of the elementwise ops: arithmetic with numpy broadcasting, activations, Clip, Cast,
-// Identity and inference-mode Dropout.
+// Schemas of the elementwise ops: arithmetic with numpy broadcasting, activations and float
+// math functions, Clip, Cast, Identity and inference-mode Dropout.
 #include <limits>
 #include <string>
 
@@ -43,6 +43,14 @@ std::string_view TypesName(Types types) {
   return "";
 }
 
+// Required inputs may still be given as "" (absent); reject that before reading them.
+Status RequireInputs(const InferContext& ctx, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is required");
+  }
+  return Status::Ok();
+}
+
 Status CheckType(const InferContext& ctx, size_t input, Types types) {
   const DType dtype = ctx.input(input).dtype;
   if (Accepts(types, dtype)) return Status::Ok();
@@ -58,10 +66,9 @@ Status CheckSameType(const InferContext& ctx, size_t a, size_t b) {
                    ") must have the same element type");
 }
 
+// kUnimplemented "<node>: <why>", naming the node as ctx.Error does.
 Status UnimplementedFor(const InferContext& ctx, std::string_view why) {
-  const Node& node = ctx.node();
-  std::string msg = node.name.empty() ? node.op_type : node.op_type + " '" + node.name + "'";
-  return UnimplementedError(msg + ": " + std::string(why));
+  return UnimplementedError(ctx.Error(why).message());
 }
 
 // Output shape of a binary op whose inputs broadcast both ways (ONNX opset >= 7) or, before
@@ -81,6 +88,7 @@ Result<Shape> BinaryOutputShape(const InferContext& ctx) {
 // One input, same dtype and shape out.
 template <Types kTypes>
 Status InferUnary(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(RequireInputs(ctx, 1));
   HML_RETURN_IF_ERROR(CheckType(ctx, 0, kTypes));
   ctx.SetOutput(0, ctx.input(0).dtype, ctx.input(0).shape);
   return Status::Ok();
@@ -88,6 +96,7 @@ Status InferUnary(InferContext& ctx) {
 
 // Add, Sub, Mul, Div.
 Status InferArithmetic(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(RequireInputs(ctx, 2));
   HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
   HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, 1));
   HML_ASSIGN_OR_RETURN(Shape out, BinaryOutputShape(ctx));
@@ -97,6 +106,7 @@ Status InferArithmetic(InferContext& ctx) {
 
 // Pow: the exponent may have another type; the result has the base's.
 Status InferPow(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(RequireInputs(ctx, 2));
   const DType base = ctx.input(0).dtype;
   if (base != DType::kFloat32 && base != DType::kInt32 && base != DType::kInt64) {
     return ctx.Error("base is " + std::string(DTypeName(base)) +
@@ -129,6 +139,7 @@ Status InferVariadic(InferContext& ctx) {
 // PRelu: slope broadcasts to X (unidirectionally). Before opset 7 a 1-D slope holds one value
 // per channel (dim 1).
 Status InferPRelu(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(RequireInputs(ctx, 2));
   HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kSigned));
   HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, 1));
   const Shape& x = ctx.input(0).shape;
@@ -145,6 +156,7 @@ Status InferPRelu(InferContext& ctx) {
 
 // Clip: bounds from attributes (opset < 11) or optional scalar inputs 1 and 2.
 Status InferClip(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(RequireInputs(ctx, 1));
   if (ctx.opset() < 11) {
     HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kFloat));
     if (ctx.has_input(1) || ctx.has_input(2)) {
@@ -168,6 +180,7 @@ Status InferClip(InferContext& ctx) {
 }
 
 Status InferCast(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(RequireInputs(ctx, 1));
   HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
   if (!ctx.attrs().Has("to")) return ctx.Error("the 'to' attribute is required");
   const int64_t to = ctx.attrs().GetInt("to", 0);
@@ -181,6 +194,7 @@ Status InferCast(InferContext& ctx) {
 
 // Dropout at inference copies its input. The mask output and training mode are not supported.
 Status InferDropout(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(RequireInputs(ctx, 1));
   HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
   if (ctx.has_output(1)) return UnimplementedFor(ctx, "the mask output is not supported");
   if (ctx.has_input(2)) return UnimplementedFor(ctx, "the training_mode input is not supported");
@@ -207,7 +221,9 @@ constexpr int kManyInputs = std::numeric_limits<int>::max();
 }  // namespace
 
 void AddElementwiseOps(OpRegistry& registry) {
-  for (const char* op : {"Add", "Sub", "Mul", "Div"}) AddSchema(registry, op, 2, 2, InferArithmetic);
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
+    AddSchema(registry, op, 2, 2, InferArithmetic);
+  }
   AddSchema(registry, "Pow", 2, 2, InferPow);
   AddSchema(registry, "Max", 1, kManyInputs, InferVariadic<Types::kNumeric>);
   AddSchema(registry, "Min", 1, kManyInputs, InferVariadic<Types::kNumeric>);
@@ -218,8 +234,9 @@ void AddElementwiseOps(OpRegistry& registry) {
   AddSchema(registry, "Neg", 1, 1, InferUnary<Types::kSigned>);
   AddSchema(registry, "Abs", 1, 1, InferUnary<Types::kNumeric>);
   AddSchema(registry, "Identity", 1, 1, InferUnary<Types::kNumeric>);
-  for (const char* op : {"LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Log",
-                         "Sqrt", "Elu"}) {
+  for (const char* op :
+       {"LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Log", "Sqrt", "Elu",
+        "Selu", "Softplus", "Softsign", "Reciprocal", "Floor", "Ceil", "Round", "Erf"}) {
     AddSchema(registry, op, 1, 1, InferUnary<Types::kFloat>);
   }
   AddSchema(registry, "PRelu", 2, 2, InferPRelu);

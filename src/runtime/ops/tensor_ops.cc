@@ -11,17 +11,27 @@
 namespace hml::runtime {
 namespace {
 
+// The view of the node, after checking that its first `required` inputs are present (a required
+// input may still be given as "").
+Result<OpView> ViewWithInputs(const InferContext& ctx, size_t required) {
+  OpView op = OpView::Of(ctx);
+  for (size_t i = 0; i < required; ++i) {
+    if (!op.has_input(i)) return op.Error("input " + std::to_string(i) + " is required");
+  }
+  return op;
+}
+
 // Reshape-like ops: data keeps its dtype, the resolver gives the shape.
 template <Result<Shape> (*kResolve)(const OpView&)>
 Status InferReshaped(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(Shape out, kResolve(op));
   ctx.SetOutput(0, op.dtype(0), std::move(out));
   return Status::Ok();
 }
 
 Status InferTranspose(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(std::vector<int> perm, ResolvePerm(op));
   Shape out(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) out[i] = op.shape(0)[static_cast<size_t>(perm[i])];
@@ -30,7 +40,7 @@ Status InferTranspose(InferContext& ctx) {
 }
 
 Status InferConcat(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(int axis, ResolveConcatAxis(op));
   Shape out = op.shape(0);
   const size_t a = static_cast<size_t>(axis);
@@ -44,7 +54,7 @@ Status InferConcat(InferContext& ctx) {
 }
 
 Status InferGather(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 2));
   HML_ASSIGN_OR_RETURN(int axis, ResolveGatherAxis(op));
   const Shape& data = op.shape(0);
   Shape out(data.begin(), data.begin() + axis);
@@ -60,35 +70,35 @@ Status InferGather(InferContext& ctx) {
 }
 
 Status InferShape(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(ShapeSlice slice, ResolveShapeSlice(op));
   ctx.SetOutput(0, DType::kInt64, Shape{slice.count});
   return Status::Ok();
 }
 
 Status InferSlice(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(SliceParams p, ResolveSlice(op));
   ctx.SetOutput(0, op.dtype(0), std::move(p.output));
   return Status::Ok();
 }
 
 Status InferPad(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(PadParams p, ResolvePad(op));
   ctx.SetOutput(0, op.dtype(0), std::move(p.output));
   return Status::Ok();
 }
 
 Status InferResize(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(ResizeParams p, ResolveResize(op));
   ctx.SetOutput(0, op.dtype(0), std::move(p.output));
   return Status::Ok();
 }
 
 Status InferTile(InferContext& ctx) {
-  const OpView op = OpView::Of(ctx);
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(std::vector<int64_t> repeats, ResolveTileRepeats(op));
   Shape out = op.shape(0);
   for (size_t i = 0; i < out.size(); ++i) out[i] *= repeats[i];
@@ -96,12 +106,24 @@ Status InferTile(InferContext& ctx) {
   return Status::Ok();
 }
 
+Status InferSplit(InferContext& ctx) {
+  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
+  HML_ASSIGN_OR_RETURN(SplitParams p, ResolveSplit(op, ctx.num_outputs()));
+  for (size_t i = 0; i < p.sizes.size(); ++i) {
+    Shape out = op.shape(0);
+    out[static_cast<size_t>(p.axis)] = p.sizes[i];
+    ctx.SetOutput(i, op.dtype(0), std::move(out));
+  }
+  return Status::Ok();
+}
+
 void AddSchema(OpRegistry& registry, const char* op_type, int min_inputs, int max_inputs,
-               InferShapesFn infer) {
+               InferShapesFn infer, int max_outputs = 1) {
   OpSchema schema;
   schema.op_type = op_type;
   schema.min_inputs = min_inputs;
   schema.max_inputs = max_inputs;
+  schema.max_outputs = max_outputs;
   schema.infer = infer;
   registry.Add(std::move(schema));
 }
@@ -124,6 +146,7 @@ void AddTensorOps(OpRegistry& registry) {
   AddSchema(registry, "Resize", 1, 4, InferResize);
   AddSchema(registry, "Upsample", 1, 2, InferResize);
   AddSchema(registry, "Tile", 2, 2, InferTile);
+  AddSchema(registry, "Split", 1, 2, InferSplit, std::numeric_limits<int>::max());
 }
 
 }  // namespace hml::runtime

@@ -40,8 +40,8 @@ Status ReadAxes(const OpView& op, bool& present, std::vector<int64_t>& axes) {
 }
 
 // Normalizes every axis and rejects duplicates.
-Result<std::vector<int>> NormalizeAxes(const OpView& op, const std::vector<int64_t>& axes,
-                                       int rank, std::string_view what) {
+Result<std::vector<int>> NormalizeAxes(const OpView& op, const std::vector<int64_t>& axes, int rank,
+                                       std::string_view what) {
   std::vector<int> out;
   std::vector<bool> seen(static_cast<size_t>(rank), false);
   for (int64_t a : axes) {
@@ -68,6 +68,17 @@ bool HasElements(const OpView& op, size_t i) {
 
 }  // namespace
 
+OpView::OpView(const Node& node, int64_t opset, std::vector<OpInput> inputs,
+               std::string description)
+    : node_(&node),
+      opset_(opset),
+      inputs_(std::move(inputs)),
+      description_(std::move(description)) {
+  if (description_.empty()) {
+    description_ = node.name.empty() ? node.op_type : node.op_type + " '" + node.name + "'";
+  }
+}
+
 OpView OpView::Of(const InferContext& ctx) {
   std::vector<OpInput> inputs(ctx.num_inputs());
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -78,7 +89,14 @@ OpView OpView::Of(const InferContext& ctx) {
     inputs[i].shape = v.shape;
     inputs[i].constant = ctx.constant_input(i);
   }
-  return OpView(ctx.node(), ctx.opset(), std::move(inputs));
+  // Name the node exactly as the context's own errors do ("<node>: <why>").
+  std::string description(ctx.Error("").message());
+  if (description.size() >= 2 && description.compare(description.size() - 2, 2, ": ") == 0) {
+    description.resize(description.size() - 2);
+  } else {
+    description.clear();
+  }
+  return OpView(ctx.node(), ctx.opset(), std::move(inputs), std::move(description));
 }
 
 OpView OpView::Of(const KernelArgs& args) {
@@ -102,10 +120,6 @@ Result<const Tensor*> OpView::ConstantInput(size_t i, std::string_view what) con
                          " must be a constant (data-dependent output shapes are not supported)");
   }
   return inputs_[i].constant;
-}
-
-std::string OpView::Describe() const {
-  return node_->name.empty() ? node_->op_type : node_->op_type + " '" + node_->name + "'";
 }
 
 Status OpView::Error(std::string_view why) const {
@@ -243,7 +257,8 @@ Result<Shape> ResolveSqueeze(const OpView& op) {
   std::vector<int64_t> axes;
   HML_RETURN_IF_ERROR(ReadAxes(op, present, axes));
   Shape out;
-  if (!present) {
+  // An empty axes list squeezes every 1, like a missing one (as onnxruntime does).
+  if (!present || axes.empty()) {
     for (int64_t d : in) {
       if (d != 1) out.push_back(d);
     }
@@ -253,9 +268,8 @@ Result<Shape> ResolveSqueeze(const OpView& op) {
   std::vector<bool> drop(in.size(), false);
   for (int a : normalized) {
     if (in[static_cast<size_t>(a)] != 1) {
-      return op.Error("cannot squeeze dim " + std::to_string(a) + " of input " +
-                      ShapeToString(in) + ": its size is " +
-                      std::to_string(in[static_cast<size_t>(a)]) + ", not 1");
+      return op.Error("cannot squeeze dim " + std::to_string(a) + " of input " + ShapeToString(in) +
+                      ": its size is " + std::to_string(in[static_cast<size_t>(a)]) + ", not 1");
     }
     drop[static_cast<size_t>(a)] = true;
   }
@@ -331,8 +345,8 @@ Result<int> ResolveConcatAxis(const OpView& op) {
     }
     if (!match) {
       return op.Error("input " + std::to_string(i) + " has shape " + ShapeToString(s) +
-                      ", which does not match input 0 " + ShapeToString(first) +
-                      " outside axis " + std::to_string(axis));
+                      ", which does not match input 0 " + ShapeToString(first) + " outside axis " +
+                      std::to_string(axis));
     }
   }
   return axis;
@@ -341,8 +355,7 @@ Result<int> ResolveConcatAxis(const OpView& op) {
 Result<int> ResolveGatherAxis(const OpView& op) {
   if (op.rank(0) == 0) return op.Error("data must have rank >= 1");
   if (op.dtype(1) != DType::kInt32 && op.dtype(1) != DType::kInt64) {
-    return op.Error("indices must be int32 or int64, got " +
-                    std::string(DTypeName(op.dtype(1))));
+    return op.Error("indices must be int32 or int64, got " + std::string(DTypeName(op.dtype(1))));
   }
   return NormalizeAxis(op, op.attrs().GetInt("axis", 0), op.rank(0), "axis");
 }
@@ -427,9 +440,8 @@ Result<SliceParams> ResolveSlice(const OpView& op) {
       start = std::clamp<int64_t>(start, 0, std::max<int64_t>(dim - 1, 0));
       end = std::clamp<int64_t>(end, -1, dim - 1);
       // -step cannot overflow for step == INT64_MIN because the distance is at most dim.
-      const int64_t neg_step = step == std::numeric_limits<int64_t>::min()
-                                   ? std::numeric_limits<int64_t>::max()
-                                   : -step;
+      const int64_t neg_step =
+          step == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -step;
       if (dim > 0 && start > end) length = (start - end - 1) / neg_step + 1;
     }
     p.starts[axis] = length > 0 ? start : 0;
@@ -459,7 +471,9 @@ Result<PadParams> ResolvePad(const OpView& op) {
   std::vector<int64_t> pads;
   if (op.opset() < 11) {
     const char* name = op.opset() < 2 ? "paddings" : "pads";
-    if (!op.attrs().Has(name)) return op.Error(std::string("the ") + name + " attribute is required");
+    if (!op.attrs().Has(name)) {
+      return op.Error(std::string("the ") + name + " attribute is required");
+    }
     pads = op.attrs().GetInts(name);
     p.attr_value = op.attrs().GetFloat("value", 0.0f);
   } else {
@@ -504,6 +518,53 @@ Result<PadParams> ResolvePad(const OpView& op) {
   return p;
 }
 
+Result<SplitParams> ResolveSplit(const OpView& op, size_t num_outputs) {
+  const Shape& in = op.shape(0);
+  if (in.empty()) return op.Error("cannot split a scalar");
+  SplitParams p;
+  HML_ASSIGN_OR_RETURN(p.axis, NormalizeAxis(op, op.attrs().GetInt("axis", 0), op.rank(0), "axis"));
+  const int64_t dim = in[static_cast<size_t>(p.axis)];
+  const int64_t n = static_cast<int64_t>(num_outputs);
+  if (n == 0) return op.Error("needs at least one output");
+  if (op.has_input(1)) {
+    HML_ASSIGN_OR_RETURN(const Tensor* t, op.ConstantInput(1, "split"));
+    HML_ASSIGN_OR_RETURN(p.sizes, ReadInts(op, *t, "split"));
+  } else if (op.opset() < 13 && op.attrs().Has("split")) {
+    p.sizes = op.attrs().GetInts("split");
+  } else if (op.attrs().Has("num_outputs")) {
+    const int64_t parts = op.attrs().GetInt("num_outputs", 0);
+    if (parts != n) {
+      return op.Error("num_outputs " + std::to_string(parts) + " differs from the " +
+                      std::to_string(n) + " outputs");
+    }
+    const int64_t chunk = (dim + n - 1) / n;
+    for (int64_t i = 0; i < n; ++i) {
+      p.sizes.push_back(std::clamp<int64_t>(dim - i * chunk, 0, chunk));
+    }
+  } else {
+    if (dim % n != 0) {
+      return op.Error("dim " + std::to_string(p.axis) + " of " + ShapeToString(in) +
+                      " does not split into " + std::to_string(n) + " equal parts");
+    }
+    p.sizes.assign(num_outputs, dim / n);
+  }
+  if (p.sizes.size() != num_outputs) {
+    return op.Error("split " + IntsToString(p.sizes) + " has " + std::to_string(p.sizes.size()) +
+                    " entries for " + std::to_string(n) + " outputs");
+  }
+  int64_t total = 0;
+  for (int64_t s : p.sizes) {
+    if (s < 0) return op.Error("split " + IntsToString(p.sizes) + " has a negative entry");
+    total += s;
+  }
+  if (total != dim) {
+    return op.Error("split " + IntsToString(p.sizes) + " sums to " + std::to_string(total) +
+                    " but dim " + std::to_string(p.axis) + " of " + ShapeToString(in) + " is " +
+                    std::to_string(dim));
+  }
+  return p;
+}
+
 Result<Shape> ResolveExpand(const OpView& op) {
   HML_ASSIGN_OR_RETURN(const Tensor* t, op.ConstantInput(1, "shape"));
   if (t == nullptr) return op.Error("the shape input is required");
@@ -517,7 +578,9 @@ Result<Shape> ResolveExpand(const OpView& op) {
 }
 
 Result<std::vector<int64_t>> ResolveTileRepeats(const OpView& op) {
-  if (op.opset() < 6) return op.Unimplemented("Tile before opset 6 (tiles/axis inputs) is not supported");
+  if (op.opset() < 6) {
+    return op.Unimplemented("Tile before opset 6 (tiles/axis inputs) is not supported");
+  }
   HML_ASSIGN_OR_RETURN(const Tensor* t, op.ConstantInput(1, "repeats"));
   if (t == nullptr) return op.Error("the repeats input is required");
   HML_ASSIGN_OR_RETURN(std::vector<int64_t> repeats, ReadInts(op, *t, "repeats"));
@@ -594,8 +657,9 @@ Result<ResizeParams> ResolveResize(const OpView& op) {
     } else if (coord == "tf_crop_and_resize") {
       p.coordinate_mode = ResizeCoordinateMode::kTfCropAndResize;
     } else if (coord == "half_pixel_symmetric") {
-      return op.Unimplemented("coordinate_transformation_mode 'half_pixel_symmetric' is not "
-                              "supported");
+      return op.Unimplemented(
+          "coordinate_transformation_mode 'half_pixel_symmetric' is not "
+          "supported");
     } else {
       return op.Error("coordinate_transformation_mode '" + coord + "' is unknown");
     }
@@ -609,7 +673,8 @@ Result<ResizeParams> ResolveResize(const OpView& op) {
     } else if (nearest == "ceil") {
       p.nearest_mode = ResizeNearestMode::kCeil;
     } else {
-      return op.Error("nearest_mode '" + nearest + "' is not one of round_prefer_floor, "
+      return op.Error("nearest_mode '" + nearest +
+                      "' is not one of round_prefer_floor, "
                       "round_prefer_ceil, floor, ceil");
     }
     p.extrapolation_value = op.attrs().GetFloat("extrapolation_value", 0.0f);
@@ -649,9 +714,8 @@ Result<ResizeParams> ResolveResize(const OpView& op) {
     }
   } else {
     if (scales.size() != rank) {
-      return op.Error("scales has " + std::to_string(scales.size()) +
-                      " entries but the input " + ShapeToString(in) + " has rank " +
-                      std::to_string(rank));
+      return op.Error("scales has " + std::to_string(scales.size()) + " entries but the input " +
+                      ShapeToString(in) + " has rank " + std::to_string(rank));
     }
     for (size_t i = 0; i < rank; ++i) {
       const double s = scales[i];

@@ -34,8 +34,9 @@ struct OpInput {
 // arguments. Holds pointers into the context/arguments it was built from; must not outlive them.
 class OpView {
  public:
-  OpView(const Node& node, int64_t opset, std::vector<OpInput> inputs)
-      : node_(&node), opset_(opset), inputs_(std::move(inputs)) {}
+  // `description` names the node in errors ("Reshape 'r1'"); empty means derive it from the node.
+  OpView(const Node& node, int64_t opset, std::vector<OpInput> inputs,
+         std::string description = "");
   static OpView Of(const InferContext& ctx);
   static OpView Of(const KernelArgs& args);
 
@@ -53,8 +54,8 @@ class OpView {
   // a constant" when it is present but its value is unknown until run time.
   Result<const Tensor*> ConstantInput(size_t i, std::string_view what) const;
 
-  // "Reshape 'name'".
-  std::string Describe() const;
+  // "Reshape 'name'", or as the shape-inference context names the node ("Reshape #3").
+  const std::string& Describe() const { return description_; }
   // kInvalidArgument "<node>: <why>".
   Status Error(std::string_view why) const;
   // kUnimplemented "<node>: <why>".
@@ -64,6 +65,7 @@ class OpView {
   const Node* node_;
   int64_t opset_;
   std::vector<OpInput> inputs_;
+  std::string description_;
 };
 
 // "[1,2,3]" for error messages.
@@ -126,6 +128,15 @@ struct PadParams {
 };
 Result<PadParams> ResolvePad(const OpView& op);
 
+// Split: the normalized axis and the size of each of the node's `num_outputs` parts, from the
+// `split` attribute (opset < 13) or input 1, else `num_outputs` (opset 18, last part smaller),
+// else equal parts.
+struct SplitParams {
+  int axis = 0;
+  std::vector<int64_t> sizes;
+};
+Result<SplitParams> ResolveSplit(const OpView& op, size_t num_outputs);
+
 // Expand: the broadcast of the input shape with the constant `shape` input.
 Result<Shape> ResolveExpand(const OpView& op);
 // Tile: the constant `repeats` input (one non-negative count per dim).
@@ -151,8 +162,10 @@ enum class ResizeNearestMode {
 };
 
 // Resize (opset 10-17+) and Upsample (opset 7-9), everything needed to map output coordinates to
-// input coordinates. Unsupported features (cubic, antialias, axes, keep_aspect_ratio_policy)
-// are kUnimplemented naming the node and the feature.
+// input coordinates. Unsupported features (cubic, antialias, axes, keep_aspect_ratio_policy,
+// half_pixel_symmetric, linear on integer types) are kUnimplemented naming the node and the
+// feature. With scales, each output dim is floor(input * scale), as in ONNX's reference
+// implementation (the spec's extra roi factor for tf_crop_and_resize is not applied).
 struct ResizeParams {
   ResizeMode mode = ResizeMode::kNearest;
   ResizeCoordinateMode coordinate_mode = ResizeCoordinateMode::kHalfPixel;

@@ -9,6 +9,7 @@
 // to 0 (where C would be undefined).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -62,7 +63,7 @@ T WrapMul(T a, T b) {
 template <typename T>
 T WrapNeg(T a) {
   if constexpr (std::is_integral_v<T>) {
-    return WrapSub(T(0), a);
+    return WrapSub(static_cast<T>(0), a);
   } else {
     return -a;
   }
@@ -89,7 +90,7 @@ To ConvertValue(From v) {
     return static_cast<To>(v);
   } else {
     const double d = static_cast<double>(v);
-    if (std::isnan(d)) return To(0);
+    if (std::isnan(d)) return static_cast<To>(0);
     if (d <= static_cast<double>(std::numeric_limits<To>::lowest())) {
       return std::numeric_limits<To>::lowest();
     }
@@ -107,12 +108,12 @@ T IntPow(T base, E exponent) {
   if (exponent < 0) {
     if (base == 1) return 1;
     if constexpr (std::is_signed_v<T>) {
-      if (base == -1) return (exponent % 2 == 0) ? T(1) : T(-1);
+      if (base == -1) return (exponent % 2 == 0) ? static_cast<T>(1) : static_cast<T>(-1);
     }
     return 0;
   }
   T result = 1;
-  uint64_t e = static_cast<uint64_t>(exponent);
+  uint64_t e = static_cast<uint64_t>(static_cast<int64_t>(exponent));
   while (e != 0) {
     if (e & 1) result = WrapMul(result, base);
     base = WrapMul(base, base);
@@ -240,6 +241,10 @@ void RunBroadcast(const BroadcastPlan& plan, const TA* a, const TB* b, TO* y, co
 
 // Checks that `a` and `b` broadcast to `out` (the planner's precondition).
 Status CheckBroadcast(const KernelArgs& args, const Shape& out, const Shape& a, const Shape& b) {
+  if (out.size() > static_cast<size_t>(kMaxRank)) {
+    return args.Error("output rank " + std::to_string(out.size()) + " exceeds the limit " +
+                      std::to_string(kMaxRank));
+  }
   if (BroadcastsTo(a, out) && BroadcastsTo(b, out)) return Status::Ok();
   return args.Error("inputs " + ShapeToString(a) + " and " + ShapeToString(b) +
                     " do not broadcast to the output " + ShapeToString(out));
@@ -519,7 +524,7 @@ KernelResult MakePRelu(KernelArgs args) {
   return Dispatch(args, args.inputs[0].dtype(), Types::kSigned, [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     return MakeBinary<T, T, T>(std::move(args), slope,
-                               [](T v, T s) { return v < T(0) ? WrapMul(s, v) : v; });
+                               [](T v, T s) { return v < static_cast<T>(0) ? WrapMul(s, v) : v; });
   });
 }
 
@@ -553,8 +558,8 @@ KernelResult MakeFold(KernelArgs args) {
     } else if constexpr (kFold == Fold::kMin) {
       return MakeVariadic<T>(std::move(args), [](T a, T b) { return MinValue(a, b); });
     } else {
-      return MakeVariadic<T>(std::move(args), [](T a, T b) { return WrapAdd(a, b); },
-                             kFold == Fold::kMean);
+      return MakeVariadic<T>(
+          std::move(args), [](T a, T b) { return WrapAdd(a, b); }, kFold == Fold::kMean);
     }
   });
 }
@@ -607,16 +612,53 @@ KernelResult MakeElu(KernelArgs args) {
 KernelResult MakeHardSigmoid(KernelArgs args) {
   const float alpha = args.node->attrs.GetFloat("alpha", 0.2f);
   const float beta = args.node->attrs.GetFloat("beta", 0.5f);
-  return MakeFloatUnary(std::move(args), [alpha, beta](float x) {
-    return std::clamp(alpha * x + beta, 0.0f, 1.0f);
+  return MakeFloatUnary(
+      std::move(args), [alpha, beta](float x) { return std::clamp(alpha * x + beta, 0.0f, 1.0f); });
+}
+
+KernelResult MakeSelu(KernelArgs args) {
+  const float alpha = args.node->attrs.GetFloat("alpha", 1.67326319217681884765625f);
+  const float gamma = args.node->attrs.GetFloat("gamma", 1.05070102214813232421875f);
+  return MakeFloatUnary(std::move(args), [alpha, gamma](float x) {
+    return gamma * (x > 0.0f ? x : alpha * std::expm1(x));
   });
+}
+KernelResult MakeSoftplus(KernelArgs args) {
+  // log(1 + exp(x)) without overflow for large x.
+  return MakeFloatUnary(std::move(args), [](float x) {
+    return x > 0.0f ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+  });
+}
+KernelResult MakeSoftsign(KernelArgs args) {
+  return MakeFloatUnary(std::move(args), [](float x) { return x / (1.0f + std::fabs(x)); });
+}
+KernelResult MakeReciprocal(KernelArgs args) {
+  return MakeFloatUnary(std::move(args), [](float x) { return 1.0f / x; });
+}
+KernelResult MakeFloor(KernelArgs args) {
+  return MakeFloatUnary(std::move(args), [](float x) { return std::floor(x); });
+}
+KernelResult MakeCeil(KernelArgs args) {
+  return MakeFloatUnary(std::move(args), [](float x) { return std::ceil(x); });
+}
+KernelResult MakeRound(KernelArgs args) {
+  // Halves round to even, independent of the floating-point environment's rounding mode.
+  return MakeFloatUnary(std::move(args), [](float x) {
+    const float r = std::round(x);
+    if (std::fabs(x - std::trunc(x)) == 0.5f) return 2.0f * std::round(x * 0.5f);
+    return r;
+  });
+}
+KernelResult MakeErf(KernelArgs args) {
+  return MakeFloatUnary(std::move(args), [](float x) { return std::erf(x); });
 }
 
 KernelResult MakeRelu(KernelArgs args) {
   HML_RETURN_IF_ERROR(CheckArity(args, 1));
   return Dispatch(args, args.inputs[0].dtype(), Types::kSigned, [&](auto tag) -> KernelResult {
     using T = decltype(tag);
-    return MakeUnary<T>(std::move(args), [](T x) { return x < T(0) ? T(0) : x; });
+    return MakeUnary<T>(std::move(args),
+                        [](T x) { return x < static_cast<T>(0) ? static_cast<T>(0) : x; });
   });
 }
 
@@ -635,7 +677,8 @@ KernelResult MakeAbs(KernelArgs args) {
     if constexpr (std::is_floating_point_v<T>) {
       return MakeUnary<T>(std::move(args), [](T x) { return std::fabs(x); });
     } else {
-      return MakeUnary<T>(std::move(args), [](T x) { return x < T(0) ? WrapNeg(x) : x; });
+      return MakeUnary<T>(std::move(args),
+                          [](T x) { return x < static_cast<T>(0) ? WrapNeg(x) : x; });
     }
   });
 }
@@ -669,8 +712,7 @@ KernelResult MakeClip(KernelArgs args) {
         (i == 1 ? lo_input : hi_input) = bound.data<T>();
       }
     }
-    return std::unique_ptr<Kernel>(
-        new ClipKernel<T>(std::move(args), lo, hi, lo_input, hi_input));
+    return std::unique_ptr<Kernel>(new ClipKernel<T>(std::move(args), lo, hi, lo_input, hi_input));
   });
 }
 
@@ -688,13 +730,14 @@ KernelResult MakeCast(KernelArgs args) {
   if (*target != args.outputs[0].dtype()) {
     return args.Error("output type does not match 'to'");
   }
-  return Dispatch(args, args.inputs[0].dtype(), Types::kNumeric, [&](auto from_tag) -> KernelResult {
-    using From = decltype(from_tag);
-    return Dispatch(args, *target, Types::kNumeric, [&](auto to_tag) -> KernelResult {
-      using To = decltype(to_tag);
-      return std::unique_ptr<Kernel>(new CastKernel<From, To>(std::move(args)));
-    });
-  });
+  return Dispatch(
+      args, args.inputs[0].dtype(), Types::kNumeric, [&](auto from_tag) -> KernelResult {
+        using From = decltype(from_tag);
+        return Dispatch(args, *target, Types::kNumeric, [&](auto to_tag) -> KernelResult {
+          using To = decltype(to_tag);
+          return std::unique_ptr<Kernel>(new CastKernel<From, To>(std::move(args)));
+        });
+      });
 }
 
 KernelResult MakeCopy(KernelArgs args) {
@@ -738,6 +781,14 @@ void AddElementwiseKernels(KernelRegistry& registry) {
   registry.Add("", "Log", MakeLog);
   registry.Add("", "Sqrt", MakeSqrt);
   registry.Add("", "Elu", MakeElu);
+  registry.Add("", "Selu", MakeSelu);
+  registry.Add("", "Softplus", MakeSoftplus);
+  registry.Add("", "Softsign", MakeSoftsign);
+  registry.Add("", "Reciprocal", MakeReciprocal);
+  registry.Add("", "Floor", MakeFloor);
+  registry.Add("", "Ceil", MakeCeil);
+  registry.Add("", "Round", MakeRound);
+  registry.Add("", "Erf", MakeErf);
   registry.Add("", "PRelu", MakePRelu);
   registry.Add("", "Clip", MakeClip);
   registry.Add("", "Cast", MakeCast);

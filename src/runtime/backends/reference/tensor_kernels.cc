@@ -3,8 +3,8 @@
 // Reference kernels of the data-movement ops. They are generic over every hybridml dtype. Most
 // of them (Transpose, Slice, Pad, Tile, Expand, nearest Resize) are one engine: the factory
 // builds, per output dim, a table of input offsets, and Run() walks the output in order reading
-// the input through the tables. Reshape-like ops copy; Concat and Gather copy blocks; linear
-// Resize interpolates through per-dim weight tables.
+// the input through the tables. Reshape-like ops copy; Concat, Split and Gather copy blocks;
+// linear Resize interpolates through per-dim weight tables.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -43,7 +43,7 @@ T FromFloat(float v) {
   if constexpr (std::is_floating_point_v<T>) {
     return v;
   } else {
-    if (std::isnan(v)) return T(0);
+    if (std::isnan(v)) return static_cast<T>(0);
     const double d = v;
     if (d <= static_cast<double>(std::numeric_limits<T>::lowest())) {
       return std::numeric_limits<T>::lowest();
@@ -455,6 +455,7 @@ KernelResult MakeResize(KernelArgs args) {
   HML_ASSIGN_OR_RETURN(ResizeParams p, ResolveResize(op));
   const Shape& in = args.inputs[0].shape();
   if (in.empty()) return args.Error("cannot resize a scalar");
+  if (in.size() > static_cast<size_t>(kMaxRank)) return args.Error("rank exceeds the limit");
   for (size_t a = 0; a < in.size(); ++a) {
     if (in[a] == 0 && p.output[a] > 0) {
       return args.Error("cannot resize the empty dim " + std::to_string(a));
@@ -509,8 +510,8 @@ KernelResult MakeResize(KernelArgs args) {
     // Passive dims use offset0 = o * stride, which the loop above already set.
   }
   const float extrapolation = p.extrapolation_value;
-  return std::unique_ptr<Kernel>(new ResizeLinearKernel(std::move(args), std::move(axes),
-                                                        extrapolation));
+  return std::unique_ptr<Kernel>(
+      new ResizeLinearKernel(std::move(args), std::move(axes), extrapolation));
 }
 
 // ---- Concat, Gather, Shape.
@@ -556,6 +557,56 @@ KernelResult MakeConcat(KernelArgs args) {
     block_bytes.push_back(static_cast<size_t>(t.shape()[a] * inner) * element);
   }
   return std::unique_ptr<Kernel>(new ConcatKernel(std::move(args), outer, std::move(block_bytes)));
+}
+
+// Split: per outer index, each output takes its block of the input in turn.
+class SplitKernel final : public Kernel {
+ public:
+  // `block_bytes[k]`: bytes output k takes per outer index.
+  SplitKernel(KernelArgs args, int64_t outer, std::vector<size_t> block_bytes)
+      : args_(std::move(args)), outer_(outer), block_bytes_(std::move(block_bytes)) {}
+  Status Run() override {
+    const auto* in = static_cast<const unsigned char*>(args_.inputs[0].raw_data());
+    for (int64_t o = 0; o < outer_; ++o) {
+      for (size_t k = 0; k < block_bytes_.size(); ++k) {
+        const size_t bytes = block_bytes_[k];
+        Tensor& out = args_.outputs[k];
+        if (bytes > 0 && !out.empty()) {
+          std::memcpy(static_cast<unsigned char*>(out.raw_data()) + static_cast<size_t>(o) * bytes,
+                      in, bytes);
+        }
+        in += bytes;
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  KernelArgs args_;
+  int64_t outer_;
+  std::vector<size_t> block_bytes_;
+};
+
+KernelResult MakeSplit(KernelArgs args) {
+  HML_RETURN_IF_ERROR(CheckInputs(args, 1));
+  HML_ASSIGN_OR_RETURN(SplitParams p, ResolveSplit(OpView::Of(args), args.outputs.size()));
+  const Shape& in = args.inputs[0].shape();
+  const size_t axis = static_cast<size_t>(p.axis);
+  const int64_t outer = NumElements(Shape(in.begin(), in.begin() + p.axis));
+  const int64_t inner = NumElements(Shape(in.begin() + p.axis + 1, in.end()));
+  const size_t element = DTypeSize(args.inputs[0].dtype());
+  std::vector<size_t> block_bytes;
+  for (size_t k = 0; k < p.sizes.size(); ++k) {
+    const Tensor& out = args.outputs[k];
+    Shape expected = in;
+    expected[axis] = p.sizes[k];
+    if (!out.empty() && (out.shape() != expected || out.dtype() != args.inputs[0].dtype())) {
+      return args.Error("output " + std::to_string(k) + " " + ShapeToString(out.shape()) +
+                        " does not match the expected " + ShapeToString(expected));
+    }
+    block_bytes.push_back(static_cast<size_t>(p.sizes[k] * inner) * element);
+  }
+  return std::unique_ptr<Kernel>(new SplitKernel(std::move(args), outer, std::move(block_bytes)));
 }
 
 template <typename Index>
@@ -660,6 +711,7 @@ void AddTensorKernels(KernelRegistry& registry) {
   registry.Add("", "Upsample", MakeResize);
   registry.Add("", "Expand", MakeExpand);
   registry.Add("", "Tile", MakeTile);
+  registry.Add("", "Split", MakeSplit);
 }
 
 }  // namespace hml::runtime
