@@ -7,55 +7,16 @@
 
 #include "src/runtime/op_registry.h"
 #include "src/runtime/ops/broadcast.h"
+#include "src/runtime/ops/op_util.h"
 
 namespace hml::runtime {
 namespace {
 
-// Element types an op accepts.
-enum class Types {
-  kFloat,    // float32
-  kSigned,   // float32, int8, int32, int64
-  kNumeric,  // every hybridml dtype
-};
-
-bool Accepts(Types types, DType dtype) {
-  switch (types) {
-    case Types::kFloat:
-      return dtype == DType::kFloat32;
-    case Types::kSigned:
-      return dtype == DType::kFloat32 || dtype == DType::kInt8 || dtype == DType::kInt32 ||
-             dtype == DType::kInt64;
-    case Types::kNumeric:
-      return dtype != DType::kUndefined;
-  }
-  return false;
-}
-
-std::string_view TypesName(Types types) {
-  switch (types) {
-    case Types::kFloat:
-      return "float32";
-    case Types::kSigned:
-      return "float32, int8, int32 or int64";
-    case Types::kNumeric:
-      return "float32, uint8, int8, int32 or int64";
-  }
-  return "";
-}
-
-// Required inputs may still be given as "" (absent); reject that before reading them.
-Status RequireInputs(const InferContext& ctx, size_t count) {
-  for (size_t i = 0; i < count; ++i) {
-    if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is required");
-  }
-  return Status::Ok();
-}
-
-Status CheckType(const InferContext& ctx, size_t input, Types types) {
+Status CheckType(const InferContext& ctx, size_t input, DTypeSet types) {
   const DType dtype = ctx.input(input).dtype;
-  if (Accepts(types, dtype)) return Status::Ok();
+  if (types.Contains(dtype)) return Status::Ok();
   return ctx.Error("input " + std::to_string(input) + " is " + std::string(DTypeName(dtype)) +
-                   ", expected " + std::string(TypesName(types)));
+                   ", expected " + types.Names());
 }
 
 Status CheckSameType(const InferContext& ctx, size_t a, size_t b) {
@@ -64,11 +25,6 @@ Status CheckSameType(const InferContext& ctx, size_t a, size_t b) {
                    std::string(DTypeName(ctx.input(a).dtype)) + ") and " + std::to_string(b) +
                    " (" + std::string(DTypeName(ctx.input(b).dtype)) +
                    ") must have the same element type");
-}
-
-// kUnimplemented "<node>: <why>", naming the node as ctx.Error does.
-Status UnimplementedFor(const InferContext& ctx, std::string_view why) {
-  return UnimplementedError(ctx.Error(why).message());
 }
 
 // Output shape of a binary op whose inputs broadcast both ways (ONNX opset >= 7) or, before
@@ -86,7 +42,7 @@ Result<Shape> BinaryOutputShape(const InferContext& ctx) {
 }
 
 // One input, same dtype and shape out.
-template <Types kTypes>
+template <DTypeSet kTypes>
 Status InferUnary(InferContext& ctx) {
   HML_RETURN_IF_ERROR(RequireInputs(ctx, 1));
   HML_RETURN_IF_ERROR(CheckType(ctx, 0, kTypes));
@@ -97,7 +53,7 @@ Status InferUnary(InferContext& ctx) {
 // Add, Sub, Mul, Div.
 Status InferArithmetic(InferContext& ctx) {
   HML_RETURN_IF_ERROR(RequireInputs(ctx, 2));
-  HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, kAllDTypes));
   HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, 1));
   HML_ASSIGN_OR_RETURN(Shape out, BinaryOutputShape(ctx));
   ctx.SetOutput(0, ctx.input(0).dtype, std::move(out));
@@ -112,14 +68,14 @@ Status InferPow(InferContext& ctx) {
     return ctx.Error("base is " + std::string(DTypeName(base)) +
                      ", expected float32, int32 or int64");
   }
-  HML_RETURN_IF_ERROR(CheckType(ctx, 1, Types::kNumeric));
+  HML_RETURN_IF_ERROR(CheckType(ctx, 1, kAllDTypes));
   HML_ASSIGN_OR_RETURN(Shape out, BinaryOutputShape(ctx));
   ctx.SetOutput(0, base, std::move(out));
   return Status::Ok();
 }
 
 // Max, Min, Sum (numeric) and Mean (float): any number of inputs broadcast together.
-template <Types kTypes>
+template <DTypeSet kTypes>
 Status InferVariadic(InferContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is missing");
@@ -140,7 +96,7 @@ Status InferVariadic(InferContext& ctx) {
 // per channel (dim 1).
 Status InferPRelu(InferContext& ctx) {
   HML_RETURN_IF_ERROR(RequireInputs(ctx, 2));
-  HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kSigned));
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, kSignedDTypes));
   HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, 1));
   const Shape& x = ctx.input(0).shape;
   const Shape& slope = ctx.input(1).shape;
@@ -158,12 +114,12 @@ Status InferPRelu(InferContext& ctx) {
 Status InferClip(InferContext& ctx) {
   HML_RETURN_IF_ERROR(RequireInputs(ctx, 1));
   if (ctx.opset() < 11) {
-    HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kFloat));
+    HML_RETURN_IF_ERROR(CheckType(ctx, 0, kFloatDTypes));
     if (ctx.has_input(1) || ctx.has_input(2)) {
       return ctx.Error("min/max are attributes before opset 11, not inputs");
     }
   } else {
-    HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
+    HML_RETURN_IF_ERROR(CheckType(ctx, 0, kAllDTypes));
     for (size_t i = 1; i <= 2; ++i) {
       if (!ctx.has_input(i)) continue;
       HML_RETURN_IF_ERROR(CheckSameType(ctx, 0, i));
@@ -181,12 +137,12 @@ Status InferClip(InferContext& ctx) {
 
 Status InferCast(InferContext& ctx) {
   HML_RETURN_IF_ERROR(RequireInputs(ctx, 1));
-  HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, kAllDTypes));
   if (!ctx.attrs().Has("to")) return ctx.Error("the 'to' attribute is required");
   const int64_t to = ctx.attrs().GetInt("to", 0);
   Result<DType> dtype = DTypeFromOnnx(static_cast<int>(to));
   if (!dtype.ok()) {
-    return UnimplementedFor(ctx, "cast target: " + std::string(dtype.status().message()));
+    return Unimplemented(ctx, "cast target: " + std::string(dtype.status().message()));
   }
   ctx.SetOutput(0, *dtype, ctx.input(0).shape);
   return Status::Ok();
@@ -195,25 +151,13 @@ Status InferCast(InferContext& ctx) {
 // Dropout at inference copies its input. The mask output and training mode are not supported.
 Status InferDropout(InferContext& ctx) {
   HML_RETURN_IF_ERROR(RequireInputs(ctx, 1));
-  HML_RETURN_IF_ERROR(CheckType(ctx, 0, Types::kNumeric));
-  if (ctx.has_output(1)) return UnimplementedFor(ctx, "the mask output is not supported");
-  if (ctx.has_input(2)) return UnimplementedFor(ctx, "the training_mode input is not supported");
+  HML_RETURN_IF_ERROR(CheckType(ctx, 0, kAllDTypes));
+  if (ctx.has_output(1)) return Unimplemented(ctx, "the mask output is not supported");
+  if (ctx.has_input(2)) return Unimplemented(ctx, "the training_mode input is not supported");
   // Before opset 7 the is_test attribute chose training mode; like onnxruntime, hybridml only
   // runs inference, so it is ignored.
   ctx.SetOutput(0, ctx.input(0).dtype, ctx.input(0).shape);
   return Status::Ok();
-}
-
-void AddSchema(OpRegistry& registry, const char* op_type, int min_inputs, int max_inputs,
-               InferShapesFn infer, int max_outputs = 1) {
-  OpSchema schema;
-  schema.op_type = op_type;
-  schema.min_inputs = min_inputs;
-  schema.max_inputs = max_inputs;
-  schema.min_outputs = 1;
-  schema.max_outputs = max_outputs;
-  schema.infer = infer;
-  registry.Add(std::move(schema));
 }
 
 constexpr int kManyInputs = std::numeric_limits<int>::max();
@@ -225,19 +169,19 @@ void AddElementwiseOps(OpRegistry& registry) {
     AddSchema(registry, op, 2, 2, InferArithmetic);
   }
   AddSchema(registry, "Pow", 2, 2, InferPow);
-  AddSchema(registry, "Max", 1, kManyInputs, InferVariadic<Types::kNumeric>);
-  AddSchema(registry, "Min", 1, kManyInputs, InferVariadic<Types::kNumeric>);
-  AddSchema(registry, "Sum", 1, kManyInputs, InferVariadic<Types::kNumeric>);
-  AddSchema(registry, "Mean", 1, kManyInputs, InferVariadic<Types::kFloat>);
+  AddSchema(registry, "Max", 1, kManyInputs, InferVariadic<kAllDTypes>);
+  AddSchema(registry, "Min", 1, kManyInputs, InferVariadic<kAllDTypes>);
+  AddSchema(registry, "Sum", 1, kManyInputs, InferVariadic<kAllDTypes>);
+  AddSchema(registry, "Mean", 1, kManyInputs, InferVariadic<kFloatDTypes>);
 
-  AddSchema(registry, "Relu", 1, 1, InferUnary<Types::kSigned>);
-  AddSchema(registry, "Neg", 1, 1, InferUnary<Types::kSigned>);
-  AddSchema(registry, "Abs", 1, 1, InferUnary<Types::kNumeric>);
-  AddSchema(registry, "Identity", 1, 1, InferUnary<Types::kNumeric>);
+  AddSchema(registry, "Relu", 1, 1, InferUnary<kSignedDTypes>);
+  AddSchema(registry, "Neg", 1, 1, InferUnary<kSignedDTypes>);
+  AddSchema(registry, "Abs", 1, 1, InferUnary<kAllDTypes>);
+  AddSchema(registry, "Identity", 1, 1, InferUnary<kAllDTypes>);
   for (const char* op :
        {"LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Log", "Sqrt", "Elu",
         "Selu", "Softplus", "Softsign", "Reciprocal", "Floor", "Ceil", "Round", "Erf"}) {
-    AddSchema(registry, op, 1, 1, InferUnary<Types::kFloat>);
+    AddSchema(registry, op, 1, 1, InferUnary<kFloatDTypes>);
   }
   AddSchema(registry, "PRelu", 2, 2, InferPRelu);
   AddSchema(registry, "Clip", 1, 3, InferClip);

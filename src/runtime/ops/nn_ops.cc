@@ -6,43 +6,29 @@
 // everything a kernel will rely on (ranks, dtypes, channel counts, parameter shapes), so the
 // kernels only re-check what they need for memory safety.
 #include <algorithm>
-#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "src/runtime/op_registry.h"
+#include "src/runtime/ops/op_util.h"
 #include "src/runtime/ops/window_params.h"
 
 namespace hml::runtime {
 namespace {
-
-// Unimplemented "<op> '<name>': <why>", for valid ONNX that hybridml does not support.
-Status Unimplemented(const InferContext& ctx, std::string_view why) {
-  return UnimplementedError(ctx.Error(why).message());
-}
 
 // "input 1 ('W')" for error messages.
 std::string InputName(const InferContext& ctx, size_t i) {
   return "input " + std::to_string(i) + " ('" + ctx.input(i).name + "')";
 }
 
-std::string DTypeList(std::initializer_list<DType> dtypes) {
-  std::string s;
-  for (DType d : dtypes) {
-    if (!s.empty()) s += ", ";
-    s += DTypeName(d);
-  }
-  return s;
-}
-
 // Checks that present input `i` has one of `allowed` dtypes. A dtype hybridml knows but the op
 // does not accept is InvalidArgument (the model is wrong for this op).
-Status ExpectDType(const InferContext& ctx, size_t i, std::initializer_list<DType> allowed) {
+Status ExpectDType(const InferContext& ctx, size_t i, DTypeSet allowed) {
   const DType d = ctx.input(i).dtype;
-  if (std::find(allowed.begin(), allowed.end(), d) != allowed.end()) return Status::Ok();
+  if (allowed.Contains(d)) return Status::Ok();
   return ctx.Error(InputName(ctx, i) + " has dtype " + std::string(DTypeName(d)) + "; expected " +
-                   DTypeList(allowed));
+                   allowed.Names());
 }
 
 int Rank(const InferContext& ctx, size_t i) { return static_cast<int>(ctx.input(i).shape.size()); }
@@ -52,6 +38,9 @@ int64_t NumElements(const Shape& shape) {
   for (int64_t d : shape) n *= d;
   return n;
 }
+
+// A per-tensor scale or zero point: one element, rank <= 1.
+bool IsPerTensor(const Shape& shape) { return NumElements(shape) == 1 && shape.size() <= 1; }
 
 // Rejects input shapes whose non-zero dims multiply beyond the tensor limit. A tensor with a
 // zero dim has no elements whatever its other dims are, so without this check products of
@@ -116,16 +105,20 @@ Result<Shape> MatMulShape(const InferContext& ctx, const Shape& a, const Shape& 
 // ---------------------------------------------------------------------------------------------
 // Convolutions.
 
-// Validates a Conv-like node (Conv, QLinearConv) with data input `x`, weight `w` ([M, C/group,
-// k...]) and optional bias `b` ([M]), and sets output 0 to [N, M, out...] of `out_dtype`.
-Status InferConvLike(InferContext& ctx, size_t x, size_t w, size_t b, DType bias_dtype,
-                     DType out_dtype) {
+// Checks that input `i` is [N, C, spatial...].
+Status CheckSpatialInput(const InferContext& ctx, size_t i) {
+  const Shape& xs = ctx.input(i).shape;
+  if (xs.size() >= 3) return Status::Ok();
+  return ctx.Error(InputName(ctx, i) + " must have rank >= 3 ([N, C, spatial...]), got " +
+                   ShapeToString(xs));
+}
+
+// Checks the ranks of a convolution's data input `x` and weight `w` and returns its group
+// attribute, validated to be in [1, kMaxTensorBytes].
+Result<int64_t> ConvGroup(const InferContext& ctx, size_t x, size_t w) {
+  HML_RETURN_IF_ERROR(CheckSpatialInput(ctx, x));
   const Shape& xs = ctx.input(x).shape;
   const Shape& ws = ctx.input(w).shape;
-  if (xs.size() < 3) {
-    return ctx.Error(InputName(ctx, x) + " must have rank >= 3 ([N, C, spatial...]), got " +
-                     ShapeToString(xs));
-  }
   if (ws.size() != xs.size()) {
     return ctx.Error("weight " + ShapeToString(ws) + " must have the rank of the input " +
                      ShapeToString(xs));
@@ -134,6 +127,27 @@ Status InferConvLike(InferContext& ctx, size_t x, size_t w, size_t b, DType bias
   if (group <= 0 || group > kMaxTensorBytes) {
     return ctx.Error("group " + std::to_string(group) + " is out of range");
   }
+  return group;
+}
+
+// Checks a convolution's optional bias input `b`: dtype `dtype` and shape [`m`].
+Status CheckConvBias(const InferContext& ctx, size_t b, DType dtype, int64_t m) {
+  if (!ctx.has_input(b)) return Status::Ok();
+  HML_RETURN_IF_ERROR(ExpectDType(ctx, b, {dtype}));
+  const Shape& bs = ctx.input(b).shape;
+  if (bs.size() != 1 || bs[0] != m) {
+    return ctx.Error("bias " + ShapeToString(bs) + " must have shape [" + std::to_string(m) + "]");
+  }
+  return Status::Ok();
+}
+
+// Validates a Conv-like node (Conv, QLinearConv) with data input `x`, weight `w` ([M, C/group,
+// k...]) and optional bias `b` ([M]), and sets output 0 to [N, M, out...] of `out_dtype`.
+Status InferConvLike(InferContext& ctx, size_t x, size_t w, size_t b, DType bias_dtype,
+                     DType out_dtype) {
+  HML_ASSIGN_OR_RETURN(const int64_t group, ConvGroup(ctx, x, w));
+  const Shape& xs = ctx.input(x).shape;
+  const Shape& ws = ctx.input(w).shape;
   if (ws[1] * group != xs[1]) {
     return ctx.Error("input channels " + std::to_string(xs[1]) + " != weight dim 1 (" +
                      std::to_string(ws[1]) + ") * group (" + std::to_string(group) + "); weight " +
@@ -144,20 +158,11 @@ Status InferConvLike(InferContext& ctx, size_t x, size_t w, size_t b, DType bias
     return ctx.Error("output channels " + std::to_string(m) + " are not divisible by group " +
                      std::to_string(group));
   }
-  if (ctx.has_input(b)) {
-    HML_RETURN_IF_ERROR(ExpectDType(ctx, b, {bias_dtype}));
-    const Shape& bs = ctx.input(b).shape;
-    if (bs.size() != 1 || bs[0] != m) {
-      return ctx.Error("bias " + ShapeToString(bs) + " must have shape [" + std::to_string(m) +
-                       "]");
-    }
-  }
+  HML_RETURN_IF_ERROR(CheckConvBias(ctx, b, bias_dtype, m));
   HML_ASSIGN_OR_RETURN(WindowParams p,
                        ResolveWindow(ctx.node(), WindowKind::kConv, xs,
                                      std::vector<int64_t>(ws.begin() + 2, ws.end())));
-  Shape out = {xs[0], m};
-  out.insert(out.end(), p.output_spatial.begin(), p.output_spatial.end());
-  ctx.SetOutput(0, out_dtype, std::move(out));
+  ctx.SetOutput(0, out_dtype, WindowOutputShape(xs[0], m, p));
   return Status::Ok();
 }
 
@@ -172,19 +177,9 @@ Status InferConvTranspose(InferContext& ctx) {
   HML_RETURN_IF_ERROR(CheckInputShapes(ctx));
   HML_RETURN_IF_ERROR(ExpectDType(ctx, 0, {DType::kFloat32}));
   HML_RETURN_IF_ERROR(ExpectDType(ctx, 1, {DType::kFloat32}));
+  HML_ASSIGN_OR_RETURN(const int64_t group, ConvGroup(ctx, 0, 1));
   const Shape& xs = ctx.input(0).shape;
   const Shape& ws = ctx.input(1).shape;
-  if (xs.size() < 3) {
-    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " + ShapeToString(xs));
-  }
-  if (ws.size() != xs.size()) {
-    return ctx.Error("weight " + ShapeToString(ws) + " must have the rank of the input " +
-                     ShapeToString(xs));
-  }
-  const int64_t group = ctx.attrs().GetInt("group", 1);
-  if (group <= 0 || group > kMaxTensorBytes) {
-    return ctx.Error("group " + std::to_string(group) + " is out of range");
-  }
   if (ws[0] != xs[1]) {
     return ctx.Error("input channels " + std::to_string(xs[1]) + " != weight dim 0 (" +
                      std::to_string(ws[0]) + "); weight " + ShapeToString(ws) +
@@ -195,14 +190,7 @@ Status InferConvTranspose(InferContext& ctx) {
                      std::to_string(group));
   }
   const int64_t m = ws[1] * group;
-  if (ctx.has_input(2)) {
-    HML_RETURN_IF_ERROR(ExpectDType(ctx, 2, {DType::kFloat32}));
-    const Shape& bs = ctx.input(2).shape;
-    if (bs.size() != 1 || bs[0] != m) {
-      return ctx.Error("bias " + ShapeToString(bs) + " must have shape [" + std::to_string(m) +
-                       "]");
-    }
-  }
+  HML_RETURN_IF_ERROR(CheckConvBias(ctx, 2, DType::kFloat32, m));
   HML_ASSIGN_OR_RETURN(WindowParams p,
                        ResolveWindow(ctx.node(), WindowKind::kConvTranspose, xs,
                                      std::vector<int64_t>(ws.begin() + 2, ws.end())));
@@ -213,9 +201,7 @@ Status InferConvTranspose(InferContext& ctx) {
                        std::to_string(i));
     }
   }
-  Shape out = {xs[0], m};
-  out.insert(out.end(), p.output_spatial.begin(), p.output_spatial.end());
-  ctx.SetOutput(0, DType::kFloat32, std::move(out));
+  ctx.SetOutput(0, DType::kFloat32, WindowOutputShape(xs[0], m, p));
   return Status::Ok();
 }
 
@@ -275,13 +261,17 @@ Status InferMatMul(InferContext& ctx) {
 // ---------------------------------------------------------------------------------------------
 // Pooling.
 
-Result<WindowParams> PoolWindow(InferContext& ctx) {
+// Sets output 0 (of input 0's dtype) and, for MaxPool, output 1 (int64 indices) of a pooling
+// node.
+Status InferPoolOutputs(InferContext& ctx) {
+  HML_RETURN_IF_ERROR(CheckSpatialInput(ctx, 0));
   const Shape& xs = ctx.input(0).shape;
-  if (xs.size() < 3) {
-    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " + ShapeToString(xs));
-  }
   if (!ctx.attrs().Has("kernel_shape")) return ctx.Error("attribute kernel_shape is required");
-  return ResolveWindow(ctx.node(), WindowKind::kPool, xs, {});
+  HML_ASSIGN_OR_RETURN(WindowParams p, ResolveWindow(ctx.node(), WindowKind::kPool, xs, {}));
+  const Shape out = WindowOutputShape(xs[0], xs[1], p);
+  ctx.SetOutput(0, ctx.input(0).dtype, out);
+  ctx.SetOutput(1, DType::kInt64, out);
+  return Status::Ok();
 }
 
 Status InferMaxPool(InferContext& ctx) {
@@ -291,33 +281,20 @@ Status InferMaxPool(InferContext& ctx) {
   if (storage_order != 0 && storage_order != 1) {
     return ctx.Error("storage_order " + std::to_string(storage_order) + " must be 0 or 1");
   }
-  HML_ASSIGN_OR_RETURN(WindowParams p, PoolWindow(ctx));
-  const Shape& xs = ctx.input(0).shape;
-  Shape out = {xs[0], xs[1]};
-  out.insert(out.end(), p.output_spatial.begin(), p.output_spatial.end());
-  ctx.SetOutput(0, ctx.input(0).dtype, out);
-  ctx.SetOutput(1, DType::kInt64, out);
-  return Status::Ok();
+  return InferPoolOutputs(ctx);
 }
 
 Status InferAveragePool(InferContext& ctx) {
   HML_RETURN_IF_ERROR(CheckInputShapes(ctx));
   HML_RETURN_IF_ERROR(ExpectDType(ctx, 0, {DType::kFloat32}));
-  HML_ASSIGN_OR_RETURN(WindowParams p, PoolWindow(ctx));
-  const Shape& xs = ctx.input(0).shape;
-  Shape out = {xs[0], xs[1]};
-  out.insert(out.end(), p.output_spatial.begin(), p.output_spatial.end());
-  ctx.SetOutput(0, DType::kFloat32, std::move(out));
-  return Status::Ok();
+  return InferPoolOutputs(ctx);
 }
 
 Status InferGlobalPool(InferContext& ctx) {
   HML_RETURN_IF_ERROR(CheckInputShapes(ctx));
   HML_RETURN_IF_ERROR(ExpectDType(ctx, 0, {DType::kFloat32}));
+  HML_RETURN_IF_ERROR(CheckSpatialInput(ctx, 0));
   const Shape& xs = ctx.input(0).shape;
-  if (xs.size() < 3) {
-    return ctx.Error("input X must have rank >= 3 ([N, C, spatial...]), got " + ShapeToString(xs));
-  }
   Shape out(xs.size(), 1);
   out[0] = xs[0];
   out[1] = xs[1];
@@ -397,7 +374,7 @@ Result<bool> CheckQuantParams(InferContext& ctx, size_t x_index, size_t scale_in
     return ctx.Error("zero point " + ShapeToString(ctx.input(zp_index).shape) +
                      " must have the shape of the scale " + ShapeToString(ss));
   }
-  if (NumElements(ss) == 1 && ss.size() <= 1) return false;  // per-tensor
+  if (IsPerTensor(ss)) return false;
   if (ctx.opset() < 13) {
     return ctx.Error("scale " + ShapeToString(ss) + " must be a scalar before opset 13");
   }
@@ -419,7 +396,7 @@ Status InferQuantizeLinear(InferContext& ctx) {
   HML_RETURN_IF_ERROR(ExpectDType(ctx, 0, {DType::kFloat32, DType::kInt32}));
   DType out = DType::kUInt8;
   if (ctx.has_input(2)) {
-    HML_RETURN_IF_ERROR(ExpectDType(ctx, 2, {DType::kUInt8, DType::kInt8}));
+    HML_RETURN_IF_ERROR(ExpectDType(ctx, 2, kQuantizedDTypes));
     out = ctx.input(2).dtype;
   }
   HML_ASSIGN_OR_RETURN(bool per_axis, CheckQuantParams(ctx, 0, 1, 2));
@@ -444,28 +421,34 @@ Status InferDequantizeLinear(InferContext& ctx) {
 // Checks that input `i` holds exactly one element (a per-tensor scale or zero point).
 Status ExpectSingleElement(const InferContext& ctx, size_t i) {
   const Shape& s = ctx.input(i).shape;
-  if (NumElements(s) == 1 && s.size() <= 1) return Status::Ok();
+  if (IsPerTensor(s)) return Status::Ok();
   return Unimplemented(ctx, InputName(ctx, i) + " has shape " + ShapeToString(s) +
                                 "; only per-tensor (scalar or [1]) is supported here");
 }
 
-Status InferQLinearConv(InferContext& ctx) {
+// Checks the input shapes and dtypes of QLinearConv and QLinearMatMul, whose inputs are a,
+// a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point (a and b named `a` and
+// `b` in errors): quantized tensors, each zero point of its tensor's dtype, float32 scales.
+Status CheckQLinearInputs(const InferContext& ctx, std::string_view a, std::string_view b) {
   HML_RETURN_IF_ERROR(CheckInputShapes(ctx));
-  // x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B.
-  HML_RETURN_IF_ERROR(ExpectDType(ctx, 0, {DType::kUInt8, DType::kInt8}));
-  HML_RETURN_IF_ERROR(ExpectDType(ctx, 3, {DType::kUInt8, DType::kInt8}));
-  HML_RETURN_IF_ERROR(ExpectDType(ctx, 7, {DType::kUInt8, DType::kInt8}));
-  for (size_t i : {1, 4, 6}) HML_RETURN_IF_ERROR(ExpectDType(ctx, i, {DType::kFloat32}));
+  for (size_t i : {0, 3, 7}) HML_RETURN_IF_ERROR(ExpectDType(ctx, i, kQuantizedDTypes));
+  for (size_t i : {1, 4, 6}) HML_RETURN_IF_ERROR(ExpectDType(ctx, i, kFloatDTypes));
   if (ctx.input(2).dtype != ctx.input(0).dtype || ctx.input(5).dtype != ctx.input(3).dtype) {
-    return ctx.Error("each zero point must have the dtype of its tensor (x " +
-                     std::string(DTypeName(ctx.input(0).dtype)) + ", x_zero_point " +
-                     std::string(DTypeName(ctx.input(2).dtype)) + ", w " +
-                     std::string(DTypeName(ctx.input(3).dtype)) + ", w_zero_point " +
-                     std::string(DTypeName(ctx.input(5).dtype)) + ")");
+    const auto name = [&](size_t i) { return std::string(DTypeName(ctx.input(i).dtype)); };
+    return ctx.Error("each zero point must have the dtype of its tensor (" + std::string(a) + " " +
+                     name(0) + ", " + std::string(a) + "_zero_point " + name(2) + ", " +
+                     std::string(b) + " " + name(3) + ", " + std::string(b) + "_zero_point " +
+                     name(5) + ")");
   }
+  return Status::Ok();
+}
+
+Status InferQLinearConv(InferContext& ctx) {
+  // x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B.
+  HML_RETURN_IF_ERROR(CheckQLinearInputs(ctx, "x", "w"));
   for (size_t i : {1, 2, 6, 7}) {
     const Shape& s = ctx.input(i).shape;
-    if (NumElements(s) != 1 || s.size() > 1) {
+    if (!IsPerTensor(s)) {
       return ctx.Error(InputName(ctx, i) + " has shape " + ShapeToString(s) +
                        "; it must be a scalar (per-tensor)");
     }
@@ -474,9 +457,8 @@ Status InferQLinearConv(InferContext& ctx) {
   if (ws.empty()) return ctx.Error("weight must have rank >= 3");
   for (size_t i : {4, 5}) {
     const Shape& s = ctx.input(i).shape;
-    const bool per_tensor = NumElements(s) == 1 && s.size() <= 1;
     const bool per_channel = s.size() == 1 && s[0] == ws[0];
-    if (!per_tensor && !per_channel) {
+    if (!IsPerTensor(s) && !per_channel) {
       return ctx.Error(InputName(ctx, i) + " has shape " + ShapeToString(s) +
                        "; it must be a scalar or [" + std::to_string(ws[0]) +
                        "] (one per output channel)");
@@ -490,7 +472,7 @@ Status InferQLinearConv(InferContext& ctx) {
 // leading dims equal the operand's batch dims or are all 1.
 Status CheckQLinearMatMulParam(const InferContext& ctx, size_t i, const Shape& ms, bool rows) {
   const Shape& s = ctx.input(i).shape;
-  if (NumElements(s) == 1 && s.size() <= 1) return Status::Ok();
+  if (IsPerTensor(s)) return Status::Ok();
   if (ms.size() < 2) {
     return ctx.Error(InputName(ctx, i) + " has shape " + ShapeToString(s) +
                      " but a 1-D operand only allows per-tensor parameters");
@@ -514,15 +496,8 @@ Status CheckQLinearMatMulParam(const InferContext& ctx, size_t i, const Shape& m
 }
 
 Status InferQLinearMatMul(InferContext& ctx) {
-  HML_RETURN_IF_ERROR(CheckInputShapes(ctx));
   // a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
-  HML_RETURN_IF_ERROR(ExpectDType(ctx, 0, {DType::kUInt8, DType::kInt8}));
-  HML_RETURN_IF_ERROR(ExpectDType(ctx, 3, {DType::kUInt8, DType::kInt8}));
-  HML_RETURN_IF_ERROR(ExpectDType(ctx, 7, {DType::kUInt8, DType::kInt8}));
-  for (size_t i : {1, 4, 6}) HML_RETURN_IF_ERROR(ExpectDType(ctx, i, {DType::kFloat32}));
-  if (ctx.input(2).dtype != ctx.input(0).dtype || ctx.input(5).dtype != ctx.input(3).dtype) {
-    return ctx.Error("each zero point must have the dtype of its tensor");
-  }
+  HML_RETURN_IF_ERROR(CheckQLinearInputs(ctx, "a", "b"));
   const Shape& as = ctx.input(0).shape;
   const Shape& bs = ctx.input(3).shape;
   for (size_t i : {1, 2}) HML_RETURN_IF_ERROR(CheckQLinearMatMulParam(ctx, i, as, true));
@@ -533,37 +508,25 @@ Status InferQLinearMatMul(InferContext& ctx) {
   return Status::Ok();
 }
 
-OpSchema Schema(std::string op_type, int min_inputs, int max_inputs, int min_outputs,
-                int max_outputs, InferShapesFn infer) {
-  OpSchema s;
-  s.op_type = std::move(op_type);
-  s.min_inputs = min_inputs;
-  s.max_inputs = max_inputs;
-  s.min_outputs = min_outputs;
-  s.max_outputs = max_outputs;
-  s.infer = infer;
-  return s;
-}
-
 }  // namespace
 
 void AddNnOps(OpRegistry& registry) {
-  registry.Add(Schema("Conv", 2, 3, 1, 1, InferConv));
-  registry.Add(Schema("ConvTranspose", 2, 3, 1, 1, InferConvTranspose));
-  registry.Add(Schema("Gemm", 2, 3, 1, 1, InferGemm));
-  registry.Add(Schema("MatMul", 2, 2, 1, 1, InferMatMul));
-  registry.Add(Schema("MaxPool", 1, 1, 1, 2, InferMaxPool));
-  registry.Add(Schema("AveragePool", 1, 1, 1, 1, InferAveragePool));
-  registry.Add(Schema("GlobalAveragePool", 1, 1, 1, 1, InferGlobalPool));
-  registry.Add(Schema("GlobalMaxPool", 1, 1, 1, 1, InferGlobalPool));
+  AddSchema(registry, "Conv", 2, 3, InferConv);
+  AddSchema(registry, "ConvTranspose", 2, 3, InferConvTranspose);
+  AddSchema(registry, "Gemm", 2, 3, InferGemm);
+  AddSchema(registry, "MatMul", 2, 2, InferMatMul);
+  AddSchema(registry, "MaxPool", 1, 1, InferMaxPool, 2);
+  AddSchema(registry, "AveragePool", 1, 1, InferAveragePool);
+  AddSchema(registry, "GlobalAveragePool", 1, 1, InferGlobalPool);
+  AddSchema(registry, "GlobalMaxPool", 1, 1, InferGlobalPool);
   // Up to 5 outputs so that training nodes reach inference and get a clear Unimplemented.
-  registry.Add(Schema("BatchNormalization", 5, 5, 1, 5, InferBatchNormalization));
-  registry.Add(Schema("Softmax", 1, 1, 1, 1, InferSoftmax));
-  registry.Add(Schema("LogSoftmax", 1, 1, 1, 1, InferSoftmax));
-  registry.Add(Schema("QuantizeLinear", 2, 3, 1, 1, InferQuantizeLinear));
-  registry.Add(Schema("DequantizeLinear", 2, 3, 1, 1, InferDequantizeLinear));
-  registry.Add(Schema("QLinearConv", 8, 9, 1, 1, InferQLinearConv));
-  registry.Add(Schema("QLinearMatMul", 8, 8, 1, 1, InferQLinearMatMul));
+  AddSchema(registry, "BatchNormalization", 5, 5, InferBatchNormalization, 5);
+  AddSchema(registry, "Softmax", 1, 1, InferSoftmax);
+  AddSchema(registry, "LogSoftmax", 1, 1, InferSoftmax);
+  AddSchema(registry, "QuantizeLinear", 2, 3, InferQuantizeLinear);
+  AddSchema(registry, "DequantizeLinear", 2, 3, InferDequantizeLinear);
+  AddSchema(registry, "QLinearConv", 8, 9, InferQLinearConv);
+  AddSchema(registry, "QLinearMatMul", 8, 8, InferQLinearMatMul);
 }
 
 }  // namespace hml::runtime

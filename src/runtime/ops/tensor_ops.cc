@@ -6,6 +6,7 @@
 #include <string>
 
 #include "src/runtime/op_registry.h"
+#include "src/runtime/ops/op_util.h"
 #include "src/runtime/ops/tensor_params.h"
 
 namespace hml::runtime {
@@ -14,19 +15,24 @@ namespace {
 // The view of the node, after checking that its first `required` inputs are present (a required
 // input may still be given as "").
 Result<OpView> ViewWithInputs(const InferContext& ctx, size_t required) {
-  OpView op = OpView::Of(ctx);
-  for (size_t i = 0; i < required; ++i) {
-    if (!op.has_input(i)) return op.Error("input " + std::to_string(i) + " is required");
-  }
-  return op;
+  HML_RETURN_IF_ERROR(RequireInputs(ctx, required));
+  return OpView::Of(ctx);
 }
 
-// Reshape-like ops: data keeps its dtype, the resolver gives the shape.
-template <Result<Shape> (*kResolve)(const OpView&)>
-Status InferReshaped(InferContext& ctx) {
+// The output shape a resolver gives: the shape itself, or the `output` of its parameters.
+const Shape& ResolvedShape(const Shape& shape) { return shape; }
+template <typename Params>
+const Shape& ResolvedShape(const Params& p) {
+  return p.output;
+}
+
+// Ops whose data input keeps its dtype and whose resolver gives the output shape: the
+// reshape-like ops, Slice, Pad and Resize.
+template <auto kResolve>
+Status InferResolved(InferContext& ctx) {
   HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
-  HML_ASSIGN_OR_RETURN(Shape out, kResolve(op));
-  ctx.SetOutput(0, op.dtype(0), std::move(out));
+  HML_ASSIGN_OR_RETURN(const auto resolved, kResolve(op));
+  ctx.SetOutput(0, op.dtype(0), ResolvedShape(resolved));
   return Status::Ok();
 }
 
@@ -76,27 +82,6 @@ Status InferShape(InferContext& ctx) {
   return Status::Ok();
 }
 
-Status InferSlice(InferContext& ctx) {
-  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
-  HML_ASSIGN_OR_RETURN(SliceParams p, ResolveSlice(op));
-  ctx.SetOutput(0, op.dtype(0), std::move(p.output));
-  return Status::Ok();
-}
-
-Status InferPad(InferContext& ctx) {
-  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
-  HML_ASSIGN_OR_RETURN(PadParams p, ResolvePad(op));
-  ctx.SetOutput(0, op.dtype(0), std::move(p.output));
-  return Status::Ok();
-}
-
-Status InferResize(InferContext& ctx) {
-  HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
-  HML_ASSIGN_OR_RETURN(ResizeParams p, ResolveResize(op));
-  ctx.SetOutput(0, op.dtype(0), std::move(p.output));
-  return Status::Ok();
-}
-
 Status InferTile(InferContext& ctx) {
   HML_ASSIGN_OR_RETURN(const OpView op, ViewWithInputs(ctx, 1));
   HML_ASSIGN_OR_RETURN(std::vector<int64_t> repeats, ResolveTileRepeats(op));
@@ -117,34 +102,23 @@ Status InferSplit(InferContext& ctx) {
   return Status::Ok();
 }
 
-void AddSchema(OpRegistry& registry, const char* op_type, int min_inputs, int max_inputs,
-               InferShapesFn infer, int max_outputs = 1) {
-  OpSchema schema;
-  schema.op_type = op_type;
-  schema.min_inputs = min_inputs;
-  schema.max_inputs = max_inputs;
-  schema.max_outputs = max_outputs;
-  schema.infer = infer;
-  registry.Add(std::move(schema));
-}
-
 }  // namespace
 
 void AddTensorOps(OpRegistry& registry) {
-  AddSchema(registry, "Flatten", 1, 1, InferReshaped<ResolveFlatten>);
+  AddSchema(registry, "Flatten", 1, 1, InferResolved<ResolveFlatten>);
   // Reshape takes its shape as an attribute before opset 5 and as input 1 after.
-  AddSchema(registry, "Reshape", 1, 2, InferReshaped<ResolveReshape>);
-  AddSchema(registry, "Squeeze", 1, 2, InferReshaped<ResolveSqueeze>);
-  AddSchema(registry, "Unsqueeze", 1, 2, InferReshaped<ResolveUnsqueeze>);
-  AddSchema(registry, "Expand", 2, 2, InferReshaped<ResolveExpand>);
+  AddSchema(registry, "Reshape", 1, 2, InferResolved<ResolveReshape>);
+  AddSchema(registry, "Squeeze", 1, 2, InferResolved<ResolveSqueeze>);
+  AddSchema(registry, "Unsqueeze", 1, 2, InferResolved<ResolveUnsqueeze>);
+  AddSchema(registry, "Expand", 2, 2, InferResolved<ResolveExpand>);
   AddSchema(registry, "Transpose", 1, 1, InferTranspose);
   AddSchema(registry, "Concat", 1, std::numeric_limits<int>::max(), InferConcat);
   AddSchema(registry, "Gather", 2, 2, InferGather);
   AddSchema(registry, "Shape", 1, 1, InferShape);
-  AddSchema(registry, "Slice", 1, 5, InferSlice);
-  AddSchema(registry, "Pad", 1, 4, InferPad);
-  AddSchema(registry, "Resize", 1, 4, InferResize);
-  AddSchema(registry, "Upsample", 1, 2, InferResize);
+  AddSchema(registry, "Slice", 1, 5, InferResolved<ResolveSlice>);
+  AddSchema(registry, "Pad", 1, 4, InferResolved<ResolvePad>);
+  AddSchema(registry, "Resize", 1, 4, InferResolved<ResolveResize>);
+  AddSchema(registry, "Upsample", 1, 2, InferResolved<ResolveResize>);
   AddSchema(registry, "Tile", 2, 2, InferTile);
   AddSchema(registry, "Split", 1, 2, InferSplit, std::numeric_limits<int>::max());
 }

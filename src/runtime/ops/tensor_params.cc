@@ -130,15 +130,6 @@ Status OpView::Unimplemented(std::string_view why) const {
   return UnimplementedError(Describe() + ": " + std::string(why));
 }
 
-std::string IntsToString(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(v[i]);
-  }
-  return s + "]";
-}
-
 Result<std::vector<int64_t>> ReadInts(const OpView& op, const Tensor& t, std::string_view what) {
   if (t.rank() > 1) {
     return op.Error(std::string(what) + " must be 1-D, got shape " + ShapeToString(t.shape()));

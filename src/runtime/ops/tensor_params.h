@@ -19,6 +19,7 @@
 #include "src/runtime/graph.h"
 #include "src/runtime/kernel.h"
 #include "src/runtime/op_registry.h"
+#include "src/runtime/ops/op_util.h"
 
 namespace hml::runtime {
 
@@ -67,9 +68,6 @@ class OpView {
   std::vector<OpInput> inputs_;
   std::string description_;
 };
-
-// "[1,2,3]" for error messages.
-std::string IntsToString(const std::vector<int64_t>& v);
 
 // Reads an int32 or int64 tensor of rank <= 1 as int64 values. `what` names it in errors.
 Result<std::vector<int64_t>> ReadInts(const OpView& op, const Tensor& t, std::string_view what);

@@ -4,24 +4,12 @@
 #include <algorithm>
 #include <string>
 
+#include "src/runtime/ops/op_util.h"
+
 namespace hml::runtime {
 namespace {
 
-std::string Join(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(v[i]);
-  }
-  return s + "]";
-}
-
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Floor division for b > 0 (C++ division truncates towards zero; the ONNX formulas for
-// ConvTranspose padding are written with Python's floor division and total padding can be
-// negative).
-int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Bound on every geometry attribute (kernel, strides, dilations, pads, output_padding,
 // output_shape). Attributes come from untrusted model files; with this bound and spatial dims
@@ -53,30 +41,36 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
   if (node.attrs.Has("kernel_shape")) {
     std::vector<int64_t> attr = node.attrs.GetInts("kernel_shape");
     if (kind != WindowKind::kPool && !p.kernel.empty() && attr != p.kernel) {
-      return error("kernel_shape " + Join(attr) + " disagrees with the weight's spatial dims " +
-                   Join(p.kernel));
+      return error("kernel_shape " + IntsToString(attr) +
+                   " disagrees with the weight's spatial dims " + IntsToString(p.kernel));
     }
     p.kernel = attr;
   }
   if (p.kernel.size() != n) {
-    return error("kernel_shape " + Join(p.kernel) + " must have " + std::to_string(n) +
+    return error("kernel_shape " + IntsToString(p.kernel) + " must have " + std::to_string(n) +
                  " entries for input " + ShapeToString(input_shape));
   }
   p.strides = node.attrs.GetInts("strides", std::vector<int64_t>(n, 1));
   p.dilations = node.attrs.GetInts("dilations", std::vector<int64_t>(n, 1));
-  if (p.strides.size() != n) return error("strides " + Join(p.strides) + " has the wrong length");
+  if (p.strides.size() != n) {
+    return error("strides " + IntsToString(p.strides) + " has the wrong length");
+  }
   if (p.dilations.size() != n) {
-    return error("dilations " + Join(p.dilations) + " has the wrong length");
+    return error("dilations " + IntsToString(p.dilations) + " has the wrong length");
   }
   for (size_t i = 0; i < n; ++i) {
-    if (p.kernel[i] <= 0) return error("kernel_shape " + Join(p.kernel) + " must be positive");
-    if (p.strides[i] <= 0) return error("strides " + Join(p.strides) + " must be positive");
-    if (p.dilations[i] <= 0) return error("dilations " + Join(p.dilations) + " must be positive");
+    if (p.kernel[i] <= 0) {
+      return error("kernel_shape " + IntsToString(p.kernel) + " must be positive");
+    }
+    if (p.strides[i] <= 0) return error("strides " + IntsToString(p.strides) + " must be positive");
+    if (p.dilations[i] <= 0) {
+      return error("dilations " + IntsToString(p.dilations) + " must be positive");
+    }
     if (p.kernel[i] > kMaxWindowAttr || p.strides[i] > kMaxWindowAttr ||
         p.dilations[i] > kMaxWindowAttr) {
-      return error("kernel_shape " + Join(p.kernel) + ", strides " + Join(p.strides) +
-                   " or dilations " + Join(p.dilations) + " exceed " +
-                   std::to_string(kMaxWindowAttr));
+      return error("kernel_shape " + IntsToString(p.kernel) + ", strides " +
+                   IntsToString(p.strides) + " or dilations " + IntsToString(p.dilations) +
+                   " exceed " + std::to_string(kMaxWindowAttr));
     }
   }
   p.group = node.attrs.GetInt("group", 1);
@@ -85,11 +79,11 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
   if (kind == WindowKind::kConvTranspose) {
     p.output_padding = node.attrs.GetInts("output_padding", std::vector<int64_t>(n, 0));
     if (p.output_padding.size() != n) {
-      return error("output_padding " + Join(p.output_padding) + " has the wrong length");
+      return error("output_padding " + IntsToString(p.output_padding) + " has the wrong length");
     }
     for (int64_t v : p.output_padding) {
       if (v < 0 || v > kMaxWindowAttr) {
-        return error("output_padding " + Join(p.output_padding) + " is out of range");
+        return error("output_padding " + IntsToString(p.output_padding) + " is out of range");
       }
     }
   }
@@ -105,24 +99,28 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
       output_shape.erase(output_shape.begin(), output_shape.begin() + 2);
     }
     if (!output_shape.empty() && output_shape.size() != n) {
-      return error("output_shape " + Join(output_shape) + " has the wrong length");
+      return error("output_shape " + IntsToString(output_shape) + " has the wrong length");
     }
     for (int64_t v : output_shape) {
       if (v <= 0 || v > kMaxTensorBytes) {
-        return error("output_shape " + Join(output_shape) + " is out of range");
+        return error("output_shape " + IntsToString(output_shape) + " is out of range");
       }
     }
     const bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
     if (!same && auto_pad != "NOTSET" && auto_pad != "VALID") {
-      return error("auto_pad '" + auto_pad + "' is not one of NOTSET, SAME_UPPER, "
-                   "SAME_LOWER, VALID");
+      return error("auto_pad '" + auto_pad +
+                   "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
     }
     std::vector<int64_t> pads(2 * n, 0);
     if (auto_pad == "NOTSET" && output_shape.empty()) {
       pads = node.attrs.GetInts("pads", std::vector<int64_t>(2 * n, 0));
-      if (pads.size() != 2 * n) return error("pads " + Join(pads) + " has the wrong length");
+      if (pads.size() != 2 * n) {
+        return error("pads " + IntsToString(pads) + " has the wrong length");
+      }
       for (int64_t v : pads) {
-        if (v < 0 || v > kMaxWindowAttr) return error("pads " + Join(pads) + " are out of range");
+        if (v < 0 || v > kMaxWindowAttr) {
+          return error("pads " + IntsToString(pads) + " are out of range");
+        }
       }
     }
     for (size_t i = 0; i < n; ++i) {
@@ -158,13 +156,15 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
 
   if (auto_pad == "NOTSET") {
     std::vector<int64_t> pads = node.attrs.GetInts("pads", std::vector<int64_t>(2 * n, 0));
-    if (pads.size() != 2 * n) return error("pads " + Join(pads) + " has the wrong length");
+    if (pads.size() != 2 * n) return error("pads " + IntsToString(pads) + " has the wrong length");
     for (size_t i = 0; i < n; ++i) {
       p.pads_begin[i] = pads[i];
       p.pads_end[i] = pads[i + n];
-      if (pads[i] < 0 || pads[i + n] < 0) return error("pads " + Join(pads) + " are negative");
+      if (pads[i] < 0 || pads[i + n] < 0) {
+        return error("pads " + IntsToString(pads) + " are negative");
+      }
       if (pads[i] > kMaxWindowAttr || pads[i + n] > kMaxWindowAttr) {
-        return error("pads " + Join(pads) + " exceed " + std::to_string(kMaxWindowAttr));
+        return error("pads " + IntsToString(pads) + " exceed " + std::to_string(kMaxWindowAttr));
       }
     }
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
@@ -198,6 +198,12 @@ Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shap
     p.output_spatial[i] = out;
   }
   return p;
+}
+
+Shape WindowOutputShape(int64_t batch, int64_t channels, const WindowParams& p) {
+  Shape out = {batch, channels};
+  out.insert(out.end(), p.output_spatial.begin(), p.output_spatial.end());
+  return out;
 }
 
 }  // namespace hml::runtime

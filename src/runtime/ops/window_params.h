@@ -39,6 +39,9 @@ enum class WindowKind { kConv, kConvTranspose, kPool };
 Result<WindowParams> ResolveWindow(const Node& node, WindowKind kind, const Shape& input_shape,
                                    const std::vector<int64_t>& kernel_shape);
 
+// The output shape of a windowed op: [batch, channels, output_spatial...].
+Shape WindowOutputShape(int64_t batch, int64_t channels, const WindowParams& p);
+
 }  // namespace hml::runtime
 
 #endif  // HML_SRC_RUNTIME_OPS_WINDOW_PARAMS_H_

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -18,13 +17,12 @@
 #include <utility>
 #include <vector>
 
+#include "src/runtime/backends/reference/kernel_util.h"
 #include "src/runtime/backends/reference/reference_backend.h"
 #include "src/runtime/ops/broadcast.h"
 
 namespace hml::runtime {
 namespace {
-
-using KernelResult = Result<std::unique_ptr<Kernel>>;
 
 // ---- Integer helpers without undefined behaviour.
 
@@ -79,25 +77,6 @@ T SafeDiv(T a, T b) {
     return static_cast<T>(a / b);
   } else {
     return a / b;
-  }
-}
-
-// Converts with C semantics where they are defined: integers wrap, float->int truncates; NaN and
-// out-of-range floats saturate instead of being undefined.
-template <typename To, typename From>
-To ConvertValue(From v) {
-  if constexpr (std::is_floating_point_v<To> || !std::is_floating_point_v<From>) {
-    return static_cast<To>(v);
-  } else {
-    const double d = static_cast<double>(v);
-    if (std::isnan(d)) return static_cast<To>(0);
-    if (d <= static_cast<double>(std::numeric_limits<To>::lowest())) {
-      return std::numeric_limits<To>::lowest();
-    }
-    if (d >= static_cast<double>(std::numeric_limits<To>::max())) {
-      return std::numeric_limits<To>::max();
-    }
-    return static_cast<To>(d);
   }
 }
 
@@ -250,13 +229,6 @@ Status CheckBroadcast(const KernelArgs& args, const Shape& out, const Shape& a, 
                     " do not broadcast to the output " + ShapeToString(out));
 }
 
-Status CheckOutputs(const KernelArgs& args, size_t count) {
-  if (args.outputs.size() < count || args.outputs[0].empty()) {
-    return args.Error("expected " + std::to_string(count) + " output(s)");
-  }
-  return Status::Ok();
-}
-
 // ---- Kernels.
 
 template <typename TA, typename TB, typename TO, typename Op>
@@ -406,63 +378,6 @@ class CastKernel final : public Kernel {
   KernelArgs args_;
 };
 
-// Identity and inference-mode Dropout.
-class CopyKernel final : public Kernel {
- public:
-  explicit CopyKernel(KernelArgs args) : args_(std::move(args)) {}
-  Status Run() override {
-    const void* src = args_.inputs[0].raw_data();
-    void* dst = args_.outputs[0].raw_data();
-    if (src != dst && args_.outputs[0].byte_size() > 0) {
-      std::memmove(dst, src, args_.outputs[0].byte_size());
-    }
-    return Status::Ok();
-  }
-
- private:
-  KernelArgs args_;
-};
-
-// ---- Dtype dispatch: calls fn(T{}) for the input's element type when `T` is allowed.
-
-enum class Types { kFloat, kSigned, kNumeric };
-
-template <typename Fn>
-KernelResult Dispatch(const KernelArgs& args, DType dtype, Types types, Fn&& fn) {
-  const bool is_float = dtype == DType::kFloat32;
-  const bool is_signed_int =
-      dtype == DType::kInt8 || dtype == DType::kInt32 || dtype == DType::kInt64;
-  const bool allowed = is_float || (types == Types::kSigned && is_signed_int) ||
-                       (types == Types::kNumeric && dtype != DType::kUndefined);
-  if (allowed) {
-    switch (dtype) {
-      case DType::kFloat32:
-        return fn(float{});
-      case DType::kUInt8:
-        return fn(uint8_t{});
-      case DType::kInt8:
-        return fn(int8_t{});
-      case DType::kInt32:
-        return fn(int32_t{});
-      case DType::kInt64:
-        return fn(int64_t{});
-      case DType::kUndefined:
-        break;
-    }
-  }
-  return args.Error("element type " + std::string(DTypeName(dtype)) + " is not supported");
-}
-
-Status CheckArity(const KernelArgs& args, size_t min_inputs) {
-  if (args.inputs.size() < min_inputs) {
-    return args.Error("expected at least " + std::to_string(min_inputs) + " inputs");
-  }
-  for (size_t i = 0; i < min_inputs; ++i) {
-    if (args.inputs[i].empty()) return args.Error("input " + std::to_string(i) + " is missing");
-  }
-  return CheckOutputs(args, 1);
-}
-
 // B's shape as the broadcast plan sees it: padded per the legacy rules before opset 7.
 Result<Shape> BinaryBShape(const KernelArgs& args) {
   if (args.opset < 7) {
@@ -475,13 +390,13 @@ enum class Arith { kAdd, kSub, kMul, kDiv };
 
 template <Arith kOp>
 KernelResult MakeArithmetic(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 2));
+  HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
   if (args.inputs[0].dtype() != args.inputs[1].dtype()) {
     return args.Error("inputs have different element types");
   }
   HML_ASSIGN_OR_RETURN(Shape b_shape, BinaryBShape(args));
   const DType dtype = args.inputs[0].dtype();
-  return Dispatch(args, dtype, Types::kNumeric, [&](auto tag) -> KernelResult {
+  return DispatchDType<kAllDTypes>(args, dtype, [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     if constexpr (kOp == Arith::kAdd) {
       return MakeBinary<T, T, T>(std::move(args), b_shape, [](T a, T b) { return WrapAdd(a, b); });
@@ -496,32 +411,35 @@ KernelResult MakeArithmetic(KernelArgs args) {
 }
 
 KernelResult MakePow(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 2));
+  HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
   HML_ASSIGN_OR_RETURN(Shape b_shape, BinaryBShape(args));
+  constexpr DTypeSet kBaseDTypes{DType::kFloat32, DType::kInt32, DType::kInt64};
   const DType base = args.inputs[0].dtype();
-  if (base != DType::kFloat32 && base != DType::kInt32 && base != DType::kInt64) {
-    return args.Error("base type " + std::string(DTypeName(base)) + " is not supported");
-  }
   const DType exponent = args.inputs[1].dtype();
-  return Dispatch(args, base, Types::kNumeric, [&](auto base_tag) -> KernelResult {
-    using TA = decltype(base_tag);
-    return Dispatch(args, exponent, Types::kNumeric, [&](auto exp_tag) -> KernelResult {
-      using TB = decltype(exp_tag);
-      return MakeBinary<TA, TB, TA>(std::move(args), b_shape,
-                                    [](TA a, TB b) { return PowValue(a, b); });
-    });
-  });
+  return DispatchDType<kBaseDTypes>(
+      base,
+      [&](auto base_tag) -> KernelResult {
+        using TA = decltype(base_tag);
+        return DispatchDType<kAllDTypes>(args, exponent, [&](auto exp_tag) -> KernelResult {
+          using TB = decltype(exp_tag);
+          return MakeBinary<TA, TB, TA>(std::move(args), b_shape,
+                                        [](TA a, TB b) { return PowValue(a, b); });
+        });
+      },
+      [&] {
+        return args.Error("base type " + std::string(DTypeName(base)) + " is not supported");
+      });
 }
 
 KernelResult MakePRelu(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 2));
+  HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
   const Shape& x = args.inputs[0].shape();
   Shape slope = args.inputs[1].shape();
   if (args.opset < 7 && slope.size() == 1 && x.size() >= 2 && slope[0] == x[1]) {
     // Legacy per-channel slope: align it with dim 1.
     slope.resize(x.size() - 1, 1);
   }
-  return Dispatch(args, args.inputs[0].dtype(), Types::kSigned, [&](auto tag) -> KernelResult {
+  return DispatchDType<kSignedDTypes>(args, args.inputs[0].dtype(), [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     return MakeBinary<T, T, T>(std::move(args), slope,
                                [](T v, T s) { return v < static_cast<T>(0) ? WrapMul(s, v) : v; });
@@ -549,9 +467,9 @@ enum class Fold { kMax, kMin, kSum, kMean };
 
 template <Fold kFold>
 KernelResult MakeFold(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1));
-  const Types types = kFold == Fold::kMean ? Types::kFloat : Types::kNumeric;
-  return Dispatch(args, args.inputs[0].dtype(), types, [&](auto tag) -> KernelResult {
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
+  constexpr DTypeSet kDTypes = kFold == Fold::kMean ? kFloatDTypes : kAllDTypes;
+  return DispatchDType<kDTypes>(args, args.inputs[0].dtype(), [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     if constexpr (kFold == Fold::kMax) {
       return MakeVariadic<T>(std::move(args), [](T a, T b) { return MaxValue(a, b); });
@@ -567,7 +485,7 @@ KernelResult MakeFold(KernelArgs args) {
 // Float-only activations; `fn` maps one element.
 template <typename Fn>
 KernelResult MakeFloatUnary(KernelArgs args, Fn fn) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
   if (args.inputs[0].dtype() != DType::kFloat32) {
     return args.Error("element type " + std::string(DTypeName(args.inputs[0].dtype())) +
                       " is not supported (float32 only)");
@@ -643,19 +561,15 @@ KernelResult MakeCeil(KernelArgs args) {
 }
 KernelResult MakeRound(KernelArgs args) {
   // Halves round to even, independent of the floating-point environment's rounding mode.
-  return MakeFloatUnary(std::move(args), [](float x) {
-    const float r = std::round(x);
-    if (std::fabs(x - std::trunc(x)) == 0.5f) return 2.0f * std::round(x * 0.5f);
-    return r;
-  });
+  return MakeFloatUnary(std::move(args), [](float x) { return RoundHalfEven(x); });
 }
 KernelResult MakeErf(KernelArgs args) {
   return MakeFloatUnary(std::move(args), [](float x) { return std::erf(x); });
 }
 
 KernelResult MakeRelu(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1));
-  return Dispatch(args, args.inputs[0].dtype(), Types::kSigned, [&](auto tag) -> KernelResult {
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
+  return DispatchDType<kSignedDTypes>(args, args.inputs[0].dtype(), [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     return MakeUnary<T>(std::move(args),
                         [](T x) { return x < static_cast<T>(0) ? static_cast<T>(0) : x; });
@@ -663,16 +577,16 @@ KernelResult MakeRelu(KernelArgs args) {
 }
 
 KernelResult MakeNeg(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1));
-  return Dispatch(args, args.inputs[0].dtype(), Types::kSigned, [&](auto tag) -> KernelResult {
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
+  return DispatchDType<kSignedDTypes>(args, args.inputs[0].dtype(), [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     return MakeUnary<T>(std::move(args), [](T x) { return WrapNeg(x); });
   });
 }
 
 KernelResult MakeAbs(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1));
-  return Dispatch(args, args.inputs[0].dtype(), Types::kNumeric, [&](auto tag) -> KernelResult {
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
+  return DispatchDType<kAllDTypes>(args, args.inputs[0].dtype(), [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     if constexpr (std::is_floating_point_v<T>) {
       return MakeUnary<T>(std::move(args), [](T x) { return std::fabs(x); });
@@ -684,12 +598,12 @@ KernelResult MakeAbs(KernelArgs args) {
 }
 
 KernelResult MakeClip(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
   const DType dtype = args.inputs[0].dtype();
   if (args.outputs[0].shape() != args.inputs[0].shape()) {
     return args.Error("output shape does not match the input");
   }
-  return Dispatch(args, dtype, Types::kNumeric, [&](auto tag) -> KernelResult {
+  return DispatchDType<kAllDTypes>(args, dtype, [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     T lo = std::numeric_limits<T>::lowest();
     T hi = std::numeric_limits<T>::max();
@@ -717,23 +631,22 @@ KernelResult MakeClip(KernelArgs args) {
 }
 
 KernelResult MakeCast(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
   if (args.inputs[0].shape() != args.outputs[0].shape()) {
     return args.Error("output shape does not match the input");
   }
   const int64_t to = args.node->attrs.GetInt("to", 0);
   Result<DType> target = DTypeFromOnnx(static_cast<int>(to));
   if (!target.ok()) {
-    return UnimplementedError(args.node->op_type + " '" + args.node->name +
-                              "': cast target: " + std::string(target.status().message()));
+    return Unimplemented(args, "cast target: " + std::string(target.status().message()));
   }
   if (*target != args.outputs[0].dtype()) {
     return args.Error("output type does not match 'to'");
   }
-  return Dispatch(
-      args, args.inputs[0].dtype(), Types::kNumeric, [&](auto from_tag) -> KernelResult {
+  return DispatchDType<kAllDTypes>(
+      args, args.inputs[0].dtype(), [&](auto from_tag) -> KernelResult {
         using From = decltype(from_tag);
-        return Dispatch(args, *target, Types::kNumeric, [&](auto to_tag) -> KernelResult {
+        return DispatchDType<kAllDTypes>(args, *target, [&](auto to_tag) -> KernelResult {
           using To = decltype(to_tag);
           return std::unique_ptr<Kernel>(new CastKernel<From, To>(std::move(args)));
         });
@@ -741,20 +654,18 @@ KernelResult MakeCast(KernelArgs args) {
 }
 
 KernelResult MakeCopy(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
   if (args.outputs.size() > 1 && !args.outputs[1].empty()) {
-    return UnimplementedError(args.node->op_type + " '" + args.node->name +
-                              "': the mask output is not supported");
+    return Unimplemented(args, "the mask output is not supported");
   }
   if (args.inputs.size() > 2 && !args.inputs[2].empty()) {
-    return UnimplementedError(args.node->op_type + " '" + args.node->name +
-                              "': the training_mode input is not supported");
+    return Unimplemented(args, "the training_mode input is not supported");
   }
   if (args.inputs[0].shape() != args.outputs[0].shape() ||
       args.inputs[0].dtype() != args.outputs[0].dtype()) {
     return args.Error("output does not match the input");
   }
-  return std::unique_ptr<Kernel>(new CopyKernel(std::move(args)));
+  return MakeCopyKernel(std::move(args));
 }
 
 }  // namespace

@@ -1,6 +1,11 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/runtime/backends/reference/nn_common.h"
 
+#include <algorithm>
+#include <string>
+
+#include "src/runtime/ops/op_util.h"
+
 namespace hml::runtime::nn_internal {
 
 Result<Window3> ToWindow3(const KernelArgs& args, const WindowParams& p) {
@@ -24,8 +29,6 @@ Result<Window3> ToWindow3(const KernelArgs& args, const WindowParams& p) {
   }
   return g;
 }
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 Range ValidRange(int64_t offset, int64_t step, int64_t limit, int64_t count) {
   Range r;
@@ -85,47 +88,13 @@ Result<ConvGeometry> MakeConvGeometry(const KernelArgs& args, size_t x, size_t w
                        ResolveWindow(*args.node, WindowKind::kConv, xs,
                                      std::vector<int64_t>(ws.begin() + 2, ws.end())));
   HML_ASSIGN_OR_RETURN(c.window, ToWindow3(args, p));
-  Shape out = {c.batch, c.out_channels};
-  out.insert(out.end(), p.output_spatial.begin(), p.output_spatial.end());
+  const Shape out = WindowOutputShape(c.batch, c.out_channels, p);
   if (args.outputs[0].shape() != out) {
     return args.Error("output shape " + ShapeToString(args.outputs[0].shape()) +
                       " differs from the computed " + ShapeToString(out));
   }
   c.taps = MakeConvTaps(c.window);
   return c;
-}
-
-Status CheckArity(const KernelArgs& args, size_t min_inputs, size_t num_outputs) {
-  if (args.inputs.size() < min_inputs) {
-    return args.Error("has " + std::to_string(args.inputs.size()) + " inputs, expected at least " +
-                      std::to_string(min_inputs));
-  }
-  if (args.outputs.size() < num_outputs || args.outputs[0].empty()) {
-    return args.Error("expected " + std::to_string(num_outputs) + " output(s)");
-  }
-  return Status::Ok();
-}
-
-Status CheckInput(const KernelArgs& args, size_t i, DType dtype) {
-  if (i >= args.inputs.size() || args.inputs[i].empty()) {
-    return args.Error("input " + std::to_string(i) + " is missing");
-  }
-  if (args.inputs[i].dtype() != dtype) {
-    return args.Error("input " + std::to_string(i) + " has dtype " +
-                      std::string(DTypeName(args.inputs[i].dtype())) + ", expected " +
-                      std::string(DTypeName(dtype)));
-  }
-  return Status::Ok();
-}
-
-Status CheckOutput(const KernelArgs& args, size_t i, DType dtype, const Shape& shape) {
-  const Tensor& t = args.outputs[i];
-  if (t.dtype() != dtype || t.shape() != shape) {
-    return args.Error("output " + std::to_string(i) + " is " + std::string(DTypeName(t.dtype())) +
-                      ShapeToString(t.shape()) + ", expected " + std::string(DTypeName(dtype)) +
-                      ShapeToString(shape));
-  }
-  return Status::Ok();
 }
 
 BatchMap MakeBatchMap(const Shape& a_batch, const Shape& b_batch) {
@@ -160,6 +129,27 @@ BatchMap MakeBatchMap(const Shape& a_batch, const Shape& b_batch) {
     }
   }
   return m;
+}
+
+Result<MatMulGeometry> MakeMatMulGeometry(const KernelArgs& args, size_t a, size_t b) {
+  const Shape& as = args.inputs[a].shape();
+  const Shape& bs = args.inputs[b].shape();
+  if (as.empty() || bs.empty()) return args.Error("operands must have rank >= 1");
+  MatMulGeometry g;
+  g.a = as.size() == 1 ? Shape{1, as[0]} : as;
+  g.b = bs.size() == 1 ? Shape{bs[0], 1} : bs;
+  g.m = g.a[g.a.size() - 2];
+  g.k = g.a[g.a.size() - 1];
+  g.n = g.b[g.b.size() - 1];
+  if (g.b[g.b.size() - 2] != g.k) return args.Error("inner dimensions differ");
+  const int64_t num_elements = args.outputs[0].num_elements();
+  if (num_elements == 0) return g;
+  g.batches = MakeBatchMap(Shape(g.a.begin(), g.a.end() - 2), Shape(g.b.begin(), g.b.end() - 2));
+  if (num_elements != static_cast<int64_t>(g.batches.a.size()) * g.m * g.n) {
+    return args.Error("output " + ShapeToString(args.outputs[0].shape()) +
+                      " does not match the operands");
+  }
+  return g;
 }
 
 }  // namespace hml::runtime::nn_internal

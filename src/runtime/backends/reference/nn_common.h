@@ -2,20 +2,18 @@
 //
 // Helpers shared by the reference nn kernels (nn_kernels.cc) and the quantized ones
 // (quant_kernels.cc): sliding-window geometry canonicalized to three spatial dims, the direct
-// convolution loop both Conv and QLinearConv use, numpy-style batch broadcasting for the
-// MatMul family, and exact rounding/saturation for quantization. Internal to the reference
-// backend.
+// convolution loop both Conv and QLinearConv use, and the operand geometry and numpy-style
+// batch broadcasting of the MatMul family. Internal to the reference backend; the helpers of
+// every kernel file are in kernel_util.h.
 #ifndef HML_SRC_RUNTIME_BACKENDS_REFERENCE_NN_COMMON_H_
 #define HML_SRC_RUNTIME_BACKENDS_REFERENCE_NN_COMMON_H_
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <cstdint>
-#include <limits>
-#include <string>
 #include <vector>
 
+#include "src/runtime/backends/reference/kernel_util.h"
 #include "src/runtime/kernel.h"
 #include "src/runtime/ops/window_params.h"
 
@@ -51,9 +49,6 @@ struct Range {
   int64_t size() const { return hi > lo ? hi - lo : 0; }
 };
 
-// Floor division. REQUIRES: b > 0.
-int64_t FloorDiv(int64_t a, int64_t b);
-
 // The j in [0, count) with 0 <= offset + j * step < limit. REQUIRES: step > 0.
 Range ValidRange(int64_t offset, int64_t step, int64_t limit, int64_t count);
 
@@ -85,16 +80,6 @@ struct ConvGeometry {
 // Checks the shapes of inputs `x`, `w`, optional input `bias` and output 0 of a Conv-like node
 // against each other and the node's attributes (dtypes are the caller's job).
 Result<ConvGeometry> MakeConvGeometry(const KernelArgs& args, size_t x, size_t w, size_t bias);
-
-// Checks that the node has at least `min_inputs` inputs and `num_outputs` outputs, output 0
-// being present.
-Status CheckArity(const KernelArgs& args, size_t min_inputs, size_t num_outputs);
-
-// Checks that input `i` is present and has dtype `dtype`.
-Status CheckInput(const KernelArgs& args, size_t i, DType dtype);
-
-// Checks that output `i` has dtype `dtype` and shape `shape`.
-Status CheckOutput(const KernelArgs& args, size_t i, DType dtype, const Shape& shape);
 
 // Adds one input channel's contribution to one output channel of a direct convolution:
 // y[o] += sum over taps k of Acc(w[k]) * load(x[position(o, k)]), padding contributing nothing.
@@ -150,24 +135,21 @@ struct BatchMap {
 // promotion). REQUIRES: they broadcast (checked by shape inference).
 BatchMap MakeBatchMap(const Shape& a_batch, const Shape& b_batch);
 
-// Round half to even, independent of the floating-point environment's rounding mode.
-template <typename F>
-F RoundHalfEven(F v) {
-  F r = std::round(v);  // half away from zero
-  if (std::fabs(v - std::trunc(v)) == F(0.5)) r = F(2) * std::round(v / F(2));
-  return r;
-}
+// The validated geometry of numpy.matmul over inputs `a` and `b` (MatMul, QLinearMatMul): each
+// [..., M, K] x [..., K, N] after promoting a 1-D a to [1, K] and a 1-D b to [K, 1].
+struct MatMulGeometry {
+  Shape a;  // the operands' shapes after promotion
+  Shape b;
+  int64_t m = 0;
+  int64_t k = 0;
+  int64_t n = 0;
+  // Empty when output 0 has no elements (its batch map could be huge when M or N is 0).
+  BatchMap batches;
+};
 
-// Converts an already-rounded value to Q, saturating; NaN becomes 0.
-template <typename Q, typename F>
-Q SaturateCast(F v) {
-  constexpr F kLo = static_cast<F>(std::numeric_limits<Q>::min());
-  constexpr F kHi = static_cast<F>(std::numeric_limits<Q>::max());
-  if (std::isnan(v)) return Q{0};
-  if (v <= kLo) return std::numeric_limits<Q>::min();
-  if (v >= kHi) return std::numeric_limits<Q>::max();
-  return static_cast<Q>(v);
-}
+// Checks the operands' ranks and inner dims and that output 0 has batches * M * N elements
+// (dtypes are the caller's job).
+Result<MatMulGeometry> MakeMatMulGeometry(const KernelArgs& args, size_t a, size_t b);
 
 }  // namespace hml::runtime::nn_internal
 

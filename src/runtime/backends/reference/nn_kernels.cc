@@ -13,34 +13,26 @@
 #include <type_traits>
 #include <vector>
 
+#include "src/runtime/backends/reference/kernel_util.h"
 #include "src/runtime/backends/reference/nn_common.h"
 #include "src/runtime/backends/reference/reference_backend.h"
 
 namespace hml::runtime {
 namespace {
 
-using nn_internal::BatchMap;
-using nn_internal::CheckArity;
-using nn_internal::CheckInput;
-using nn_internal::CheckOutput;
 using nn_internal::ConvGeometry;
+using nn_internal::MatMulGeometry;
 using nn_internal::Range;
 using nn_internal::ValidRange;
 using nn_internal::Window3;
 
-int64_t Product(Shape::const_iterator begin, Shape::const_iterator end) {
-  int64_t n = 1;
-  for (auto it = begin; it != end; ++it) n *= *it;
-  return n;
-}
-
-bool HasInput(const KernelArgs& args, size_t i) {
-  return i < args.inputs.size() && !args.inputs[i].empty();
-}
-
-template <typename K>
-Result<std::unique_ptr<Kernel>> Wrap(std::unique_ptr<K> k) {
-  return std::unique_ptr<Kernel>(std::move(k));
+// Checks the inputs of Conv and ConvTranspose: float32 X and W, optional float32 bias.
+Status CheckConvInputs(const KernelArgs& args) {
+  HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
+  HML_RETURN_IF_ERROR(CheckInput(args, 0, DType::kFloat32));
+  HML_RETURN_IF_ERROR(CheckInput(args, 1, DType::kFloat32));
+  if (HasInput(args, 2)) HML_RETURN_IF_ERROR(CheckInput(args, 2, DType::kFloat32));
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -50,10 +42,7 @@ Result<std::unique_ptr<Kernel>> Wrap(std::unique_ptr<K> k) {
 class ConvKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(KernelArgs args) {
-    HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
-    HML_RETURN_IF_ERROR(CheckInput(args, 0, DType::kFloat32));
-    HML_RETURN_IF_ERROR(CheckInput(args, 1, DType::kFloat32));
-    if (HasInput(args, 2)) HML_RETURN_IF_ERROR(CheckInput(args, 2, DType::kFloat32));
+    HML_RETURN_IF_ERROR(CheckConvInputs(args));
     if (args.outputs[0].dtype() != DType::kFloat32) return args.Error("output must be float32");
     HML_ASSIGN_OR_RETURN(ConvGeometry c, nn_internal::MakeConvGeometry(args, 0, 1, 2));
     auto k = std::unique_ptr<ConvKernel>(new ConvKernel(std::move(args), std::move(c)));
@@ -98,10 +87,7 @@ class ConvKernel final : public Kernel {
 class ConvTransposeKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(KernelArgs args) {
-    HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
-    HML_RETURN_IF_ERROR(CheckInput(args, 0, DType::kFloat32));
-    HML_RETURN_IF_ERROR(CheckInput(args, 1, DType::kFloat32));
-    if (HasInput(args, 2)) HML_RETURN_IF_ERROR(CheckInput(args, 2, DType::kFloat32));
+    HML_RETURN_IF_ERROR(CheckConvInputs(args));
     const Shape& xs = args.inputs[0].shape();
     const Shape& ws = args.inputs[1].shape();
     const int64_t group = args.node->attrs.GetInt("group", 1);
@@ -124,9 +110,8 @@ class ConvTransposeKernel final : public Kernel {
                          ResolveWindow(*k->args_.node, WindowKind::kConvTranspose, xs,
                                        std::vector<int64_t>(ws.begin() + 2, ws.end())));
     HML_ASSIGN_OR_RETURN(k->g_, nn_internal::ToWindow3(k->args_, p));
-    Shape out = {xs[0], k->out_channels_};
-    out.insert(out.end(), p.output_spatial.begin(), p.output_spatial.end());
-    HML_RETURN_IF_ERROR(CheckOutput(k->args_, 0, DType::kFloat32, out));
+    HML_RETURN_IF_ERROR(
+        CheckOutput(k->args_, 0, DType::kFloat32, WindowOutputShape(xs[0], k->out_channels_, p)));
     const Window3& g = k->g_;
     // Per input index of the outer dims: the taps landing inside the output.
     for (int64_t i = 0; i < g.in[0]; ++i) {
@@ -313,26 +298,13 @@ class MatMulKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(KernelArgs args) {
     HML_RETURN_IF_ERROR(CheckInput(args, 1, DTypeOf<T>()));
-    const Shape& as = args.inputs[0].shape();
-    const Shape& bs = args.inputs[1].shape();
-    if (as.empty() || bs.empty()) return args.Error("operands must have rank >= 1");
-    const Shape a = as.size() == 1 ? Shape{1, as[0]} : as;
-    const Shape b = bs.size() == 1 ? Shape{bs[0], 1} : bs;
+    if (args.outputs[0].dtype() != DTypeOf<T>()) return args.Error("output dtype differs");
+    HML_ASSIGN_OR_RETURN(MatMulGeometry g, nn_internal::MakeMatMulGeometry(args, 0, 1));
     auto k = std::unique_ptr<MatMulKernel>(new MatMulKernel(std::move(args)));
-    k->m_ = a[a.size() - 2];
-    k->k_ = a[a.size() - 1];
-    k->n_ = b[b.size() - 1];
-    if (b[b.size() - 2] != k->k_) return k->args_.Error("inner dimensions differ");
-    if (k->args_.outputs[0].dtype() != DTypeOf<T>()) return k->args_.Error("output dtype differs");
-    // An empty output needs no work (and its batch map could be huge when M or N is 0).
-    if (k->args_.outputs[0].num_elements() == 0) return Wrap(std::move(k));
-    const Shape a_batch(a.begin(), a.end() - 2), b_batch(b.begin(), b.end() - 2);
-    k->batches_ = nn_internal::MakeBatchMap(a_batch, b_batch);
-    const int64_t expected = static_cast<int64_t>(k->batches_.a.size()) * k->m_ * k->n_;
-    if (k->args_.outputs[0].num_elements() != expected) {
-      return k->args_.Error("output " + ShapeToString(k->args_.outputs[0].shape()) +
-                            " does not match the operands");
-    }
+    k->m_ = g.m;
+    k->k_ = g.k;
+    k->n_ = g.n;
+    k->batches_ = std::move(g.batches);
     return Wrap(std::move(k));
   }
 
@@ -362,25 +334,16 @@ class MatMulKernel final : public Kernel {
  private:
   explicit MatMulKernel(KernelArgs args) : args_(std::move(args)) {}
   KernelArgs args_;
-  BatchMap batches_;
+  nn_internal::BatchMap batches_;
   int64_t m_ = 0, k_ = 0, n_ = 0;
 };
 
 Result<std::unique_ptr<Kernel>> CreateMatMul(KernelArgs args) {
   HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
-  switch (args.inputs[0].dtype()) {
-    case DType::kFloat32:
-      return MatMulKernel<float>::Create(std::move(args));
-    case DType::kInt32:
-      return MatMulKernel<int32_t>::Create(std::move(args));
-    case DType::kInt64:
-      return MatMulKernel<int64_t>::Create(std::move(args));
-    default:
-      return UnimplementedError(args.Error("dtype " +
-                                           std::string(DTypeName(args.inputs[0].dtype())) +
-                                           " is not supported (float32, int32, int64 are)")
-                                    .message());
-  }
+  constexpr DTypeSet kDTypes{DType::kFloat32, DType::kInt32, DType::kInt64};
+  return DispatchDTypeOrUnimplemented<kDTypes>(args, "dtype", args.inputs[0].dtype(), [&](auto t) {
+    return MatMulKernel<decltype(t)>::Create(std::move(args));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,16 +351,66 @@ Result<std::unique_ptr<Kernel>> CreateMatMul(KernelArgs args) {
 // precomputed; a window touching no input element is rejected at creation (it has no max and,
 // without padding in the count, no average).
 
-struct PoolTables {
+// The validated geometry of a MaxPool or AveragePool node and its tap tables.
+struct PoolGeometry {
+  Window3 g;
+  int64_t planes = 0;                         // N * C
   std::vector<Range> taps_d, taps_h, taps_w;  // indexed by output index
   // Taps inside the padded input (input plus pads on both sides), for count_include_pad.
   std::vector<int64_t> padded_d, padded_h, padded_w;
+
+  // Calls fn(o, plane, od, oh, ow) for every output element, `o` being its flat index, in
+  // output order.
+  template <typename Fn>
+  void ForEachOutput(Fn&& fn) const {
+    int64_t o = 0;
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      for (int64_t od = 0; od < g.out[0]; ++od) {
+        for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+          for (int64_t ow = 0; ow < g.out[2]; ++ow) fn(o++, plane, od, oh, ow);
+        }
+      }
+    }
+  }
+
+  // Calls tap(id, ih, iw) for each tap of the window of output (od, oh, ow) that lands inside
+  // the input, in row-major window order.
+  template <typename Tap>
+  void ForEachTap(int64_t od, int64_t oh, int64_t ow, Tap&& tap) const {
+    const Range rd = taps_d[static_cast<size_t>(od)];
+    const Range rh = taps_h[static_cast<size_t>(oh)];
+    const Range rw = taps_w[static_cast<size_t>(ow)];
+    for (int64_t kd = rd.lo; kd < rd.hi; ++kd) {
+      const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+      for (int64_t kh = rh.lo; kh < rh.hi; ++kh) {
+        const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+        for (int64_t kw = rw.lo; kw < rw.hi; ++kw) {
+          tap(id, ih, ow * g.stride[2] - g.pad[2] + kw * g.dilation[2]);
+        }
+      }
+    }
+  }
 };
 
-Result<PoolTables> MakePoolTables(const KernelArgs& args, const Window3& g, bool allow_empty) {
-  PoolTables t;
-  std::vector<Range>* taps[3] = {&t.taps_d, &t.taps_h, &t.taps_w};
-  std::vector<int64_t>* padded[3] = {&t.padded_d, &t.padded_h, &t.padded_w};
+// Checks input 0 (of `dtype`), the window attributes and the outputs (output 1, MaxPool's
+// optional indices, is int64). Unless `allow_empty`, a window covering only padding is an error.
+Result<PoolGeometry> MakePoolGeometry(const KernelArgs& args, DType dtype, bool allow_empty) {
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
+  HML_RETURN_IF_ERROR(CheckInput(args, 0, dtype));
+  const Shape& xs = args.inputs[0].shape();
+  if (!args.node->attrs.Has("kernel_shape")) return args.Error("kernel_shape is required");
+  HML_ASSIGN_OR_RETURN(WindowParams p, ResolveWindow(*args.node, WindowKind::kPool, xs, {}));
+  const Shape out = WindowOutputShape(xs[0], xs[1], p);
+  HML_RETURN_IF_ERROR(CheckOutput(args, 0, dtype, out));
+  if (args.outputs.size() > 1 && !args.outputs[1].empty()) {
+    HML_RETURN_IF_ERROR(CheckOutput(args, 1, DType::kInt64, out));
+  }
+  PoolGeometry pg;
+  HML_ASSIGN_OR_RETURN(pg.g, nn_internal::ToWindow3(args, p));
+  pg.planes = xs[0] * xs[1];
+  const Window3& g = pg.g;
+  std::vector<Range>* taps[3] = {&pg.taps_d, &pg.taps_h, &pg.taps_w};
+  std::vector<int64_t>* padded[3] = {&pg.padded_d, &pg.padded_h, &pg.padded_w};
   for (size_t d = 0; d < 3; ++d) {
     for (int64_t o = 0; o < g.out[d]; ++o) {
       const int64_t start = o * g.stride[d] - g.pad[d];
@@ -412,93 +425,57 @@ Result<PoolTables> MakePoolTables(const KernelArgs& args, const Window3& g, bool
                                .size());
     }
   }
-  return t;
-}
-
-Result<Window3> PoolWindow3(const KernelArgs& args, DType dtype) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
-  HML_RETURN_IF_ERROR(CheckInput(args, 0, dtype));
-  const Shape& xs = args.inputs[0].shape();
-  if (!args.node->attrs.Has("kernel_shape")) return args.Error("kernel_shape is required");
-  HML_ASSIGN_OR_RETURN(WindowParams p, ResolveWindow(*args.node, WindowKind::kPool, xs, {}));
-  Shape out = {xs[0], xs[1]};
-  out.insert(out.end(), p.output_spatial.begin(), p.output_spatial.end());
-  HML_RETURN_IF_ERROR(CheckOutput(args, 0, dtype, out));
-  if (args.outputs.size() > 1 && !args.outputs[1].empty()) {
-    HML_RETURN_IF_ERROR(CheckOutput(args, 1, DType::kInt64, out));
-  }
-  return nn_internal::ToWindow3(args, p);
+  return pg;
 }
 
 template <typename T>
 class MaxPoolKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(KernelArgs args) {
-    HML_ASSIGN_OR_RETURN(Window3 g, PoolWindow3(args, DTypeOf<T>()));
-    HML_ASSIGN_OR_RETURN(PoolTables t, MakePoolTables(args, g, /*allow_empty=*/false));
-    auto k = std::unique_ptr<MaxPoolKernel>(new MaxPoolKernel(std::move(args)));
-    k->g_ = g;
-    k->t_ = std::move(t);
-    k->planes_ = k->args_.inputs[0].dim(0) * k->args_.inputs[0].dim(1);
+    HML_ASSIGN_OR_RETURN(PoolGeometry pg,
+                         MakePoolGeometry(args, DTypeOf<T>(), /*allow_empty=*/false));
+    auto k = std::unique_ptr<MaxPoolKernel>(new MaxPoolKernel(std::move(args), std::move(pg)));
     k->column_major_ = k->args_.node->attrs.GetInt("storage_order", 0) == 1;
     return Wrap(std::move(k));
   }
 
   Status Run() override {
-    const Window3& g = g_;
+    const Window3& g = pg_.g;
     const T* x = args_.inputs[0].data<T>();
     T* y = args_.outputs[0].data<T>();
     int64_t* indices = args_.outputs.size() > 1 && !args_.outputs[1].empty()
                            ? args_.outputs[1].data<int64_t>()
                            : nullptr;
     const int64_t in_size = g.in_size();
-    for (int64_t plane = 0; plane < planes_; ++plane) {
+    pg_.ForEachOutput([&](int64_t o, int64_t plane, int64_t od, int64_t oh, int64_t ow) {
       const T* x_plane = x + plane * in_size;
-      for (int64_t od = 0; od < g.out[0]; ++od) {
-        const Range rd = t_.taps_d[static_cast<size_t>(od)];
-        for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-          const Range rh = t_.taps_h[static_cast<size_t>(oh)];
-          for (int64_t ow = 0; ow < g.out[2]; ++ow) {
-            const Range rw = t_.taps_w[static_cast<size_t>(ow)];
-            // The first maximum in row-major window order wins; NaN propagates.
-            T best{};
-            int64_t best_d = -1, best_h = -1, best_w = -1;
-            for (int64_t kd = rd.lo; kd < rd.hi; ++kd) {
-              const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
-              for (int64_t kh = rh.lo; kh < rh.hi; ++kh) {
-                const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
-                const T* x_row = x_plane + (id * g.in[1] + ih) * g.in[2];
-                for (int64_t kw = rw.lo; kw < rw.hi; ++kw) {
-                  const int64_t iw = ow * g.stride[2] - g.pad[2] + kw * g.dilation[2];
-                  const T v = x_row[iw];
-                  if (best_d < 0 || v > best || (IsNan(v) && !IsNan(best))) {
-                    best = v;
-                    best_d = id;
-                    best_h = ih;
-                    best_w = iw;
-                  }
-                }
-              }
-            }
-            const int64_t o = plane * g.out_size() + (od * g.out[1] + oh) * g.out[2] + ow;
-            y[o] = best;
-            if (indices != nullptr) {
-              // Flat index into X ignoring padding; storage_order=1 flattens the spatial dims
-              // column-major (the leading unit dims of 1-D/2-D windows contribute 0).
-              const int64_t spatial = column_major_
-                                          ? best_d + best_h * g.in[0] + best_w * g.in[0] * g.in[1]
-                                          : (best_d * g.in[1] + best_h) * g.in[2] + best_w;
-              indices[o] = plane * in_size + spatial;
-            }
-          }
+      // The first maximum in row-major window order wins; NaN propagates.
+      T best{};
+      int64_t best_d = -1, best_h = -1, best_w = -1;
+      pg_.ForEachTap(od, oh, ow, [&](int64_t id, int64_t ih, int64_t iw) {
+        const T v = x_plane[(id * g.in[1] + ih) * g.in[2] + iw];
+        if (best_d < 0 || v > best || (IsNan(v) && !IsNan(best))) {
+          best = v;
+          best_d = id;
+          best_h = ih;
+          best_w = iw;
         }
+      });
+      y[o] = best;
+      if (indices != nullptr) {
+        // Flat index into X ignoring padding; storage_order=1 flattens the spatial dims
+        // column-major (the leading unit dims of 1-D/2-D windows contribute 0).
+        const int64_t spatial = column_major_
+                                    ? best_d + best_h * g.in[0] + best_w * g.in[0] * g.in[1]
+                                    : (best_d * g.in[1] + best_h) * g.in[2] + best_w;
+        indices[o] = plane * in_size + spatial;
       }
-    }
+    });
     return Status::Ok();
   }
 
  private:
-  explicit MaxPoolKernel(KernelArgs args) : args_(std::move(args)) {}
+  MaxPoolKernel(KernelArgs args, PoolGeometry pg) : args_(std::move(args)), pg_(std::move(pg)) {}
   static bool IsNan(T v) {
     if constexpr (std::is_floating_point_v<T>) {
       return std::isnan(v);
@@ -507,89 +484,57 @@ class MaxPoolKernel final : public Kernel {
     }
   }
   KernelArgs args_;
-  Window3 g_;
-  PoolTables t_;
-  int64_t planes_ = 0;
+  PoolGeometry pg_;
   bool column_major_ = false;
 };
 
 Result<std::unique_ptr<Kernel>> CreateMaxPool(KernelArgs args) {
   HML_RETURN_IF_ERROR(CheckArity(args, 1, 1));
-  if (args.inputs[0].empty()) return args.Error("input X is missing");
-  switch (args.inputs[0].dtype()) {
-    case DType::kFloat32:
-      return MaxPoolKernel<float>::Create(std::move(args));
-    case DType::kInt8:
-      return MaxPoolKernel<int8_t>::Create(std::move(args));
-    case DType::kUInt8:
-      return MaxPoolKernel<uint8_t>::Create(std::move(args));
-    default:
-      return UnimplementedError(args.Error("dtype " +
-                                           std::string(DTypeName(args.inputs[0].dtype())) +
-                                           " is not supported (float32, int8, uint8 are)")
-                                    .message());
-  }
+  constexpr DTypeSet kDTypes{DType::kFloat32, DType::kUInt8, DType::kInt8};
+  return DispatchDTypeOrUnimplemented<kDTypes>(args, "dtype", args.inputs[0].dtype(), [&](auto t) {
+    return MaxPoolKernel<decltype(t)>::Create(std::move(args));
+  });
 }
 
 class AveragePoolKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(KernelArgs args) {
-    HML_ASSIGN_OR_RETURN(Window3 g, PoolWindow3(args, DType::kFloat32));
     const bool include_pad = args.node->attrs.GetInt("count_include_pad", 0) != 0;
-    HML_ASSIGN_OR_RETURN(PoolTables t, MakePoolTables(args, g, /*allow_empty=*/include_pad));
-    auto k = std::unique_ptr<AveragePoolKernel>(new AveragePoolKernel(std::move(args)));
-    k->g_ = g;
-    k->t_ = std::move(t);
-    k->include_pad_ = include_pad;
-    k->planes_ = k->args_.inputs[0].dim(0) * k->args_.inputs[0].dim(1);
+    HML_ASSIGN_OR_RETURN(PoolGeometry pg,
+                         MakePoolGeometry(args, DType::kFloat32, /*allow_empty=*/include_pad));
+    auto k = std::unique_ptr<AveragePoolKernel>(
+        new AveragePoolKernel(std::move(args), std::move(pg), include_pad));
     return Wrap(std::move(k));
   }
 
   Status Run() override {
-    const Window3& g = g_;
+    const Window3& g = pg_.g;
     const float* x = args_.inputs[0].data<float>();
     float* y = args_.outputs[0].data<float>();
-    for (int64_t plane = 0; plane < planes_; ++plane) {
+    pg_.ForEachOutput([&](int64_t o, int64_t plane, int64_t od, int64_t oh, int64_t ow) {
       const float* x_plane = x + plane * g.in_size();
-      for (int64_t od = 0; od < g.out[0]; ++od) {
-        const Range rd = t_.taps_d[static_cast<size_t>(od)];
-        for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-          const Range rh = t_.taps_h[static_cast<size_t>(oh)];
-          for (int64_t ow = 0; ow < g.out[2]; ++ow) {
-            const Range rw = t_.taps_w[static_cast<size_t>(ow)];
-            double sum = 0.0;
-            for (int64_t kd = rd.lo; kd < rd.hi; ++kd) {
-              const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
-              for (int64_t kh = rh.lo; kh < rh.hi; ++kh) {
-                const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
-                const float* x_row = x_plane + (id * g.in[1] + ih) * g.in[2];
-                for (int64_t kw = rw.lo; kw < rw.hi; ++kw) {
-                  sum += x_row[ow * g.stride[2] - g.pad[2] + kw * g.dilation[2]];
-                }
-              }
-            }
-            // With count_include_pad, padded positions count but positions beyond the padding
-            // (possible with ceil_mode) do not.
-            const int64_t count = include_pad_ ? t_.padded_d[static_cast<size_t>(od)] *
-                                                     t_.padded_h[static_cast<size_t>(oh)] *
-                                                     t_.padded_w[static_cast<size_t>(ow)]
-                                               : rd.size() * rh.size() * rw.size();
-            y[plane * g.out_size() + (od * g.out[1] + oh) * g.out[2] + ow] =
-                static_cast<float>(sum / static_cast<double>(count));
-          }
-        }
-      }
-    }
+      double sum = 0.0;
+      pg_.ForEachTap(od, oh, ow, [&](int64_t id, int64_t ih, int64_t iw) {
+        sum += x_plane[(id * g.in[1] + ih) * g.in[2] + iw];
+      });
+      const size_t d = static_cast<size_t>(od), h = static_cast<size_t>(oh),
+                   w = static_cast<size_t>(ow);
+      // With count_include_pad, padded positions count but positions beyond the padding
+      // (possible with ceil_mode) do not.
+      const int64_t count =
+          include_pad_ ? pg_.padded_d[d] * pg_.padded_h[h] * pg_.padded_w[w]
+                       : pg_.taps_d[d].size() * pg_.taps_h[h].size() * pg_.taps_w[w].size();
+      y[o] = static_cast<float>(sum / static_cast<double>(count));
+    });
     return Status::Ok();
   }
 
  private:
-  explicit AveragePoolKernel(KernelArgs args) : args_(std::move(args)) {}
+  AveragePoolKernel(KernelArgs args, PoolGeometry pg, bool include_pad)
+      : args_(std::move(args)), pg_(std::move(pg)), include_pad_(include_pad) {}
   KernelArgs args_;
-  Window3 g_;
-  PoolTables t_;
+  PoolGeometry pg_;
   bool include_pad_ = false;
-  int64_t planes_ = 0;
 };
 
 // GlobalAveragePool / GlobalMaxPool: one value per (N, C) plane.
@@ -653,10 +598,9 @@ class BatchNormKernel final : public Kernel {
     bool training = attrs.GetInt("training_mode", 0) != 0;
     for (size_t i = 1; i < args.outputs.size(); ++i) training |= !args.outputs[i].empty();
     if (training) {
-      return UnimplementedError(
-          args.Error("training mode (batch statistics / running mean and var outputs) is not "
-                     "supported; only inference")
-              .message());
+      return Unimplemented(args,
+                           "training mode (batch statistics / running mean and var outputs) is "
+                           "not supported; only inference");
     }
     const Shape& xs = args.inputs[0].shape();
     if (xs.size() < 2) return args.Error("input must have rank >= 2");

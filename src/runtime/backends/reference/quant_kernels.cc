@@ -9,33 +9,16 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "src/runtime/backends/reference/kernel_util.h"
 #include "src/runtime/backends/reference/nn_common.h"
 
 namespace hml::runtime::nn_internal {
 namespace {
 
-bool HasInput(const KernelArgs& args, size_t i) {
-  return i < args.inputs.size() && !args.inputs[i].empty();
-}
-
-int64_t Product(Shape::const_iterator begin, Shape::const_iterator end) {
-  int64_t n = 1;
-  for (auto it = begin; it != end; ++it) n *= *it;
-  return n;
-}
-
 bool IsPerTensor(const Tensor& t) { return t.num_elements() == 1 && t.rank() <= 1; }
-
-template <typename K>
-Result<std::unique_ptr<Kernel>> Wrap(std::unique_ptr<K> k) {
-  return std::unique_ptr<Kernel>(std::move(k));
-}
-
-Status UnsupportedDTypes(const KernelArgs& args, std::string_view what) {
-  return UnimplementedError(args.Error(std::string(what)).message());
-}
 
 // Per-tensor or per-axis parameters of QuantizeLinear/DequantizeLinear over x viewed as
 // [outer, axis_len, inner]; per-tensor is axis_len == 1 with a parameter stride of 0.
@@ -46,10 +29,15 @@ struct AxisLayout {
   bool per_axis = false;
 };
 
-Result<AxisLayout> MakeAxisLayout(const KernelArgs& args, size_t x, size_t scale, size_t zp) {
-  const Tensor& xt = args.inputs[x];
-  const Tensor& st = args.inputs[scale];
-  if (HasInput(args, zp) && args.inputs[zp].num_elements() != st.num_elements()) {
+// Checks the inputs x, scale (float32) and optional zero point (of `zp_dtype`) and output 0 (x's
+// shape, `y_dtype`) of QuantizeLinear/DequantizeLinear, and returns the parameters' layout.
+Result<AxisLayout> MakeAxisLayout(const KernelArgs& args, DType zp_dtype, DType y_dtype) {
+  HML_RETURN_IF_ERROR(CheckInput(args, 1, DType::kFloat32));
+  if (HasInput(args, 2)) HML_RETURN_IF_ERROR(CheckInput(args, 2, zp_dtype));
+  HML_RETURN_IF_ERROR(CheckOutput(args, 0, y_dtype, args.inputs[0].shape()));
+  const Tensor& xt = args.inputs[0];
+  const Tensor& st = args.inputs[1];
+  if (HasInput(args, 2) && args.inputs[2].num_elements() != st.num_elements()) {
     return args.Error("zero point and scale must have the same shape");
   }
   AxisLayout l;
@@ -72,6 +60,20 @@ Result<AxisLayout> MakeAxisLayout(const KernelArgs& args, size_t x, size_t scale
   return l;
 }
 
+// y[e] = fn(x[e], s, z) for every element e of x, s and z being the scale and zero point (0 when
+// `zp` is null) of e's index along the axis.
+template <typename XT, typename ZT, typename YT, typename Fn>
+void MapPerAxis(const AxisLayout& l, const XT* x, const float* scale, const ZT* zp, YT* y, Fn fn) {
+  for (int64_t o = 0; o < l.outer; ++o) {
+    for (int64_t a = 0; a < l.axis_len; ++a) {
+      const float s = scale[a];
+      const ZT z = zp != nullptr ? zp[a] : ZT{0};
+      const int64_t base = (o * l.axis_len + a) * l.inner;
+      for (int64_t i = 0; i < l.inner; ++i) y[base + i] = fn(x[base + i], s, z);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // QuantizeLinear: y = saturate(round_half_even(x / scale) + zero_point). The division runs in
 // float, as the ONNX reference does, so ties are decided on the same value.
@@ -80,10 +82,7 @@ template <typename XT, typename Q>
 class QuantizeKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(KernelArgs args) {
-    HML_RETURN_IF_ERROR(CheckInput(args, 1, DType::kFloat32));
-    if (HasInput(args, 2)) HML_RETURN_IF_ERROR(CheckInput(args, 2, DTypeOf<Q>()));
-    HML_RETURN_IF_ERROR(CheckOutput(args, 0, DTypeOf<Q>(), args.inputs[0].shape()));
-    HML_ASSIGN_OR_RETURN(AxisLayout l, MakeAxisLayout(args, 0, 1, 2));
+    HML_ASSIGN_OR_RETURN(AxisLayout l, MakeAxisLayout(args, DTypeOf<Q>(), DTypeOf<Q>()));
     auto k = std::unique_ptr<QuantizeKernel>(new QuantizeKernel(std::move(args)));
     k->l_ = l;
     return Wrap(std::move(k));
@@ -94,17 +93,9 @@ class QuantizeKernel final : public Kernel {
     const float* scale = args_.inputs[1].data<float>();
     const Q* zp = HasInput(args_, 2) ? args_.inputs[2].data<Q>() : nullptr;
     Q* y = args_.outputs[0].data<Q>();
-    for (int64_t o = 0; o < l_.outer; ++o) {
-      for (int64_t a = 0; a < l_.axis_len; ++a) {
-        const float s = scale[a];
-        const float z = zp != nullptr ? static_cast<float>(zp[a]) : 0.0f;
-        const int64_t base = (o * l_.axis_len + a) * l_.inner;
-        for (int64_t i = 0; i < l_.inner; ++i) {
-          const float v = RoundHalfEven(static_cast<float>(x[base + i]) / s);
-          y[base + i] = SaturateCast<Q>(v + z);
-        }
-      }
-    }
+    MapPerAxis(l_, x, scale, zp, y, [](XT v, float s, Q z) {
+      return ConvertValue<Q>(RoundHalfEven(static_cast<float>(v) / s) + static_cast<float>(z));
+    });
     return Status::Ok();
   }
 
@@ -114,21 +105,17 @@ class QuantizeKernel final : public Kernel {
   AxisLayout l_;
 };
 
-template <typename XT>
-Result<std::unique_ptr<Kernel>> CreateQuantizeFor(KernelArgs args) {
-  const DType out = HasInput(args, 2) ? args.inputs[2].dtype() : DType::kUInt8;
-  if (out == DType::kUInt8) return QuantizeKernel<XT, uint8_t>::Create(std::move(args));
-  if (out == DType::kInt8) return QuantizeKernel<XT, int8_t>::Create(std::move(args));
-  return UnsupportedDTypes(args, "zero point dtype " + std::string(DTypeName(out)) +
-                                     " is not supported (uint8, int8 are)");
-}
-
 Result<std::unique_ptr<Kernel>> CreateQuantize(KernelArgs args) {
   HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
-  if (args.inputs[0].dtype() == DType::kFloat32) return CreateQuantizeFor<float>(std::move(args));
-  if (args.inputs[0].dtype() == DType::kInt32) return CreateQuantizeFor<int32_t>(std::move(args));
-  return UnsupportedDTypes(args, "input dtype " + std::string(DTypeName(args.inputs[0].dtype())) +
-                                     " is not supported (float32, int32 are)");
+  constexpr DTypeSet kInputDTypes{DType::kFloat32, DType::kInt32};
+  const DType in = args.inputs[0].dtype();
+  const DType out = HasInput(args, 2) ? args.inputs[2].dtype() : DType::kUInt8;
+  return DispatchDTypeOrUnimplemented<kInputDTypes>(args, "input dtype", in, [&](auto x_tag) {
+    return DispatchDTypeOrUnimplemented<kQuantizedDTypes>(
+        args, "zero point dtype", out, [&](auto q_tag) {
+          return QuantizeKernel<decltype(x_tag), decltype(q_tag)>::Create(std::move(args));
+        });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,10 +125,7 @@ template <typename XT>
 class DequantizeKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(KernelArgs args) {
-    HML_RETURN_IF_ERROR(CheckInput(args, 1, DType::kFloat32));
-    if (HasInput(args, 2)) HML_RETURN_IF_ERROR(CheckInput(args, 2, DTypeOf<XT>()));
-    HML_RETURN_IF_ERROR(CheckOutput(args, 0, DType::kFloat32, args.inputs[0].shape()));
-    HML_ASSIGN_OR_RETURN(AxisLayout l, MakeAxisLayout(args, 0, 1, 2));
+    HML_ASSIGN_OR_RETURN(AxisLayout l, MakeAxisLayout(args, DTypeOf<XT>(), DType::kFloat32));
     auto k = std::unique_ptr<DequantizeKernel>(new DequantizeKernel(std::move(args)));
     k->l_ = l;
     return Wrap(std::move(k));
@@ -152,16 +136,9 @@ class DequantizeKernel final : public Kernel {
     const float* scale = args_.inputs[1].data<float>();
     const XT* zp = HasInput(args_, 2) ? args_.inputs[2].data<XT>() : nullptr;
     float* y = args_.outputs[0].data<float>();
-    for (int64_t o = 0; o < l_.outer; ++o) {
-      for (int64_t a = 0; a < l_.axis_len; ++a) {
-        const float s = scale[a];
-        const int64_t z = zp != nullptr ? static_cast<int64_t>(zp[a]) : 0;
-        const int64_t base = (o * l_.axis_len + a) * l_.inner;
-        for (int64_t i = 0; i < l_.inner; ++i) {
-          y[base + i] = static_cast<float>(static_cast<int64_t>(x[base + i]) - z) * s;
-        }
-      }
-    }
+    MapPerAxis(l_, x, scale, zp, y, [](XT v, float s, XT z) {
+      return static_cast<float>(static_cast<int64_t>(v) - static_cast<int64_t>(z)) * s;
+    });
     return Status::Ok();
   }
 
@@ -173,25 +150,18 @@ class DequantizeKernel final : public Kernel {
 
 Result<std::unique_ptr<Kernel>> CreateDequantize(KernelArgs args) {
   HML_RETURN_IF_ERROR(CheckArity(args, 2, 1));
-  switch (args.inputs[0].dtype()) {
-    case DType::kUInt8:
-      return DequantizeKernel<uint8_t>::Create(std::move(args));
-    case DType::kInt8:
-      return DequantizeKernel<int8_t>::Create(std::move(args));
-    case DType::kInt32:
-      return DequantizeKernel<int32_t>::Create(std::move(args));
-    default:
-      return UnsupportedDTypes(args, "input dtype " +
-                                         std::string(DTypeName(args.inputs[0].dtype())) +
-                                         " is not supported (uint8, int8, int32 are)");
-  }
+  constexpr DTypeSet kInputDTypes{DType::kUInt8, DType::kInt8, DType::kInt32};
+  const DType in = args.inputs[0].dtype();
+  return DispatchDTypeOrUnimplemented<kInputDTypes>(args, "input dtype", in, [&](auto tag) {
+    return DequantizeKernel<decltype(tag)>::Create(std::move(args));
+  });
 }
 
 // Requantizes an int32 accumulator: saturate(round_half_even(acc * multiplier) + zero_point).
 template <typename Y>
 Y Requantize(uint32_t acc, double multiplier, double zero_point) {
   const double v = static_cast<double>(static_cast<int32_t>(acc)) * multiplier;
-  return SaturateCast<Y>(RoundHalfEven(v) + zero_point);
+  return ConvertValue<Y>(RoundHalfEven(v) + zero_point);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,36 +277,30 @@ class QLinearConvKernel final : public Kernel {
   bool weights_constant_ = false, scales_constant_ = false;
 };
 
-template <typename XT, typename WT>
-Result<std::unique_ptr<Kernel>> CreateQLinearConvFor(KernelArgs args) {
-  if (args.outputs[0].dtype() == DType::kUInt8) {
-    return QLinearConvKernel<XT, WT, uint8_t>::Create(std::move(args));
-  }
-  if (args.outputs[0].dtype() == DType::kInt8) {
-    return QLinearConvKernel<XT, WT, int8_t>::Create(std::move(args));
-  }
-  return UnsupportedDTypes(args, "output dtype must be uint8 or int8");
-}
-
-template <typename XT>
-Result<std::unique_ptr<Kernel>> CreateQLinearConvX(KernelArgs args) {
-  if (args.inputs[3].dtype() == DType::kUInt8) {
-    return CreateQLinearConvFor<XT, uint8_t>(std::move(args));
-  }
-  if (args.inputs[3].dtype() == DType::kInt8) {
-    return CreateQLinearConvFor<XT, int8_t>(std::move(args));
-  }
-  return UnsupportedDTypes(args, "w dtype must be uint8 or int8");
+// Creates K<A, B, Y> for the quantized dtypes A of input 0, B of input 3 and Y of output 0: the
+// factory of QLinearConv and QLinearMatMul, whose inputs 0 to 7 are all required. `a_name` and
+// `b_name` name inputs 0 and 3 in errors.
+template <template <typename, typename, typename> class K>
+Result<std::unique_ptr<Kernel>> CreateQLinear(KernelArgs args, std::string_view a_name,
+                                              std::string_view b_name) {
+  HML_RETURN_IF_ERROR(CheckArity(args, 8, 1));
+  const std::string a_what = std::string(a_name) + " dtype";
+  const std::string b_what = std::string(b_name) + " dtype";
+  return DispatchDTypeOrUnimplemented<kQuantizedDTypes>(
+      args, a_what, args.inputs[0].dtype(), [&](auto a_tag) {
+        return DispatchDTypeOrUnimplemented<kQuantizedDTypes>(
+            args, b_what, args.inputs[3].dtype(), [&](auto b_tag) {
+              return DispatchDTypeOrUnimplemented<kQuantizedDTypes>(
+                  args, "output dtype", args.outputs[0].dtype(), [&](auto y_tag) {
+                    return K<decltype(a_tag), decltype(b_tag), decltype(y_tag)>::Create(
+                        std::move(args));
+                  });
+            });
+      });
 }
 
 Result<std::unique_ptr<Kernel>> CreateQLinearConv(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 8, 1));
-  for (size_t i = 0; i < 8; ++i) {
-    if (args.inputs[i].empty()) return args.Error("input " + std::to_string(i) + " is missing");
-  }
-  if (args.inputs[0].dtype() == DType::kUInt8) return CreateQLinearConvX<uint8_t>(std::move(args));
-  if (args.inputs[0].dtype() == DType::kInt8) return CreateQLinearConvX<int8_t>(std::move(args));
-  return UnsupportedDTypes(args, "x dtype must be uint8 or int8");
+  return CreateQLinear<QLinearConvKernel>(std::move(args), "x", "w");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,32 +345,21 @@ class QLinearMatMulKernel final : public Kernel {
       return args.Error("output must have the dtype of y_zero_point");
     }
     if (!IsPerTensor(args.inputs[6]) || !IsPerTensor(args.inputs[7])) {
-      return UnsupportedDTypes(args, "y_scale and y_zero_point must be scalars (per-tensor)");
+      return Unimplemented(args, "y_scale and y_zero_point must be scalars (per-tensor)");
     }
-    const Shape& as = args.inputs[0].shape();
-    const Shape& bs = args.inputs[3].shape();
-    if (as.empty() || bs.empty()) return args.Error("operands must have rank >= 1");
-    const Shape a = as.size() == 1 ? Shape{1, as[0]} : as;
-    const Shape b = bs.size() == 1 ? Shape{bs[0], 1} : bs;
+    HML_ASSIGN_OR_RETURN(MatMulGeometry g, MakeMatMulGeometry(args, 0, 3));
+    const bool a_promoted = args.inputs[0].rank() == 1;
+    const bool b_promoted = args.inputs[3].rank() == 1;
     auto k = std::unique_ptr<QLinearMatMulKernel>(new QLinearMatMulKernel(std::move(args)));
-    k->m_ = a[a.size() - 2];
-    k->k_ = a[a.size() - 1];
-    k->n_ = b[b.size() - 1];
-    if (b[b.size() - 2] != k->k_) return k->args_.Error("inner dimensions differ");
-    HML_ASSIGN_OR_RETURN(k->a_scale_, MakeParamLayout(k->args_, 1, a, k->m_, true, as.size() == 1));
-    HML_ASSIGN_OR_RETURN(k->a_zp_, MakeParamLayout(k->args_, 2, a, k->m_, true, as.size() == 1));
-    HML_ASSIGN_OR_RETURN(k->b_scale_,
-                         MakeParamLayout(k->args_, 4, b, k->n_, false, bs.size() == 1));
-    HML_ASSIGN_OR_RETURN(k->b_zp_, MakeParamLayout(k->args_, 5, b, k->n_, false, bs.size() == 1));
-    // An empty output needs no work (and its batch map could be huge when M or N is 0).
-    if (k->args_.outputs[0].num_elements() == 0) return Wrap(std::move(k));
-    k->batches_ = MakeBatchMap(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2));
-    const int64_t expected = static_cast<int64_t>(k->batches_.a.size()) * k->m_ * k->n_;
-    if (k->args_.outputs[0].num_elements() != expected) {
-      return k->args_.Error("output " + ShapeToString(k->args_.outputs[0].shape()) +
-                            " does not match the operands");
-    }
-    k->acc_.resize(static_cast<size_t>(k->n_));
+    HML_ASSIGN_OR_RETURN(k->a_scale_, MakeParamLayout(k->args_, 1, g.a, g.m, true, a_promoted));
+    HML_ASSIGN_OR_RETURN(k->a_zp_, MakeParamLayout(k->args_, 2, g.a, g.m, true, a_promoted));
+    HML_ASSIGN_OR_RETURN(k->b_scale_, MakeParamLayout(k->args_, 4, g.b, g.n, false, b_promoted));
+    HML_ASSIGN_OR_RETURN(k->b_zp_, MakeParamLayout(k->args_, 5, g.b, g.n, false, b_promoted));
+    k->m_ = g.m;
+    k->k_ = g.k;
+    k->n_ = g.n;
+    k->batches_ = std::move(g.batches);
+    if (!k->batches_.a.empty()) k->acc_.resize(static_cast<size_t>(k->n_));
     return Wrap(std::move(k));
   }
 
@@ -458,38 +411,8 @@ class QLinearMatMulKernel final : public Kernel {
   std::vector<uint32_t> acc_;  // one output row
 };
 
-template <typename AT, typename BT>
-Result<std::unique_ptr<Kernel>> CreateQLinearMatMulFor(KernelArgs args) {
-  if (args.outputs[0].dtype() == DType::kUInt8) {
-    return QLinearMatMulKernel<AT, BT, uint8_t>::Create(std::move(args));
-  }
-  if (args.outputs[0].dtype() == DType::kInt8) {
-    return QLinearMatMulKernel<AT, BT, int8_t>::Create(std::move(args));
-  }
-  return UnsupportedDTypes(args, "output dtype must be uint8 or int8");
-}
-
-template <typename AT>
-Result<std::unique_ptr<Kernel>> CreateQLinearMatMulA(KernelArgs args) {
-  if (args.inputs[3].dtype() == DType::kUInt8) {
-    return CreateQLinearMatMulFor<AT, uint8_t>(std::move(args));
-  }
-  if (args.inputs[3].dtype() == DType::kInt8) {
-    return CreateQLinearMatMulFor<AT, int8_t>(std::move(args));
-  }
-  return UnsupportedDTypes(args, "b dtype must be uint8 or int8");
-}
-
 Result<std::unique_ptr<Kernel>> CreateQLinearMatMul(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckArity(args, 8, 1));
-  for (size_t i = 0; i < 8; ++i) {
-    if (args.inputs[i].empty()) return args.Error("input " + std::to_string(i) + " is missing");
-  }
-  if (args.inputs[0].dtype() == DType::kUInt8) {
-    return CreateQLinearMatMulA<uint8_t>(std::move(args));
-  }
-  if (args.inputs[0].dtype() == DType::kInt8) return CreateQLinearMatMulA<int8_t>(std::move(args));
-  return UnsupportedDTypes(args, "a dtype must be uint8 or int8");
+  return CreateQLinear<QLinearMatMulKernel>(std::move(args), "a", "b");
 }
 
 }  // namespace

@@ -8,20 +8,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <memory>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "src/runtime/backends/reference/kernel_util.h"
 #include "src/runtime/backends/reference/reference_backend.h"
 #include "src/runtime/ops/tensor_params.h"
 
 namespace hml::runtime {
 namespace {
-
-using KernelResult = Result<std::unique_ptr<Kernel>>;
 
 // Row-major strides (in elements) of `shape`.
 std::vector<int64_t> Strides(const Shape& shape) {
@@ -30,96 +27,14 @@ std::vector<int64_t> Strides(const Shape& shape) {
   return strides;
 }
 
-int64_t NumElements(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-// Converts a float attribute (Pad's value, Resize's extrapolation_value) to T: integers
-// truncate toward zero and saturate.
-template <typename T>
-T FromFloat(float v) {
-  if constexpr (std::is_floating_point_v<T>) {
-    return v;
-  } else {
-    if (std::isnan(v)) return static_cast<T>(0);
-    const double d = v;
-    if (d <= static_cast<double>(std::numeric_limits<T>::lowest())) {
-      return std::numeric_limits<T>::lowest();
-    }
-    if (d >= static_cast<double>(std::numeric_limits<T>::max())) {
-      return std::numeric_limits<T>::max();
-    }
-    return static_cast<T>(d);
-  }
-}
-
-// Calls fn(T{}) for the element type `dtype`.
-template <typename Fn>
-KernelResult DispatchAny(const KernelArgs& args, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return fn(float{});
-    case DType::kUInt8:
-      return fn(uint8_t{});
-    case DType::kInt8:
-      return fn(int8_t{});
-    case DType::kInt32:
-      return fn(int32_t{});
-    case DType::kInt64:
-      return fn(int64_t{});
-    case DType::kUndefined:
-      break;
-  }
-  return args.Error("element type " + std::string(DTypeName(dtype)) + " is not supported");
-}
-
-// Checks the kernel's output against what the resolver computed.
-Status CheckOutput(const KernelArgs& args, DType dtype, const Shape& shape) {
-  if (args.outputs.empty() || args.outputs[0].empty()) return args.Error("the output is missing");
-  if (args.outputs[0].dtype() != dtype || args.outputs[0].shape() != shape) {
-    return args.Error("output " + std::string(DTypeName(args.outputs[0].dtype())) + " " +
-                      ShapeToString(args.outputs[0].shape()) + " does not match the expected " +
-                      std::string(DTypeName(dtype)) + " " + ShapeToString(shape));
-  }
-  return Status::Ok();
-}
-
-Status CheckInputs(const KernelArgs& args, size_t count) {
-  if (args.inputs.size() < count) {
-    return args.Error("expected at least " + std::to_string(count) + " inputs");
-  }
-  for (size_t i = 0; i < count; ++i) {
-    if (args.inputs[i].empty()) return args.Error("input " + std::to_string(i) + " is missing");
-  }
-  return Status::Ok();
-}
-
 // ---- Plain copies: Reshape, Flatten, Squeeze, Unsqueeze.
-
-class CopyKernel final : public Kernel {
- public:
-  explicit CopyKernel(KernelArgs args) : args_(std::move(args)) {}
-  Status Run() override {
-    const void* src = args_.inputs[0].raw_data();
-    void* dst = args_.outputs[0].raw_data();
-    if (src != dst && args_.outputs[0].byte_size() > 0) {
-      std::memmove(dst, src, args_.outputs[0].byte_size());
-    }
-    return Status::Ok();
-  }
-
- private:
-  KernelArgs args_;
-};
 
 template <Result<Shape> (*kResolve)(const OpView&)>
 KernelResult MakeReshaped(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 0));
   HML_ASSIGN_OR_RETURN(Shape out, kResolve(OpView::Of(args)));
-  HML_RETURN_IF_ERROR(CheckOutput(args, args.inputs[0].dtype(), out));
-  return std::unique_ptr<Kernel>(new CopyKernel(std::move(args)));
+  HML_RETURN_IF_ERROR(CheckOutput(args, 0, args.inputs[0].dtype(), out));
+  return MakeCopyKernel(std::move(args));
 }
 
 // ---- The offset-table engine.
@@ -214,19 +129,19 @@ class TableKernel final : public Kernel {
 // Builds the TableKernel for input 0's dtype; `fill` is converted to that type.
 KernelResult MakeTableKernel(KernelArgs args, TablePlan plan, float fill = 0.0f,
                              int fill_input = -1) {
-  HML_RETURN_IF_ERROR(CheckOutput(args, args.inputs[0].dtype(), plan.out_dims));
+  HML_RETURN_IF_ERROR(CheckOutput(args, 0, args.inputs[0].dtype(), plan.out_dims));
   FinishPlan(plan);
-  return DispatchAny(args, args.inputs[0].dtype(), [&](auto tag) -> KernelResult {
+  return DispatchDType<kAllDTypes>(args, args.inputs[0].dtype(), [&](auto tag) -> KernelResult {
     using T = decltype(tag);
     const T* fill_ptr =
         fill_input >= 0 ? args.inputs[static_cast<size_t>(fill_input)].data<T>() : nullptr;
     return std::unique_ptr<Kernel>(
-        new TableKernel<T>(std::move(args), std::move(plan), FromFloat<T>(fill), fill_ptr));
+        new TableKernel<T>(std::move(args), std::move(plan), ConvertValue<T>(fill), fill_ptr));
   });
 }
 
 KernelResult MakeTranspose(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 0));
   const OpView op = OpView::Of(args);
   HML_ASSIGN_OR_RETURN(std::vector<int> perm, ResolvePerm(op));
   const Shape& in = args.inputs[0].shape();
@@ -243,7 +158,7 @@ KernelResult MakeTranspose(KernelArgs args) {
 }
 
 KernelResult MakeSlice(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 0));
   HML_ASSIGN_OR_RETURN(SliceParams p, ResolveSlice(OpView::Of(args)));
   const std::vector<int64_t> strides = Strides(args.inputs[0].shape());
   TablePlan plan;
@@ -269,7 +184,7 @@ int64_t Reflect(int64_t i, int64_t n) {
 }
 
 KernelResult MakePad(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 0));
   HML_ASSIGN_OR_RETURN(PadParams p, ResolvePad(OpView::Of(args)));
   const Shape& in = args.inputs[0].shape();
   const std::vector<int64_t> strides = Strides(in);
@@ -301,7 +216,7 @@ KernelResult MakePad(KernelArgs args) {
 }
 
 KernelResult MakeTile(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 2));
+  HML_RETURN_IF_ERROR(CheckArity(args, 2, 0));
   HML_ASSIGN_OR_RETURN(std::vector<int64_t> repeats, ResolveTileRepeats(OpView::Of(args)));
   const Shape& in = args.inputs[0].shape();
   const std::vector<int64_t> strides = Strides(in);
@@ -318,7 +233,7 @@ KernelResult MakeTile(KernelArgs args) {
 }
 
 KernelResult MakeExpand(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 2));
+  HML_RETURN_IF_ERROR(CheckArity(args, 2, 0));
   HML_ASSIGN_OR_RETURN(Shape out, ResolveExpand(OpView::Of(args)));
   const Shape& in = args.inputs[0].shape();
   const std::vector<int64_t> strides = Strides(in);
@@ -450,7 +365,7 @@ bool IsOutside(const ResizeParams& p, double x, int64_t in_length) {
 }
 
 KernelResult MakeResize(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 0));
   const OpView op = OpView::Of(args);
   HML_ASSIGN_OR_RETURN(ResizeParams p, ResolveResize(op));
   const Shape& in = args.inputs[0].shape();
@@ -482,7 +397,7 @@ KernelResult MakeResize(KernelArgs args) {
     return MakeTableKernel(std::move(args), std::move(plan), p.extrapolation_value);
   }
 
-  HML_RETURN_IF_ERROR(CheckOutput(args, DType::kFloat32, p.output));
+  HML_RETURN_IF_ERROR(CheckOutput(args, 0, DType::kFloat32, p.output));
   std::vector<ResizeLinearKernel::Axis> axes(in.size());
   for (size_t a = 0; a < in.size(); ++a) {
     ResizeLinearKernel::Axis& axis = axes[a];
@@ -548,7 +463,7 @@ KernelResult MakeConcat(KernelArgs args) {
   Shape out = args.inputs[0].shape();
   out[a] = 0;
   for (const Tensor& t : args.inputs) out[a] += t.shape()[a];
-  HML_RETURN_IF_ERROR(CheckOutput(args, args.inputs[0].dtype(), out));
+  HML_RETURN_IF_ERROR(CheckOutput(args, 0, args.inputs[0].dtype(), out));
   const int64_t outer = NumElements(Shape(out.begin(), out.begin() + axis));
   const int64_t inner = NumElements(Shape(out.begin() + axis + 1, out.end()));
   const size_t element = DTypeSize(args.inputs[0].dtype());
@@ -588,7 +503,7 @@ class SplitKernel final : public Kernel {
 };
 
 KernelResult MakeSplit(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 0));
   HML_ASSIGN_OR_RETURN(SplitParams p, ResolveSplit(OpView::Of(args), args.outputs.size()));
   const Shape& in = args.inputs[0].shape();
   const size_t axis = static_cast<size_t>(p.axis);
@@ -650,14 +565,14 @@ class GatherKernel final : public Kernel {
 };
 
 KernelResult MakeGather(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 2));
+  HML_RETURN_IF_ERROR(CheckArity(args, 2, 0));
   const OpView op = OpView::Of(args);
   HML_ASSIGN_OR_RETURN(int axis, ResolveGatherAxis(op));
   const Shape& data = args.inputs[0].shape();
   Shape out(data.begin(), data.begin() + axis);
   out.insert(out.end(), args.inputs[1].shape().begin(), args.inputs[1].shape().end());
   out.insert(out.end(), data.begin() + axis + 1, data.end());
-  HML_RETURN_IF_ERROR(CheckOutput(args, args.inputs[0].dtype(), out));
+  HML_RETURN_IF_ERROR(CheckOutput(args, 0, args.inputs[0].dtype(), out));
   const int64_t outer = NumElements(Shape(data.begin(), data.begin() + axis));
   const int64_t inner = NumElements(Shape(data.begin() + axis + 1, data.end()));
   const int64_t axis_dim = data[static_cast<size_t>(axis)];
@@ -686,9 +601,9 @@ class ShapeKernel final : public Kernel {
 };
 
 KernelResult MakeShape(KernelArgs args) {
-  HML_RETURN_IF_ERROR(CheckInputs(args, 1));
+  HML_RETURN_IF_ERROR(CheckArity(args, 1, 0));
   HML_ASSIGN_OR_RETURN(ShapeSlice slice, ResolveShapeSlice(OpView::Of(args)));
-  HML_RETURN_IF_ERROR(CheckOutput(args, DType::kInt64, Shape{slice.count}));
+  HML_RETURN_IF_ERROR(CheckOutput(args, 0, DType::kInt64, Shape{slice.count}));
   const Shape& in = args.inputs[0].shape();
   std::vector<int64_t> dims(in.begin() + slice.start, in.begin() + slice.start + slice.count);
   return std::unique_ptr<Kernel>(new ShapeKernel(std::move(args), std::move(dims)));
