@@ -3,7 +3,8 @@
 
 For each model writes, into the output directory:
   NAME.onnx          ONNX, opset 13, dynamic batch
-  NAME.opset10.onnx  ONNX, opset 10 (OpenCV DNN 4.6 cannot read opset >= 11 Clip)
+  NAME.opset10.onnx  ONNX, opset 10 (OpenCV DNN 4.6 cannot read opset >= 11 Clip), with no
+                     Identity node over an initializer (OpenCV cannot read those either)
   NAME.pt            TorchScript (traced), for the LibTorch peer
   NAME.input.pb      a fixed 1x3x224x224 input (ONNX TensorProto)
   NAME.output.pb     PyTorch's output for that input (ONNX TensorProto)
@@ -18,6 +19,9 @@ import onnx
 import onnx.numpy_helper
 import torch
 import torchvision
+
+# Bump when the exported files change, so that stale exports are redone.
+EXPORT_VERSION = "2"
 
 MODELS = {
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(weights=None),
@@ -36,6 +40,32 @@ def randomize_batchnorm(model):
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0.0, 0.1)
+
+
+def inline_identity_initializers(path):
+    """Rewrites an ONNX file so that no Identity node reads an initializer: the exporter emits
+    such nodes for deduplicated constants (e.g. equal biases), and OpenCV DNN 4.6 cannot read them
+    (see FACTS.md). Each such node becomes a copy of the initializer under the node's output name.
+    Returns the number of nodes replaced (0: the file is left untouched)."""
+    model = onnx.load(path)
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    keep, added = [], []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[node.input[0]])
+            copy.name = node.output[0]
+            added.append(copy)
+        else:
+            keep.append(node)
+    if not added:
+        return 0
+    del graph.node[:]
+    graph.node.extend(keep)
+    graph.initializer.extend(added)
+    onnx.save(model, path)
+    return len(added)
 
 
 def export(name, out_dir):
@@ -70,11 +100,14 @@ def main():
         if name not in MODELS:
             print(f"unknown model {name}; known: {', '.join(MODELS)}", file=sys.stderr)
             return 2
-        if os.path.exists(os.path.join(out_dir, name + ".output.pb")):
-            continue
-        start = time.time()
-        export(name, out_dir)
-        print(f"exported {name} in {time.time() - start:.1f} s")
+        if not os.path.exists(os.path.join(out_dir, name + ".output.pb")):
+            start = time.time()
+            export(name, out_dir)
+            print(f"exported {name} in {time.time() - start:.1f} s")
+        # Also for files exported before this step existed; a no-op once done.
+        replaced = inline_identity_initializers(os.path.join(out_dir, name + ".opset10.onnx"))
+        if replaced:
+            print(f"{name}.opset10.onnx: {replaced} Identity nodes over initializers inlined")
     return 0
 
 
