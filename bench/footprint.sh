@@ -1,6 +1,6 @@
 #!/bin/bash
 # Footprint of the device runtime: builds the shared library of our runtime code only
-# (CMake target hybridml_runtime_shared: hml_base + hml_runtime from the real -O3 objects,
+# (CMake target hybridml_runtime_shared: hml_base + hml_runtime from the real objects (-O3; -Os for reference kernels and ops),
 # linking the system XNNPACK/pthreadpool/cpuinfo/onnx_proto/protobuf), strips a copy, prints its
 # size against the 1 MB target, the sizes of the third-party libraries it links (not ours, for
 # context) and what dominates, and writes bench/results/footprint.json.
