@@ -787,7 +787,10 @@ TEST_F(XnnpackBackendTest, MultithreadedMatches) {
 // the last build: which nodes ran as XNNPACK qs8 nodes.
 class ReportingBackend final : public Backend {
  public:
-  explicit ReportingBackend(bool quantized) : quantized_(quantized) {}
+  // `min_qs8_conv_depth` 0 quantizes every matched convolution, so that the qs8 paths are the
+  // ones under test; the production default is checked in ShallowConvRunsInFp32OnX86.
+  explicit ReportingBackend(bool quantized, int64_t min_qs8_conv_depth = 0)
+      : quantized_(quantized), min_qs8_conv_depth_(min_qs8_conv_depth) {}
   std::string_view name() const override { return "xnnpack-report"; }
   std::vector<bool> Claim(const Graph& graph) const override {
     const xnnpack::GraphAnalysis a(graph);
@@ -800,12 +803,14 @@ class ReportingBackend final : public Backend {
     const xnnpack::GraphAnalysis a(*segment.graph);
     xnnpack::CompileOptions options;
     options.quantized_compute = quantized_;
+    options.min_qs8_conv_depth = min_qs8_conv_depth_;
     return xnnpack::BuildExecutable(segment, a, options, &report);
   }
   xnnpack::BuildReport report;
 
  private:
   bool quantized_;
+  int64_t min_qs8_conv_depth_;
 };
 
 // Symmetric int8 quantization of `w` along axis 0 (per channel) or per tensor.
@@ -1108,6 +1113,27 @@ TEST_F(XnnpackInt8Test, QdqCnnEndToEnd) {
   ExpectQuantParity(b, Inputs(RandomTensor({1, 1, 28, 28}, rng, 0.0f, 1.0f)), sl,
                     {"Conv", "MaxPool", "Flatten", "Gemm"}, "qcnn");
   if (HasFatalFailure()) return;
+
+  // With the production policy, on x86 the shallow conv (depth 1*3*3) runs in fp32 between
+  // converts while the Gemm stays qs8; the results agree all the same.
+  Result<Graph> g = Prepare(b);
+  ASSERT_TRUE(g.ok());
+  ReportingBackend policy(/*quantized=*/true, xnnpack::CompileOptions().min_qs8_conv_depth);
+  std::vector<Tensor> inputs = Inputs(RandomTensor({1, 1, 28, 28}, rng, 0.0f, 1.0f));
+  Result<std::vector<Tensor>> want = RunReference(*g, inputs);
+  Result<std::vector<Tensor>> got = RunSegments(*g, inputs, {{&policy, AllNodes(*g)}});
+  ASSERT_TRUE(want.ok() && got.ok());
+  for (int64_t i = 0; i < (*want)[0].num_elements(); ++i) {
+    EXPECT_LE(std::fabs((*want)[0].data<float>()[i] - (*got)[0].data<float>()[i]), sl * 1.0001);
+  }
+  std::vector<std::string> quantized_ops;
+  for (int n : policy.report.quantized_nodes) quantized_ops.push_back(g->nodes[n].op_type);
+#if defined(__x86_64__)
+  EXPECT_EQ(std::count(quantized_ops.begin(), quantized_ops.end(), "Conv"), 0);
+#else
+  EXPECT_EQ(std::count(quantized_ops.begin(), quantized_ops.end(), "Conv"), 1);
+#endif
+  EXPECT_EQ(std::count(quantized_ops.begin(), quantized_ops.end(), "Gemm"), 1);
 
   // Through a Session: one XNNPACK segment.
   Result<Model> model = Model::FromGraph(b.Build());
