@@ -5,13 +5,13 @@
 # size against the 1 MB target, the sizes of the third-party libraries it links (not ours, for
 # context) and what dominates, and writes bench/results/footprint.json.
 #
-# Usage: bench/footprint.sh [--variants] [BUILD_DIR]   (default BUILD_DIR: <source>/build-bench)
+# Usage: bench/footprint.sh [--variants] [BUILD_DIR]   (default BUILD_DIR: <source>/build)
 #   --variants  also recompile the same sources with -O2, -Os, -fvisibility=hidden and a mixed
 #               -Os/-O3 split, and report each size (a few minutes on 2 cores)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VARIANTS=""
-BUILD_DIR="$ROOT/build-bench"
+BUILD_DIR="$ROOT/build"
 for arg in "$@"; do
   case "$arg" in
     --variants) VARIANTS="--variants" ;;

@@ -3,10 +3,10 @@
 # runtime_vs_peers and runs it. Extra arguments go to the benchmark (e.g. --quick,
 # --models mobilenet_v2,cnn28, --engines xnnpack,opencv).
 #
-# Environment: BUILD_DIR (default <source>/build-bench), MODELS_DIR (default <source>/build/models).
+# Environment: BUILD_DIR (default <source>/build), MODELS_DIR (default <source>/build/models).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BUILD_DIR="${BUILD_DIR:-$ROOT/build-bench}"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 MODELS_DIR="${MODELS_DIR:-$ROOT/build/models}"
 
 # /usr/bin/python3 has torch, torchvision and onnx (the python3 first on PATH may not).

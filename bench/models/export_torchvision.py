@@ -100,9 +100,13 @@ def main():
         if name not in MODELS:
             print(f"unknown model {name}; known: {', '.join(MODELS)}", file=sys.stderr)
             return 2
-        if not os.path.exists(os.path.join(out_dir, name + ".output.pb")):
+        stamp = os.path.join(out_dir, name + ".version")
+        fresh = os.path.exists(stamp) and open(stamp).read() == EXPORT_VERSION
+        if not fresh:
             start = time.time()
             export(name, out_dir)
+            with open(stamp, "w") as f:
+                f.write(EXPORT_VERSION)
             print(f"exported {name} in {time.time() - start:.1f} s")
         # Also for files exported before this step existed; a no-op once done.
         replaced = inline_identity_initializers(os.path.join(out_dir, name + ".opset10.onnx"))
