@@ -49,9 +49,10 @@ struct CompileOptions {
   bool quantized_compute = true;
   // A QDQ convolution whose reduction depth per output ((C_in / group) * kernel_h * kernel_w) is
   // below this runs in fp32 between converts. On x86 this XNNPACK snapshot's qs8 convolutions
-  // are slower than its fp32 ones until the depth is large (measured on AVX-512: depth 9 3.2x
-  // slower, 72-144 equal, 576 1.1x faster, 2304 1.6x faster), while its qs8 fully-connected
-  // kernels are 4x faster at any size. 0 quantizes every matched convolution.
+  // are slower than its fp32 ones until the depth is large (bench/xnnpack_qs8_vs_fp32 on
+  // AVX-512: depth 9 3.3x slower, 32-64 (1x1) 1.1-1.2x slower, 72-144 equal, 576 1.1x faster,
+  // 2304 1.3x faster), while its qs8 fully-connected kernels are 4-8x faster at any size.
+  // 0 quantizes every matched convolution.
   // Default: 256 on x86-64, 0 elsewhere (ARM's int8 kernels win at every depth).
 #if defined(__x86_64__) || defined(__i386__)
   int64_t min_qs8_conv_depth = 256;
