@@ -33,27 +33,6 @@ std::vector<float> RunOnce(const Graph& g, const Shape& shape, uint64_t seed) {
   return {v.begin(), v.end()};
 }
 
-TEST(GraphTest, TopologicalSortReordersAndDetectsCycles) {
-  GraphBuilder b;
-  b.Input("x", DType::kFloat32, {2});
-  b.Node("Relu", {"a"}, {"b"});  // consumes a value produced later
-  b.Node("Relu", {"x"}, {"a"});
-  b.Output("b");
-  Graph g = b.Build();
-  ASSERT_TRUE(g.Validate().ok());
-  EXPECT_EQ(g.value(g.nodes[0].outputs[0]).name, "a");
-
-  GraphBuilder c;
-  c.Input("x", DType::kFloat32, {2});
-  c.Node("Add", {"x", "q"}, {"p"});
-  c.Node("Relu", {"p"}, {"q"});
-  c.Output("q");
-  Graph cyclic = c.Build();
-  Status s = cyclic.Validate();
-  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("cycle"), std::string::npos);
-}
-
 TEST(PassesTest, IdentityAndDropoutAreRemovedKeepingOutputNames) {
   GraphBuilder b;
   b.Input("x", DType::kFloat32, {4});

@@ -202,55 +202,5 @@ TEST(SessionTest, UnknownOpIsUnimplementedNamingTheNode) {
   EXPECT_NE(s.status().message().find("Frobnicate 'weird'"), std::string::npos);
 }
 
-TEST(SessionTest, SplitExecutionEqualsFullRun) {
-  auto model = Model::FromOnnx(testing::Cnn28Onnx());
-  ASSERT_TRUE(model.ok());
-  auto analysis = model->Analyze();
-  ASSERT_TRUE(analysis.ok()) << analysis.status().ToString();
-  ASSERT_EQ(analysis->nodes.size(), 6u);
-  ASSERT_EQ(analysis->cut_points.size(), 5u);
-  // After MaxPool (node 2) only the pooled tensor crosses: 8*14*14 floats.
-  const CutPoint& cut = analysis->cut_points[2];
-  EXPECT_EQ(cut.tensors, (std::vector<std::string>{"pool"}));
-  EXPECT_EQ(cut.bytes, 8 * 14 * 14 * 4);
-  EXPECT_EQ(cut.flops_before + cut.flops_after, analysis->total_flops);
-  EXPECT_EQ(analysis->nodes[0].flops, 2 * 8 * 28 * 28 * 9);
-  EXPECT_EQ(analysis->nodes[4].flops, 2 * 10 * 1568);
-  EXPECT_EQ(analysis->total_params, 8 * 9 + 8 + 10 * 1568 + 10);
-
-  auto head = model->Slice({}, cut.tensors);
-  ASSERT_TRUE(head.ok()) << head.status().ToString();
-  auto tail = model->Slice(cut.tensors, {});
-  ASSERT_TRUE(tail.ok()) << tail.status().ToString();
-  EXPECT_EQ(tail->inputs()[0].shape, (Shape{1, 8, 14, 14}));
-
-  auto full = Session::Create(*model, {});
-  auto s1 = Session::Create(*head, {});
-  auto s2 = Session::Create(*tail, {});
-  ASSERT_TRUE(full.ok() && s1.ok() && s2.ok());
-  FillRandom((*full)->input(0), 9);
-  FillRandom((*s1)->input(0), 9);
-  ASSERT_TRUE((*full)->Run().ok());
-  ASSERT_TRUE((*s1)->Run().ok());
-  ASSERT_EQ((*s1)->output(0).shape(), (Shape{1, 8, 14, 14}));
-  std::copy((*s1)->output(0).data<float>(), (*s1)->output(0).data<float>() + 8 * 14 * 14,
-            (*s2)->input(0).data<float>());
-  ASSERT_TRUE((*s2)->Run().ok());
-  for (int j = 0; j < 10; ++j) {
-    EXPECT_FLOAT_EQ((*s2)->output(0).data<float>()[j], (*full)->output(0).data<float>()[j]);
-  }
-}
-
-TEST(SessionTest, SliceRejectsInsufficientInputs) {
-  auto model = Model::FromOnnx(testing::Cnn28Onnx());
-  ASSERT_TRUE(model.ok());
-  // "relu" alone cannot produce "probs"? It can. But "pool" cannot produce "relu".
-  std::vector<std::string> in = {"pool"}, out = {"relu"};
-  auto bad = model->Slice(in, out);
-  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  std::vector<std::string> unknown = {"nope"};
-  EXPECT_EQ(model->Slice(unknown, {}).status().code(), StatusCode::kInvalidArgument);
-}
-
 }  // namespace
 }  // namespace hml
