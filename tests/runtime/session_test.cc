@@ -112,6 +112,7 @@ TEST_P(SessionBackendTest, InputsSurviveRunSoRepeatedRunsAgree) {
 }
 
 TEST_P(SessionBackendTest, RunDoesNotAllocate) {
+  if (!testing::AllocationCountingEnabled()) GTEST_SKIP() << "allocation counting is off";
   auto model = Model::FromOnnx(testing::Cnn28Onnx());
   ASSERT_TRUE(model.ok());
   SessionOptions options;

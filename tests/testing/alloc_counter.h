@@ -10,6 +10,8 @@
 namespace hml::testing {
 // Number of operator new calls so far in this process.
 int64_t AllocationCount();
+// False in sanitizer builds, where the counting operator new is not installed.
+bool AllocationCountingEnabled();
 }  // namespace hml::testing
 
 #endif  // HML_TESTS_TESTING_ALLOC_COUNTER_H_
