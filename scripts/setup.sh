@@ -10,8 +10,10 @@ PACKAGES=(
   libxnnpack-dev libpthreadpool-dev libcpuinfo-dev
   # ONNX and its conformance suite
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
-  # command line, JSON
-  libcli11-dev nlohmann-json3-dev
+  # command line, JSON, compression
+  libcli11-dev nlohmann-json3-dev zlib1g-dev libzstd-dev
+  # data: Fashion-MNIST (training, compression accuracy)
+  dataset-fashion-mnist
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # peers for the runtime benchmark (OpenCV DNN, LibTorch/TorchScript, PyTorch exporter)

@@ -16,6 +16,7 @@
 #include "hml/runtime/model.h"
 #include "hml/runtime/session.h"
 #include "hml/runtime/tensor_util.h"
+#include "src/cli/commands.h"
 
 namespace hml::cli {
 namespace {
@@ -307,6 +308,12 @@ int main(int argc, char** argv) {
   bench->add_option("--iterations", iterations, "Timed runs")->capture_default_str();
   bench->add_option("--json", json_path, "Also write the results as JSON here");
 
+  int exit_code = 0;
+  AddCompressCommand(app, exit_code);
+#ifdef HML_WITH_TRAIN
+  AddTrainCommand(app, exit_code);
+#endif
+
   CLI11_PARSE(app, argc, argv);
 
   if (*inspect) return Inspect(model_path, shape_flags, batch, all_cuts);
@@ -317,5 +324,5 @@ int main(int argc, char** argv) {
     return Bench(model_path, backends, thread_counts, shape_flags, batch, warmup, iterations,
                  json_path);
   }
-  return 0;
+  return exit_code;
 }

@@ -1,0 +1,19 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// Subcommands that live in their own files. Each Add*Command registers one subcommand on `app`
+// whose callback runs it and stores its exit code in `exit_code`.
+#ifndef HML_SRC_CLI_COMMANDS_H_
+#define HML_SRC_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+namespace hml::cli {
+
+void AddCompressCommand(CLI::App& app, int& exit_code);  // compress_command.cc
+#ifdef HML_WITH_TRAIN
+void AddTrainCommand(CLI::App& app, int& exit_code);  // train_command.cc
+#endif
+
+}  // namespace hml::cli
+
+#endif  // HML_SRC_CLI_COMMANDS_H_

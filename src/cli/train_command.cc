@@ -1,0 +1,7 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+#include "src/cli/commands.h"
+
+namespace hml::cli {
+// `hybridml train` arrives with src/train (issue 3); nothing is registered yet.
+void AddTrainCommand(CLI::App& app, int& exit_code) {}
+}  // namespace hml::cli
