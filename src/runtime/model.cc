@@ -121,7 +121,12 @@ Result<ModelAnalysis> Model::Analyze(const std::map<std::string, Shape>& input_s
     cost.op_type = node.op_type;
     cost.flops = EstimateFlops(g, node);
     for (ValueId in : node.inputs) {
-      if (in == kNoValue || !g.value(in).is_constant()) continue;
+      // Parameters are weight-like constants: scalars (Clip bounds, quantization scales) and
+      // int64 shape operands are not counted.
+      if (in == kNoValue || !g.value(in).is_constant() || g.value(in).constant->rank() == 0 ||
+          g.value(in).dtype == DType::kInt64) {
+        continue;
+      }
       cost.params += g.value(in).constant->num_elements();
       if (counted.insert(in).second) {
         a.total_params += g.value(in).constant->num_elements();

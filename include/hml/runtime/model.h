@@ -34,7 +34,7 @@ struct NodeCost {
   std::string name;
   std::string op_type;
   int64_t flops = 0;         // multiply-adds count as 2
-  int64_t params = 0;        // elements of constant inputs
+  int64_t params = 0;        // elements of weight-like constant inputs (rank >= 1, not int64)
   int64_t output_bytes = 0;  // bytes of the node's outputs
 };
 
