@@ -35,5 +35,12 @@ check wrong-input-count 1 "inputs but 2 --input" -- "$hml" infer "$data/node/tes
   --input "$data/node/test_relu/test_data_set_0/input_0.pb" \
   --input "$data/node/test_relu/test_data_set_0/input_0.pb"
 check unknown-backend 1 "backend 'gpu' is not registered" -- "$hml" infer "$model" --backend gpu
+check compress-prune 0 "sparsity 0.5000" -- "$hml" compress "$model" --prune-magnitude 0.5 \
+  -o "$tmp/pruned.onnx"
+check compressed-model-runs 0 "ran on" -- "$hml" infer "$tmp/pruned.onnx"
+check compress-int8-old-opset 1 "per-channel quantization needs opset >= 13" -- \
+  "$hml" compress "$model" --int8 -o "$tmp/q.onnx"
+check compress-refuses-overwrite 1 "" -- "$hml" compress "$tmp/pruned.onnx" --prune-magnitude 0.1 \
+  -o "$tmp/pruned.onnx"
 check no-subcommand 106 "" -- "$hml"
 exit $fail
