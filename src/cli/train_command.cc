@@ -1,7 +1,210 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// `hybridml train`: wiring of src/train (datasets, zoo, GraphModule, Trainer). No logic here
+// beyond choosing the dataset and printing what the trainer returns.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "hml/env.h"
+#include "hml/runtime/model.h"
 #include "src/cli/commands.h"
+#include "src/runtime/onnx_io.h"
+#include "src/train/dataset.h"
+#include "src/train/graph_module.h"
+#include "src/train/trainer.h"
+#include "src/train/zoo.h"
 
 namespace hml::cli {
-// `hybridml train` arrives with src/train (issue 3); nothing is registered yet.
-void AddTrainCommand(CLI::App& app, int& exit_code) {}
+namespace {
+
+struct TrainFlags {
+  std::string data = "fashion-mnist";
+  std::string arch = "mlp";
+  std::string model_path;
+  std::string out;
+  std::string optimizer = "sgd";
+  int epochs = 1;
+  int64_t batch = 64;
+  double lr = 0.01;
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+  uint64_t seed = 1;
+  int threads = 1;
+  double val_fraction = 0.1;
+  int64_t crop_padding = 0;
+  bool flip = false;
+  std::string schedule = "constant";
+  int patience = 0;
+  std::string checkpoint;
+  bool progress = true;
+};
+
+struct Data {
+  std::shared_ptr<const train::Dataset> all;   // to split into train/validation
+  std::shared_ptr<const train::Dataset> test;  // Fashion-MNIST t10k, else null
+};
+
+// --data fashion-mnist[:DIR] | csv:PATH | dir:PATH
+Result<Data> LoadData(const std::string& spec) {
+  Data d;
+  const size_t colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon);
+  const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  if (kind == "fashion-mnist") {
+    const std::string dir = arg.empty() ? std::string(train::kFashionMnistDir) : arg;
+    using train::FashionMnistPart;
+    Env& env = *DefaultEnv();
+    HML_ASSIGN_OR_RETURN(d.all, train::LoadFashionMnist(env, dir, FashionMnistPart::kTrain));
+    HML_ASSIGN_OR_RETURN(d.test, train::LoadFashionMnist(env, dir, FashionMnistPart::kTest));
+  } else if (kind == "csv" && !arg.empty()) {
+    HML_ASSIGN_OR_RETURN(d.all, train::LoadCsvDataset(*DefaultEnv(), arg));
+  } else if (kind == "dir" && !arg.empty()) {
+    HML_ASSIGN_OR_RETURN(d.all, train::LoadSampleDirectory(*DefaultEnv(), arg));
+  } else {
+    return InvalidArgumentError("--data '" + spec +
+                                "': expected fashion-mnist[:DIR], csv:PATH or dir:PATH");
+  }
+  return d;
+}
+
+Status RunTrain(const TrainFlags& f) {
+  HML_ASSIGN_OR_RETURN(Data data, LoadData(f.data));
+  HML_ASSIGN_OR_RETURN(train::DatasetSplit split,
+                       train::SplitDataset(data.all, f.val_fraction, f.seed));
+  std::fprintf(stderr, "data: %s, %lld samples of %s, %lld classes (train %lld, validation %lld)\n",
+               f.data.c_str(), static_cast<long long>(data.all->size()),
+               ShapeToString(data.all->feature_shape()).c_str(),
+               static_cast<long long>(data.all->num_classes()),
+               static_cast<long long>(split.train->size()),
+               static_cast<long long>(split.validation->size()));
+
+  runtime::Graph graph;
+  if (!f.model_path.empty()) {
+    HML_ASSIGN_OR_RETURN(std::string bytes, DefaultEnv()->ReadFile(f.model_path));
+    // The graph as written (not Model::Load's inference passes, which fold BatchNorm).
+    HML_ASSIGN_OR_RETURN(graph, runtime::ParseOnnxModel(bytes));
+  } else {
+    HML_ASSIGN_OR_RETURN(graph, train::BuildArchitecture(f.arch, data.all->feature_shape(),
+                                                         data.all->num_classes(), f.seed));
+  }
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<train::GraphModule> module,
+                       train::GraphModule::Create(graph));
+  std::fprintf(stderr, "model: %s, %lld parameters\n",
+               f.model_path.empty() ? f.arch.c_str() : f.model_path.c_str(),
+               static_cast<long long>(module->num_parameters()));
+
+  train::TrainOptions options;
+  if (f.optimizer == "adam") {
+    options.optimizer = train::OptimizerKind::kAdam;
+  } else if (f.optimizer != "sgd") {
+    return InvalidArgumentError("--optimizer '" + f.optimizer + "': expected sgd or adam");
+  }
+  if (f.schedule == "cosine") {
+    options.lr_schedule = train::LrSchedule::kCosine;
+  } else if (f.schedule != "constant") {
+    return InvalidArgumentError("--schedule '" + f.schedule + "': expected constant or cosine");
+  }
+  options.early_stopping_patience = f.patience;
+  if (!f.checkpoint.empty()) {
+    // The model as ONNX after every epoch, written atomically: a kill leaves the previous
+    // checkpoint intact, and `--model CHECKPOINT` resumes from it (weights only: optimizer
+    // state restarts).
+    train::GraphModule* m = module.get();
+    const std::string path = f.checkpoint;
+    options.on_epoch_end = [m, path](const train::EpochStats& e) -> Status {
+      HML_ASSIGN_OR_RETURN(runtime::Graph g, m->ExportGraph());
+      HML_ASSIGN_OR_RETURN(Model model, Model::FromGraph(std::move(g)));
+      HML_RETURN_IF_ERROR(model.Save(path));
+      std::fprintf(stderr, "checkpoint: epoch %d -> %s\n", e.epoch, path.c_str());
+      return Status::Ok();
+    };
+  }
+  options.learning_rate = f.lr;
+  options.momentum = f.momentum;
+  options.weight_decay = f.weight_decay;
+  options.batch_size = f.batch;
+  options.epochs = f.epochs;
+  options.seed = f.seed;
+  options.num_threads = f.threads;
+  options.augment.crop_padding = f.crop_padding;
+  options.augment.horizontal_flip = f.flip;
+  if (f.progress) {
+    options.progress = [](std::string_view line) {
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    };
+    options.progress_every =
+        std::max<int64_t>(1, (split.train->size() + f.batch - 1) / f.batch / 10);
+  }
+  HML_ASSIGN_OR_RETURN(train::TrainReport report,
+                       train::Train(*module, *split.train, split.validation.get(), options));
+  const train::EpochStats& last = report.epochs.back();
+  std::printf("train loss %.4f  train accuracy %.2f%%", last.train_loss,
+              100.0 * last.train_accuracy);
+  if (report.stopped_early) {
+    std::printf("stopped early; keeping epoch %d's weights\n", report.best_epoch);
+  }
+  if (last.validation_accuracy >= 0) {
+    std::printf("  validation accuracy %.2f%%", 100.0 * last.validation_accuracy);
+  }
+  std::printf("  %.0f samples/s\n", last.samples_per_second);
+  if (data.test != nullptr) {
+    HML_ASSIGN_OR_RETURN(double acc, train::Evaluate(*module, *data.test));
+    std::printf("test accuracy %.2f%% (%lld samples)\n", 100.0 * acc,
+                static_cast<long long>(data.test->size()));
+  }
+  if (!f.out.empty()) {
+    HML_ASSIGN_OR_RETURN(runtime::Graph trained, module->ExportGraph());
+    HML_ASSIGN_OR_RETURN(Model model, Model::FromGraph(std::move(trained)));
+    HML_RETURN_IF_ERROR(model.Save(f.out));
+    std::printf("wrote %s\n", f.out.c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddTrainCommand(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<TrainFlags>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a model on LibTorch and export it to ONNX");
+  cmd->add_option("--data", flags->data, "fashion-mnist[:DIR] | csv:PATH | dir:PATH")
+      ->capture_default_str();
+  cmd->add_option("--arch", flags->arch, "mlp | student-cnn | teacher-cnn")
+      ->capture_default_str();
+  cmd->add_option("--model", flags->model_path,
+                  "ONNX model to train or fine-tune instead of --arch (training-subset ops)");
+  cmd->add_option("--out", flags->out, "Where to write the trained ONNX model");
+  cmd->add_option("--optimizer", flags->optimizer, "sgd | adam")->capture_default_str();
+  cmd->add_option("--epochs", flags->epochs)->capture_default_str();
+  cmd->add_option("--batch", flags->batch)->capture_default_str();
+  cmd->add_option("--lr", flags->lr)->capture_default_str();
+  cmd->add_option("--momentum", flags->momentum)->capture_default_str();
+  cmd->add_option("--weight-decay", flags->weight_decay)->capture_default_str();
+  cmd->add_option("--seed", flags->seed)->capture_default_str();
+  cmd->add_option("--threads", flags->threads, "LibTorch intra-op threads")
+      ->capture_default_str();
+  cmd->add_option("--val-fraction", flags->val_fraction)->capture_default_str();
+  cmd->add_option("--crop-padding", flags->crop_padding, "Random-crop augmentation padding")
+      ->capture_default_str();
+  cmd->add_flag("--flip", flags->flip, "Random horizontal flips");
+  cmd->add_option("--schedule", flags->schedule, "Learning rate schedule: constant | cosine")
+      ->capture_default_str();
+  cmd->add_option("--checkpoint", flags->checkpoint,
+                  "Write the model here (ONNX) after every epoch; resume with --model");
+  cmd->add_option("--patience", flags->patience,
+                  "Early stopping: epochs without validation improvement (0 = off)")
+      ->capture_default_str();
+  cmd->add_flag("!--no-progress", flags->progress, "No progress lines");
+  cmd->callback([flags, &exit_code] {
+    const Status s = RunTrain(*flags);
+    if (!s.ok()) {
+      std::fprintf(stderr, "hybridml train: %s\n", s.ToString().c_str());
+      exit_code = 1;
+      return;
+    }
+    exit_code = 0;
+  });
+}
+
 }  // namespace hml::cli

@@ -1,0 +1,315 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// The training loop. One of the two translation units of hybridml that include torch headers
+// (with torch_module.cc).
+#include "src/train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+
+#include "src/train/torch_internal.h"
+
+namespace hml::train {
+namespace {
+
+using runtime::ValueId;
+
+// The per-sample shape the graph input wants, or the dataset's own shape.
+std::vector<int64_t> SampleShape(const GraphModule::Impl& m, const Dataset& d) {
+  const runtime::Value& in = m.graph.value(m.graph.inputs[0]);
+  if (in.shape_known && in.shape.size() >= 2) {
+    std::vector<int64_t> dims(in.shape.begin() + 1, in.shape.end());
+    int64_t n = 1;
+    bool known = true;
+    for (int64_t v : dims) {
+      known = known && v > 0;
+      n *= v;
+    }
+    if (known && n == d.feature_size()) return dims;
+  }
+  return std::vector<int64_t>(d.feature_shape().begin(), d.feature_shape().end());
+}
+
+// Fills a batch [n, sample_shape...] and its labels from `indices`.
+Status LoadBatch(const Dataset& d, const std::vector<int64_t>& indices, size_t begin, size_t end,
+                 const std::vector<int64_t>& sample_shape, const AugmentOptions* augment,
+                 std::mt19937_64* rng, torch::Tensor* x, torch::Tensor* y) {
+  const int64_t n = static_cast<int64_t>(end - begin);
+  std::vector<int64_t> sizes{n};
+  sizes.insert(sizes.end(), sample_shape.begin(), sample_shape.end());
+  *x = torch::empty(sizes, torch::kFloat);
+  *y = torch::empty({n}, torch::kLong);
+  const int64_t fs = d.feature_size();
+  float* xp = x->data_ptr<float>();
+  int64_t* yp = y->data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    std::span<float> sample(xp + i * fs, static_cast<size_t>(fs));
+    HML_ASSIGN_OR_RETURN(yp[i], d.Get(indices[begin + static_cast<size_t>(i)], sample));
+    if (augment != nullptr && augment->enabled()) {
+      AugmentImage(sample, d.feature_shape(), *augment, *rng);
+    }
+  }
+  return Status::Ok();
+}
+
+std::string ProgressBar(double fraction, int width = 20) {
+  const int filled = static_cast<int>(fraction * width + 0.5);
+  std::string bar = "[";
+  for (int i = 0; i < width; ++i) bar += i < filled ? '=' : ' ';
+  return bar + "]";
+}
+
+std::string Format(const char* fmt, auto... args) {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), fmt, args...);
+  return buf;
+}
+
+double EpochLearningRate(const TrainOptions& o, int epoch) {
+  switch (o.lr_schedule) {
+    case LrSchedule::kConstant: return o.learning_rate;
+    case LrSchedule::kCosine:
+      return o.learning_rate * 0.5 *
+             (1.0 + std::cos(M_PI * static_cast<double>(epoch - 1) /
+                             static_cast<double>(o.epochs)));
+    case LrSchedule::kStep:
+      return o.learning_rate * std::pow(o.step_gamma, (epoch - 1) / o.step_epochs);
+  }
+  return o.learning_rate;
+}
+
+Result<double> EvaluateImpl(GraphModule::Impl& m, const Dataset& d, int64_t batch_size) {
+  if (d.size() == 0) return InvalidArgumentError("evaluate: the dataset is empty");
+  // Eval mode for the evaluation, the caller's mode afterwards (also on errors).
+  struct ModeGuard {
+    GraphModule::Impl& m;
+    bool was_training;
+    ~ModeGuard() { m.training = was_training; }
+  } guard{m, m.training};
+  m.training = false;
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> order(static_cast<size_t>(d.size()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  const std::vector<int64_t> shape = SampleShape(m, d);
+  int64_t correct = 0;
+  for (size_t b = 0; b < order.size(); b += static_cast<size_t>(batch_size)) {
+    const size_t e = std::min(order.size(), b + static_cast<size_t>(batch_size));
+    torch::Tensor x, y;
+    HML_RETURN_IF_ERROR(LoadBatch(d, order, b, e, shape, nullptr, nullptr, &x, &y));
+    torch::Tensor logits = m.Run({x}, {m.logits})[0];
+    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  return static_cast<double>(correct) / static_cast<double>(d.size());
+}
+
+}  // namespace
+
+Status TrainOptions::Validate() const {
+  if (!(learning_rate > 0.0)) return InvalidArgumentError("train: learning rate must be > 0");
+  if (momentum < 0.0) return InvalidArgumentError("train: momentum must be >= 0");
+  if (weight_decay < 0.0) return InvalidArgumentError("train: weight decay must be >= 0");
+  if (batch_size < 1) return InvalidArgumentError("train: batch size must be >= 1");
+  if (epochs < 1) return InvalidArgumentError("train: epochs must be >= 1");
+  if (num_threads < 1 || num_threads > 64) {
+    return InvalidArgumentError("train: num_threads " + std::to_string(num_threads) +
+                                " outside [1, 64]");
+  }
+  if (progress_every < 0) return InvalidArgumentError("train: progress_every must be >= 0");
+  if (step_epochs < 1) return InvalidArgumentError("train: step_epochs must be >= 1");
+  if (!(step_gamma > 0.0)) return InvalidArgumentError("train: step_gamma must be > 0");
+  if (early_stopping_patience < 0) {
+    return InvalidArgumentError("train: early stopping patience must be >= 0");
+  }
+  if (augment.crop_padding < 0) return InvalidArgumentError("train: crop padding must be >= 0");
+  return Status::Ok();
+}
+
+Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Dataset* validation,
+                          const TrainOptions& options) {
+  HML_RETURN_IF_ERROR(options.Validate());
+  HML_RETURN_IF_ERROR(options.augment.Validate(train.feature_shape()));
+  if (train.size() == 0) return InvalidArgumentError("train: the training set is empty");
+  GraphModule::Impl& m = module.impl();
+  if (m.graph.inputs.size() != 1) {
+    return InvalidArgumentError("train: the model must have exactly one input, it has " +
+                                std::to_string(m.graph.inputs.size()));
+  }
+  try {
+    torch::set_num_threads(options.num_threads);
+    torch::manual_seed(options.seed);
+    std::unique_ptr<torch::optim::Optimizer> optimizer;
+    if (options.optimizer == OptimizerKind::kSgd) {
+      optimizer = std::make_unique<torch::optim::SGD>(
+          m.parameters, torch::optim::SGDOptions(options.learning_rate)
+                            .momentum(options.momentum)
+                            .weight_decay(options.weight_decay));
+    } else {
+      optimizer = std::make_unique<torch::optim::Adam>(
+          m.parameters, torch::optim::AdamOptions(options.learning_rate)
+                            .weight_decay(options.weight_decay));
+    }
+    std::mt19937_64 rng(options.seed);
+    const std::vector<int64_t> shape = SampleShape(m, train);
+    const size_t bs = static_cast<size_t>(options.batch_size);
+    const size_t num_batches = (static_cast<size_t>(train.size()) + bs - 1) / bs;
+    TrainReport report;
+    // Early stopping: the best validation accuracy so far and that epoch's weights.
+    double best_accuracy = -1.0;
+    std::vector<torch::Tensor> best_parameters, best_buffers;
+    auto copy_state = [&](std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& bufs) {
+      torch::NoGradGuard no_grad;
+      params.clear();
+      bufs.clear();
+      for (const torch::Tensor& p : m.parameters) params.push_back(p.detach().clone());
+      for (ValueId id : m.buffer_ids) {
+        bufs.push_back(m.constants[static_cast<size_t>(id)].detach().clone());
+      }
+    };
+    auto restore_state = [&](const std::vector<torch::Tensor>& params,
+                             const std::vector<torch::Tensor>& bufs) {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < m.parameters.size(); ++i) m.parameters[i].copy_(params[i]);
+      for (size_t i = 0; i < m.buffer_ids.size(); ++i) {
+        m.constants[static_cast<size_t>(m.buffer_ids[i])].copy_(bufs[i]);
+      }
+    };
+    for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+      const auto start = std::chrono::steady_clock::now();
+      const double lr = EpochLearningRate(options, epoch);
+      for (auto& group : optimizer->param_groups()) {
+        if (options.optimizer == OptimizerKind::kSgd) {
+          static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+        } else {
+          static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+        }
+      }
+      // The weights at the start of the epoch, restored if the loss diverges.
+      std::vector<torch::Tensor> snapshot, snapshot_buffers;
+      copy_state(snapshot, snapshot_buffers);
+      m.training = true;
+      const std::vector<int64_t> order = ShuffledIndices(train.size(), rng);
+      double loss_sum = 0.0;
+      int64_t correct = 0, seen = 0;
+      auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      };
+      auto progress_line = [&](size_t batches_done) {
+        const double t = elapsed();
+        const double frac = static_cast<double>(batches_done) / static_cast<double>(num_batches);
+        const double eta = frac > 0 ? t / frac - t : 0.0;
+        return Format("epoch %d/%d %s %lld/%lld loss %.4f acc %.2f%% %.0f samples/s eta %.1fs",
+                      epoch, options.epochs, ProgressBar(frac).c_str(),
+                      static_cast<long long>(seen), static_cast<long long>(train.size()),
+                      loss_sum / static_cast<double>(std::max<int64_t>(seen, 1)),
+                      100.0 * static_cast<double>(correct) /
+                          static_cast<double>(std::max<int64_t>(seen, 1)),
+                      static_cast<double>(seen) / std::max(t, 1e-9), eta);
+      };
+      for (size_t b = 0; b < num_batches; ++b) {
+        const size_t begin = b * bs, end = std::min(order.size(), begin + bs);
+        torch::Tensor x, y;
+        HML_RETURN_IF_ERROR(
+            LoadBatch(train, order, begin, end, shape, &options.augment, &rng, &x, &y));
+        torch::Tensor logits = m.Run({x}, {m.logits})[0];
+        if (logits.dim() != 2) {
+          return InvalidArgumentError("train: logits '" + m.graph.value(m.logits).name +
+                                      "' have rank " + std::to_string(logits.dim()) +
+                                      ", expected [batch, classes]");
+        }
+        if (train.num_classes() > logits.size(1)) {
+          return InvalidArgumentError(
+              "train: the dataset has " + std::to_string(train.num_classes()) +
+              " classes but the model outputs " + std::to_string(logits.size(1)));
+        }
+        torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+        const double loss_value = loss.item<double>();
+        if (!std::isfinite(loss_value)) {
+          restore_state(snapshot, snapshot_buffers);
+          m.training = false;
+          return AbortedError("train: loss is " + std::to_string(loss_value) + " at epoch " +
+                              std::to_string(epoch) + " batch " + std::to_string(b + 1) +
+                              "; stopped and restored the weights from the start of the epoch");
+        }
+        optimizer->zero_grad();
+        loss.backward();
+        optimizer->step();
+        const int64_t n = static_cast<int64_t>(end - begin);
+        loss_sum += loss_value * static_cast<double>(n);
+        correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+        seen += n;
+        if (options.progress && options.progress_every > 0 &&
+            (b + 1) % static_cast<size_t>(options.progress_every) == 0 && b + 1 < num_batches) {
+          options.progress(progress_line(b + 1));
+        }
+      }
+      m.training = false;
+      EpochStats stats;
+      stats.epoch = epoch;
+      stats.train_loss = loss_sum / static_cast<double>(seen);
+      stats.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+      stats.seconds = elapsed();
+      stats.samples_per_second = static_cast<double>(seen) / std::max(stats.seconds, 1e-9);
+      stats.learning_rate = lr;
+      std::string line = progress_line(num_batches);
+      if (validation != nullptr && validation->size() > 0) {
+        const int64_t eval_batch = std::max<int64_t>(256, options.batch_size);
+        HML_ASSIGN_OR_RETURN(stats.validation_accuracy, EvaluateImpl(m, *validation, eval_batch));
+        line += Format(" val_acc %.2f%%", 100.0 * stats.validation_accuracy);
+      }
+      if (options.progress) options.progress(line);
+      report.epochs.push_back(stats);
+      report.best_epoch = epoch;
+      if (options.on_epoch_end) {
+        HML_RETURN_IF_ERROR(options.on_epoch_end(stats).WithContext(
+            "train: after epoch " + std::to_string(epoch)));
+      }
+      if (options.early_stopping_patience > 0 && stats.validation_accuracy >= 0) {
+        if (stats.validation_accuracy > best_accuracy) {
+          best_accuracy = stats.validation_accuracy;
+          copy_state(best_parameters, best_buffers);
+        }
+        int best = epoch;
+        for (const EpochStats& e : report.epochs) {
+          if (e.validation_accuracy == best_accuracy) {
+            best = e.epoch;
+            break;
+          }
+        }
+        report.best_epoch = best;
+        if (epoch - best >= options.early_stopping_patience || epoch == options.epochs) {
+          torch::NoGradGuard no_grad;
+          restore_state(best_parameters, best_buffers);
+          if (epoch < options.epochs) {
+            report.stopped_early = true;
+            if (options.progress) {
+              options.progress(Format("early stop after epoch %d: best validation accuracy "
+                                      "%.2f%% at epoch %d",
+                                      epoch, 100.0 * best_accuracy, best));
+            }
+            break;
+          }
+        }
+      }
+    }
+    return report;
+  } catch (const std::exception& e) {
+    m.training = false;
+    return TorchErrorStatus(e, "train");
+  }
+}
+
+Result<double> Evaluate(GraphModule& module, const Dataset& dataset, int64_t batch_size) {
+  if (batch_size < 1) return InvalidArgumentError("evaluate: batch size must be >= 1");
+  try {
+    return EvaluateImpl(module.impl(), dataset, batch_size);
+  } catch (const std::exception& e) {
+    module.impl().training = false;
+    return TorchErrorStatus(e, "evaluate");
+  }
+}
+
+}  // namespace hml::train

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# End-to-end checks of `hybridml train` on tiny datasets written here (fast: no Fashion-MNIST).
+# Usage: train_cli_test.sh PATH/TO/hybridml
+set -uo pipefail
+hml="$1"
+fail=0
+check() {  # check NAME EXPECTED_EXIT PATTERN -- command...
+  local name="$1" want_rc="$2" pattern="$3"; shift 4
+  local out rc
+  out="$("$@" 2>&1)"; rc=$?
+  if [ "$rc" != "$want_rc" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL $name (exit $rc, want $want_rc, pattern '$pattern')"; echo "$out" | head -20; fail=1
+  else
+    echo "ok   $name"
+  fi
+}
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+# Two separable classes in 3-D: class = (x0 > x1).
+{
+  echo "x0,x1,x2,label"
+  for i in $(seq 0 299); do
+    a=$(( (i * 37) % 100 )); b=$(( (i * 61 + 13) % 100 ))
+    [ "$a" = "$b" ] && continue
+    echo "$a.0,$b.0,$(( i % 7 )).5,$(( a > b ? 1 : 0 ))"
+  done
+} > "$tmp/data.csv"
+check csv-trains 0 "validation accuracy" -- "$hml" train --data "csv:$tmp/data.csv" --arch mlp \
+  --epochs 3 --batch 16 --optimizer adam --lr 0.01 --schedule cosine \
+  --out "$tmp/mlp.onnx"
+check csv-model-written 0 "Gemm x2" -- "$hml" inspect "$tmp/mlp.onnx"
+check csv-model-runs 0 "ran on" -- "$hml" infer "$tmp/mlp.onnx"
+check checkpoint 0 "checkpoint: epoch 2" -- "$hml" train --data "csv:$tmp/data.csv" \
+  --epochs 2 --no-progress --checkpoint "$tmp/ckpt.onnx"
+check resume-from-checkpoint 0 "test accuracy|validation accuracy" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --model "$tmp/ckpt.onnx" --epochs 1 --no-progress
+check fine-tune-onnx 0 "wrote" -- "$hml" train --data "csv:$tmp/data.csv" --model "$tmp/mlp.onnx" \
+  --epochs 1 --no-progress --out "$tmp/mlp2.onnx"
+printf 'x0,x1,label\n1,2,0\n1,oops,1\n' > "$tmp/bad.csv"
+check csv-bad-cell 1 "INVALID_ARGUMENT.*bad.csv:3 column 2" -- "$hml" train --data "csv:$tmp/bad.csv"
+check missing-dataset 1 "NOT_FOUND.*no/such/dir/train-images" -- \
+  "$hml" train --data fashion-mnist:/no/such/dir
+check bad-data-spec 1 "expected fashion-mnist" -- "$hml" train --data parquet:x
+check bad-optimizer 1 "expected sgd or adam" -- "$hml" train --data "csv:$tmp/data.csv" \
+  --optimizer lbfgs
+exit $fail
