@@ -39,7 +39,24 @@ struct TrainFlags {
   int patience = 0;
   std::string checkpoint;
   bool progress = true;
+  // Knowledge distillation (off without --teacher).
+  std::string teacher_path;
+  double temperature = 4.0;
+  double alpha = 0.7;
 };
+
+// Loads the distillation teacher: the ONNX graph as written (like --model), as a module the
+// trainer runs in eval mode. Errors name the file.
+Result<std::unique_ptr<train::GraphModule>> LoadTeacher(const std::string& path) {
+  const std::string context = "--teacher " + path;
+  Result<std::string> bytes = DefaultEnv()->ReadFile(path);
+  if (!bytes.ok()) return bytes.status().WithContext(context);
+  Result<runtime::Graph> graph = runtime::ParseOnnxModel(*bytes);
+  if (!graph.ok()) return graph.status().WithContext(context);
+  Result<std::unique_ptr<train::GraphModule>> teacher = train::GraphModule::Create(*graph);
+  if (!teacher.ok()) return teacher.status().WithContext(context);
+  return teacher;
+}
 
 struct Data {
   std::shared_ptr<const train::Dataset> all;   // to split into train/validation
@@ -96,6 +113,18 @@ Status RunTrain(const TrainFlags& f) {
                static_cast<long long>(module->num_parameters()));
 
   train::TrainOptions options;
+  std::unique_ptr<train::GraphModule> teacher;
+  options.distill.temperature = f.temperature;
+  options.distill.alpha = f.alpha;
+  if (!f.teacher_path.empty()) {
+    // Validate T and alpha before loading (and evaluating) the teacher.
+    HML_RETURN_IF_ERROR(options.distill.Validate());
+    HML_ASSIGN_OR_RETURN(teacher, LoadTeacher(f.teacher_path));
+    options.distill.teacher = teacher.get();
+    std::fprintf(stderr, "teacher: %s, %lld parameters, temperature %g, alpha %g\n",
+                 f.teacher_path.c_str(), static_cast<long long>(teacher->num_parameters()),
+                 f.temperature, f.alpha);
+  }
   if (f.optimizer == "adam") {
     options.optimizer = train::OptimizerKind::kAdam;
   } else if (f.optimizer != "sgd") {
@@ -196,6 +225,17 @@ void AddTrainCommand(CLI::App& app, int& exit_code) {
                   "Early stopping: epochs without validation improvement (0 = off)")
       ->capture_default_str();
   cmd->add_flag("!--no-progress", flags->progress, "No progress lines");
+  CLI::Option* teacher =
+      cmd->add_option("--teacher", flags->teacher_path,
+                      "Knowledge distillation: train on this ONNX teacher's soft targets plus "
+                      "the labels");
+  cmd->add_option("--temperature", flags->temperature, "Distillation temperature T (> 0)")
+      ->capture_default_str()
+      ->needs(teacher);
+  cmd->add_option("--alpha", flags->alpha,
+                  "Distillation: weight of the teacher's soft loss in [0, 1]; labels get 1 - alpha")
+      ->capture_default_str()
+      ->needs(teacher);
   cmd->callback([flags, &exit_code] {
     const Status s = RunTrain(*flags);
     if (!s.ok()) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include "src/train/torch_internal.h"
@@ -82,15 +83,113 @@ double EpochLearningRate(const TrainOptions& o, int epoch) {
   return o.learning_rate;
 }
 
+// Puts a module in eval mode and restores its previous mode on scope exit (also on errors).
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(GraphModule::Impl& m) : m_(m), was_training_(m.training) {
+    m_.training = false;
+  }
+  ~EvalModeGuard() { m_.training = was_training_; }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  GraphModule::Impl& m_;
+  bool was_training_;
+};
+
+std::string DimsToString(c10::IntArrayRef dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+// The teacher of a distillation run: runs in eval mode without gradients on the student's
+// batches, reshaped to the teacher's per-sample input shape.
+class Teacher {
+ public:
+  // REQUIRES: `teacher` outlives this object.
+  Teacher(GraphModule::Impl& teacher, const Dataset& d)
+      : m_(teacher), eval_(teacher), sample_shape_(SampleShape(teacher, d)) {}
+
+  // The teacher's logits for the student's input batch `x` ([n, ...], feature_size per sample).
+  // Throws StatusError with the context "teacher" on any failure.
+  torch::Tensor Logits(const torch::Tensor& x) {
+    try {
+      torch::NoGradGuard no_grad;
+      std::vector<int64_t> sizes{x.size(0)};
+      sizes.insert(sizes.end(), sample_shape_.begin(), sample_shape_.end());
+      const torch::Tensor in = x.sizes() == c10::IntArrayRef(sizes) ? x : x.reshape(sizes);
+      return m_.Run({in}, {m_.logits})[0];
+    } catch (const std::exception& e) {
+      throw StatusError(TorchErrorStatus(e, "teacher"));
+    }
+  }
+
+ private:
+  GraphModule::Impl& m_;
+  EvalModeGuard eval_;
+  std::vector<int64_t> sample_shape_;
+};
+
+// Static checks of a distillation teacher against the student and the data: errors that the
+// first batch would otherwise report from deep inside the teacher's forward pass.
+Status CheckTeacher(const GraphModule::Impl& student, const GraphModule::Impl& teacher,
+                    const Dataset& d) {
+  if (&student == &teacher) {
+    return InvalidArgumentError("train: teacher: the teacher is the student module itself");
+  }
+  if (teacher.graph.inputs.size() != 1) {
+    return InvalidArgumentError("train: teacher: the teacher must have exactly one input, it has " +
+                                std::to_string(teacher.graph.inputs.size()));
+  }
+  const runtime::Value& in = teacher.graph.value(teacher.graph.inputs[0]);
+  if (in.shape_known && in.shape.size() >= 2) {
+    int64_t n = 1;
+    bool known = true;
+    for (size_t i = 1; i < in.shape.size(); ++i) {
+      known = known && in.shape[i] > 0;
+      n *= in.shape[i];
+    }
+    if (known && n != d.feature_size()) {
+      return InvalidArgumentError(
+          "train: teacher: input '" + in.name + "' " + ShapeToString(in.shape) + " takes " +
+          std::to_string(n) + " values per sample, the training samples " +
+          ShapeToString(d.feature_shape()) + " have " + std::to_string(d.feature_size()));
+    }
+  }
+  return Status::Ok();
+}
+
+// Runs the student (eval mode, no gradients: no state changes, no random numbers drawn) and the
+// teacher on the first samples and checks that their logits have the same shape.
+Status CheckTeacherLogits(GraphModule::Impl& student, Teacher& teacher,
+                          const GraphModule::Impl& teacher_impl, const Dataset& d,
+                          const std::vector<int64_t>& sample_shape) {
+  std::vector<int64_t> first{0};
+  if (d.size() > 1) first.push_back(1);
+  torch::Tensor x, y;
+  HML_RETURN_IF_ERROR(LoadBatch(d, first, 0, first.size(), sample_shape, nullptr, nullptr, &x, &y));
+  torch::Tensor s, t;
+  {
+    EvalModeGuard eval(student);
+    torch::NoGradGuard no_grad;
+    s = student.Run({x}, {student.logits})[0];
+  }
+  t = teacher.Logits(x);
+  if (s.sizes() != t.sizes()) {
+    return InvalidArgumentError(
+        "train: teacher: logits '" + teacher_impl.graph.value(teacher_impl.logits).name +
+        "' have shape " + DimsToString(t.sizes()) + " for " + std::to_string(first.size()) +
+        " samples, the student's '" + student.graph.value(student.logits).name + "' have " +
+        DimsToString(s.sizes()));
+  }
+  return Status::Ok();
+}
+
 Result<double> EvaluateImpl(GraphModule::Impl& m, const Dataset& d, int64_t batch_size) {
   if (d.size() == 0) return InvalidArgumentError("evaluate: the dataset is empty");
-  // Eval mode for the evaluation, the caller's mode afterwards (also on errors).
-  struct ModeGuard {
-    GraphModule::Impl& m;
-    bool was_training;
-    ~ModeGuard() { m.training = was_training; }
-  } guard{m, m.training};
-  m.training = false;
+  EvalModeGuard eval(m);
   torch::NoGradGuard no_grad;
   std::vector<int64_t> order(static_cast<size_t>(d.size()));
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
@@ -125,6 +224,18 @@ Status TrainOptions::Validate() const {
     return InvalidArgumentError("train: early stopping patience must be >= 0");
   }
   if (augment.crop_padding < 0) return InvalidArgumentError("train: crop padding must be >= 0");
+  return distill.Validate();
+}
+
+Status DistillOptions::Validate() const {
+  if (!(temperature > 0.0) || !std::isfinite(temperature)) {
+    return InvalidArgumentError("train: distillation temperature must be finite and > 0, got " +
+                                std::to_string(temperature));
+  }
+  if (!(alpha >= 0.0 && alpha <= 1.0)) {
+    return InvalidArgumentError("train: distillation alpha must be in [0, 1], got " +
+                                std::to_string(alpha));
+  }
   return Status::Ok();
 }
 
@@ -137,6 +248,9 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
   if (m.graph.inputs.size() != 1) {
     return InvalidArgumentError("train: the model must have exactly one input, it has " +
                                 std::to_string(m.graph.inputs.size()));
+  }
+  if (options.distill.enabled()) {
+    HML_RETURN_IF_ERROR(CheckTeacher(m, options.distill.teacher->impl(), train));
   }
   try {
     torch::set_num_threads(options.num_threads);
@@ -154,6 +268,13 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
     }
     std::mt19937_64 rng(options.seed);
     const std::vector<int64_t> shape = SampleShape(m, train);
+    // Distillation: the teacher stays in eval mode until Train() returns.
+    std::optional<Teacher> teacher;
+    if (options.distill.enabled()) {
+      GraphModule::Impl& t = options.distill.teacher->impl();
+      teacher.emplace(t, train);
+      HML_RETURN_IF_ERROR(CheckTeacherLogits(m, *teacher, t, train, shape));
+    }
     const size_t bs = static_cast<size_t>(options.batch_size);
     const size_t num_batches = (static_cast<size_t>(train.size()) + bs - 1) / bs;
     TrainReport report;
@@ -226,6 +347,26 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
               " classes but the model outputs " + std::to_string(logits.size(1)));
         }
         torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+        if (teacher) {
+          // Computed even when alpha is 0: the soft term then adds exact zeros to the loss and
+          // the gradients, so the result equals label-only training bit-for-bit.
+          const torch::Tensor teacher_logits = teacher->Logits(x);
+          if (teacher_logits.sizes() != logits.sizes()) {
+            return InvalidArgumentError("train: teacher: logits have shape " +
+                                        DimsToString(teacher_logits.sizes()) + ", the student's " +
+                                        DimsToString(logits.sizes()) + " (batch " +
+                                        std::to_string(b + 1) + ")");
+          }
+          const double t = options.distill.temperature, alpha = options.distill.alpha;
+          // KL(p_teacher || p_student) at temperature t, from log-probabilities on both sides
+          // (log_target) so a teacher probability that underflows to 0 gives no 0 * log 0.
+          const torch::Tensor soft = torch::nn::functional::kl_div(
+              torch::log_softmax(logits / t, 1), torch::log_softmax(teacher_logits / t, 1),
+              torch::nn::functional::KLDivFuncOptions()
+                  .reduction(torch::kBatchMean)
+                  .log_target(true));
+          loss = (alpha * t * t) * soft + (1.0 - alpha) * loss;
+        }
         const double loss_value = loss.item<double>();
         if (!std::isfinite(loss_value)) {
           restore_state(snapshot, snapshot_buffers);

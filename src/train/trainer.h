@@ -5,6 +5,11 @@
 // only: the loss is cross-entropy on the module's logits (the input of a final Softmax, or the
 // first graph output when there is none).
 //
+// With a teacher (DistillOptions), the loss is knowledge distillation (Hinton et al., 2015):
+//   alpha * T^2 * KL(softmax(teacher_logits / T) || softmax(student_logits / T))
+//     + (1 - alpha) * CE(student_logits, labels),
+// the teacher's logits computed on the fly for the same (augmented) batch.
+//
 // Torch-free header; the implementation (trainer.cc) catches every LibTorch exception.
 #ifndef HML_SRC_TRAIN_TRAINER_H_
 #define HML_SRC_TRAIN_TRAINER_H_
@@ -35,6 +40,26 @@ struct EpochStats {
   double learning_rate = 0.0;
   double seconds = 0.0;
   double samples_per_second = 0.0;
+};
+
+// Knowledge distillation: train the student on a teacher's softened predictions plus the labels.
+struct DistillOptions {
+  // The teacher. Not owned: must outlive Train(). Train() runs it in eval mode (Dropout off,
+  // BatchNorm on running statistics) without gradients, never changes its weights, and restores
+  // its training mode on return. Its logits are found as the student's are (the input of a final
+  // Softmax). nullptr = no distillation: plain cross-entropy on the labels. Default: nullptr.
+  GraphModule* teacher = nullptr;
+  // Softens both distributions; the soft loss is scaled by T^2 so its gradients keep their size
+  // as T changes. Default: 4.
+  double temperature = 4.0;
+  // Weight of the soft (teacher) loss in [0, 1]; the labels get 1 - alpha. With alpha = 0 the
+  // result equals label-only training bit-for-bit (same seed). Default: 0.7.
+  double alpha = 0.7;
+
+  bool enabled() const { return teacher != nullptr; }
+  // kInvalidArgument for a temperature that is not > 0 (or not finite), an alpha outside [0, 1].
+  // Checked even without a teacher, so a misspelt option is never silently ignored.
+  Status Validate() const;
 };
 
 struct TrainOptions {
@@ -74,9 +99,11 @@ struct TrainOptions {
   // restores the best ones), e.g. to write a checkpoint with
   // GraphModule::ExportGraph. An error stops training and is returned. Default: none.
   std::function<Status(const EpochStats&)> on_epoch_end;
+  // Knowledge distillation from a teacher. Default: off.
+  DistillOptions distill;
 
   // kInvalidArgument for a non-positive learning rate, batch size, epoch or thread count, a
-  // negative momentum or weight decay.
+  // negative momentum or weight decay, or bad distillation options.
   Status Validate() const;
 };
 
@@ -91,8 +118,13 @@ struct TrainReport {
 // Trains `module` in place. Features of each sample are reshaped to the graph input's shape
 // without the batch dim when its element count matches (so an MLP with input [N,784] trains on
 // [1,28,28] images), else fed as [N, feature_shape...].
+// With options.distill.teacher, EpochStats::train_loss is the distillation loss and
+// train_accuracy is the student's against the labels.
 // Errors: kInvalidArgument for bad options, an empty dataset, or labels beyond the model's
-// classes; kAborted when the loss becomes NaN or infinite (the message names the epoch and
+// classes; with a teacher also (checked on one sample before any weight changes, messages
+// prefixed "train: teacher") a teacher that is the student itself, has other than one input,
+// whose input does not take the training samples, or whose logits differ in shape from the
+// student's; kAborted when the loss becomes NaN or infinite (the message names the epoch and
 // batch; the module keeps the weights it had at the start of that epoch).
 Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Dataset* validation,
                           const TrainOptions& options);

@@ -35,6 +35,22 @@ check resume-from-checkpoint 0 "test accuracy|validation accuracy" -- "$hml" tra
   --data "csv:$tmp/data.csv" --model "$tmp/ckpt.onnx" --epochs 1 --no-progress
 check fine-tune-onnx 0 "wrote" -- "$hml" train --data "csv:$tmp/data.csv" --model "$tmp/mlp.onnx" \
   --epochs 1 --no-progress --out "$tmp/mlp2.onnx"
+# Knowledge distillation from the MLP trained above.
+check distill 0 "teacher: .*mlp.onnx.*temperature 2, alpha 0.5" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --arch mlp --teacher "$tmp/mlp.onnx" --temperature 2 --alpha 0.5 \
+  --epochs 1 --no-progress
+check distill-missing-teacher 1 "NOT_FOUND.*--teacher .*no-such-teacher.onnx" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --teacher "$tmp/no-such-teacher.onnx" --no-progress
+printf 'not an onnx model' > "$tmp/corrupt.onnx"
+check distill-corrupt-teacher 1 "--teacher .*corrupt.onnx" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --teacher "$tmp/corrupt.onnx" --no-progress
+check distill-bad-alpha 1 "INVALID_ARGUMENT.*alpha must be in \\[0, 1\\]" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --teacher "$tmp/mlp.onnx" --alpha 1.5 --no-progress
+check distill-bad-temperature 1 "INVALID_ARGUMENT.*temperature must be" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --teacher "$tmp/mlp.onnx" --temperature 0 --no-progress
+# A usage error: CLI11 exits with its own code (107, RequiresError), like cli_test.sh's 106.
+check distill-alpha-needs-teacher 107 "--alpha requires --teacher" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --alpha 0.5 --no-progress
 printf 'x0,x1,label\n1,2,0\n1,oops,1\n' > "$tmp/bad.csv"
 check csv-bad-cell 1 "INVALID_ARGUMENT.*bad.csv:3 column 2" -- "$hml" train --data "csv:$tmp/bad.csv"
 check missing-dataset 1 "NOT_FOUND.*no/such/dir/train-images" -- \

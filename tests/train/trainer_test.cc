@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -249,6 +250,181 @@ TEST(TrainerTest, EpochCallbackRunsPerEpochAndItsErrorStopsTraining) {
   EXPECT_EQ(report.status().code(), StatusCode::kUnavailable);
   EXPECT_THAT(std::string(report.status().message()), HasSubstr("after epoch 2"));
   EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+}
+
+// The Blobs task with every label c replaced by (c + 1) % 3.
+std::shared_ptr<InMemoryDataset> ShiftedLabels(const InMemoryDataset& d) {
+  std::vector<int64_t> labels(d.labels().begin(), d.labels().end());
+  for (int64_t& l : labels) l = (l + 1) % 3;
+  return *InMemoryDataset::Create(d.feature_shape(), d.num_classes(),
+                                  std::vector<float>(d.features().begin(), d.features().end()),
+                                  std::move(labels));
+}
+
+// An MLP teacher trained on `data`'s labels to > 95 % accuracy.
+std::unique_ptr<GraphModule> TrainedTeacher(const Dataset& data, uint64_t seed) {
+  auto teacher = GraphModule::Create(*BuildMlp({4}, {16}, 3, seed));
+  EXPECT_TRUE(teacher.ok());
+  TrainOptions options;
+  options.batch_size = 16;
+  options.learning_rate = 0.05;
+  options.epochs = 2;
+  EXPECT_TRUE(Train(**teacher, data, nullptr, options).ok());
+  auto acc = Evaluate(**teacher, data);
+  EXPECT_TRUE(acc.ok());
+  EXPECT_GT(*acc, 0.95);
+  return std::move(*teacher);
+}
+
+TEST(DistillTest, AlphaZeroEqualsLabelOnlyTrainingBitForBit) {
+  // A CNN student with BatchNorm, Dropout and augmentation, so the teacher must not disturb
+  // the random streams or the student's state; the teacher (a different CNN, with Dropout and
+  // BatchNorm) is untrained: its logits are far from the labels.
+  auto graph = *BuildCnn({1, 8, 8}, {4}, 8, 0.3f, 2, 21);
+  auto teacher = GraphModule::Create(*BuildCnn({1, 8, 8}, {6}, 12, 0.5f, 2, 22));
+  ASSERT_TRUE(teacher.ok()) << teacher.status().ToString();
+  const std::vector<float> teacher_before = Weights(**teacher);
+  auto data = TopBottom(200, 23);
+  TrainOptions options;
+  options.batch_size = 16;
+  options.learning_rate = 0.05;
+  options.epochs = 2;
+  options.seed = 3;
+  options.augment.horizontal_flip = true;
+  options.augment.crop_padding = 1;
+  auto plain = GraphModule::Create(graph), distilled = GraphModule::Create(graph);
+  auto plain_report = Train(**plain, *data, nullptr, options);
+  ASSERT_TRUE(plain_report.ok()) << plain_report.status().ToString();
+  options.distill.teacher = teacher->get();
+  options.distill.alpha = 0.0;
+  auto distilled_report = Train(**distilled, *data, nullptr, options);
+  ASSERT_TRUE(distilled_report.ok()) << distilled_report.status().ToString();
+  EXPECT_EQ(Weights(**plain), Weights(**distilled));
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(plain_report->epochs[e].train_loss, distilled_report->epochs[e].train_loss);
+  }
+  // The teacher is untouched and back in eval mode.
+  EXPECT_EQ(Weights(**teacher), teacher_before);
+  EXPECT_FALSE((*teacher)->training());
+
+  // With alpha > 0 the same run differs: the teacher does enter the loss.
+  options.distill.alpha = 0.5;
+  auto mixed = GraphModule::Create(graph);
+  ASSERT_TRUE(Train(**mixed, *data, nullptr, options).ok());
+  EXPECT_NE(Weights(**plain), Weights(**mixed));
+}
+
+TEST(DistillTest, StudentLearnsTheTeachersMappingNotTheLabels) {
+  auto data = Blobs(600, 31), test = Blobs(300, 32);
+  // The teacher predicts class (c + 1) % 3 for a sample of class c.
+  std::unique_ptr<GraphModule> teacher = TrainedTeacher(*ShiftedLabels(*data), 33);
+  auto teacher_acc = Evaluate(*teacher, *ShiftedLabels(*test));
+  ASSERT_TRUE(teacher_acc.ok());
+  ASSERT_GT(*teacher_acc, 0.95);
+
+  const runtime::Graph student_graph = *BuildMlp({4}, {8}, 3, 34);
+  TrainOptions options;
+  options.batch_size = 16;
+  options.learning_rate = 0.05;
+  options.epochs = 2;
+  options.distill.teacher = teacher.get();
+  options.distill.temperature = 2.0;
+
+  // alpha = 1: only the teacher's soft targets; the (true) labels are ignored.
+  options.distill.alpha = 1.0;
+  auto soft_only = GraphModule::Create(student_graph);
+  auto report = Train(**soft_only, *data, nullptr, options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_LT(report->epochs.back().train_loss, report->epochs.front().train_loss);
+  auto on_teacher_mapping = Evaluate(**soft_only, *ShiftedLabels(*test));
+  auto on_labels = Evaluate(**soft_only, *test);
+  ASSERT_TRUE(on_teacher_mapping.ok() && on_labels.ok());
+  EXPECT_GT(*on_teacher_mapping, 0.9);
+  EXPECT_LT(*on_labels, 0.1);
+  EXPECT_LT(report->epochs.back().train_accuracy, 0.1);  // measured against the labels
+
+  // alpha = 0: only the labels.
+  options.distill.alpha = 0.0;
+  auto labels_only = GraphModule::Create(student_graph);
+  ASSERT_TRUE(Train(**labels_only, *data, nullptr, options).ok());
+  auto acc = Evaluate(**labels_only, *test);
+  ASSERT_TRUE(acc.ok());
+  EXPECT_GT(*acc, 0.9);
+}
+
+TEST(DistillTest, StudentOfAGoodTeacherConverges) {
+  auto data = Blobs(600, 41), test = Blobs(300, 42);
+  std::unique_ptr<GraphModule> teacher = TrainedTeacher(*data, 43);
+  auto student = GraphModule::Create(*BuildMlp({4}, {8}, 3, 44));
+  ASSERT_TRUE(student.ok());
+  TrainOptions options;  // the default temperature 4 and alpha 0.7
+  options.batch_size = 16;
+  options.learning_rate = 0.05;
+  options.distill.teacher = teacher.get();
+  auto report = Train(**student, *data, test.get(), options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_GT(report->epochs[0].validation_accuracy, 0.9);
+}
+
+TEST(DistillTest, BadOptionsAndMismatchedTeachersAreRejected) {
+  auto data = Blobs(30, 51);
+  auto student = GraphModule::Create(*BuildMlp({4}, {8}, 3, 52));
+  auto teacher = GraphModule::Create(*BuildMlp({4}, {8}, 3, 53));
+  ASSERT_TRUE(student.ok() && teacher.ok());
+  auto error = [&](const TrainOptions& o) {
+    auto r = Train(**student, *data, nullptr, o);
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    return std::string(r.status().message());
+  };
+  const std::vector<float> before = Weights(**student);
+
+  TrainOptions o;
+  o.distill.teacher = teacher->get();
+  for (double t : {0.0, -1.0, std::nan(""), HUGE_VAL}) {
+    o.distill.temperature = t;
+    EXPECT_THAT(error(o), HasSubstr("temperature")) << t;
+  }
+  o.distill.temperature = 4.0;
+  for (double a : {-0.1, 1.5, std::nan("")}) {
+    o.distill.alpha = a;
+    EXPECT_THAT(error(o), HasSubstr("alpha")) << a;
+  }
+  o.distill.alpha = 0.7;
+  // Bad values are rejected even without a teacher.
+  TrainOptions no_teacher;
+  no_teacher.distill.alpha = 2.0;
+  EXPECT_THAT(error(no_teacher), HasSubstr("alpha"));
+
+  // The student as its own teacher.
+  o.distill.teacher = student->get();
+  EXPECT_THAT(error(o), HasSubstr("teacher is the student"));
+
+  // A teacher for 8x8 images (64 values per sample) on 4-feature samples.
+  auto image_teacher = GraphModule::Create(*BuildMlp({1, 8, 8}, {8}, 3, 54));
+  ASSERT_TRUE(image_teacher.ok());
+  o.distill.teacher = image_teacher->get();
+  std::string msg = error(o);
+  EXPECT_THAT(msg, HasSubstr("teacher: input 'input'"));
+  EXPECT_THAT(msg, HasSubstr("64 values per sample"));
+
+  // A teacher with 5 classes for a 3-class student.
+  auto wide_teacher = GraphModule::Create(*BuildMlp({4}, {8}, 5, 55));
+  ASSERT_TRUE(wide_teacher.ok());
+  o.distill.teacher = wide_teacher->get();
+  msg = error(o);
+  EXPECT_THAT(msg, HasSubstr("teacher: logits 'logits' have shape [2,5]"));
+  EXPECT_THAT(msg, HasSubstr("student's 'logits' have [2,3]"));
+
+  // Nothing was trained.
+  EXPECT_EQ(Weights(**student), before);
+
+  // A teacher whose input takes the same values in another layout is fine: an MLP teacher on
+  // [N,1,2,2] features for a student on [N,4].
+  auto reshaped_teacher = GraphModule::Create(*BuildMlp({1, 2, 2}, {8}, 3, 56));
+  ASSERT_TRUE(reshaped_teacher.ok());
+  o.distill.teacher = reshaped_teacher->get();
+  EXPECT_TRUE(Train(**student, *data, nullptr, o).ok());
 }
 
 TEST(ZooTest, ArchitecturesBuildAndRunInTheRuntime) {
