@@ -4,17 +4,7 @@
 set -uo pipefail
 hml="$1"
 data=/usr/share/libonnx-testdata/data
-fail=0
-check() {  # check NAME EXPECTED_EXIT PATTERN -- command...
-  local name="$1" want_rc="$2" pattern="$3"; shift 4
-  local out rc
-  out="$("$@" 2>&1)"; rc=$?
-  if [ "$rc" != "$want_rc" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL $name (exit $rc, want $want_rc, pattern '$pattern')"; echo "$out" | head -20; fail=1
-  else
-    echo "ok   $name"
-  fi
-}
+source "$(dirname "$0")/../testing/cli_check.sh"
 model="$data/pytorch-converted/test_Conv2d/model.onnx"
 check inspect-lists-ops 0 "Conv x1" -- "$hml" inspect "$model"
 check inspect-shows-flops 0 "FLOPs:" -- "$hml" inspect "$model"

@@ -3,17 +3,7 @@
 # Usage: train_cli_test.sh PATH/TO/hybridml
 set -uo pipefail
 hml="$1"
-fail=0
-check() {  # check NAME EXPECTED_EXIT PATTERN -- command...
-  local name="$1" want_rc="$2" pattern="$3"; shift 4
-  local out rc
-  out="$("$@" 2>&1)"; rc=$?
-  if [ "$rc" != "$want_rc" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL $name (exit $rc, want $want_rc, pattern '$pattern')"; echo "$out" | head -20; fail=1
-  else
-    echo "ok   $name"
-  fi
-}
+source "$(dirname "$0")/../testing/cli_check.sh"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 # Two separable classes in 3-D: class = (x0 > x1).
 {

@@ -14,62 +14,25 @@
 #include <vector>
 
 #include "tests/testing/graph_builder.h"
+#include "tests/testing/kernel_test_util.h"
 
 namespace hml {
 namespace {
 
 using ::hml::testing::EvalOp;
+using ::hml::testing::Eval1;
+using ::hml::testing::EvalStatus;
+using ::hml::testing::ExpectValues;
+using ::hml::testing::F;
+using ::hml::testing::Inputs;
+using ::hml::testing::Make;
 using ::testing::HasSubstr;
 
-template <typename T>
-Tensor Make(Shape shape, std::vector<T> values) {
-  Result<Tensor> t = Tensor::FromVector<T>(std::move(shape), values);
-  EXPECT_TRUE(t.ok()) << t.status().ToString();
-  return t.ok() ? std::move(*t) : Tensor();
-}
 
-Tensor F(Shape shape, std::vector<float> values) { return Make<float>(std::move(shape), values); }
 
-template <typename... Ts>
-std::vector<Tensor> Inputs(Ts&&... tensors) {
-  std::vector<Tensor> v;
-  (v.push_back(std::forward<Ts>(tensors)), ...);
-  return v;
-}
 
-template <typename T>
-void ExpectValues(const Tensor& t, const Shape& shape, const std::vector<T>& expected,
-                  double tolerance = 1e-6) {
-  ASSERT_EQ(t.dtype(), DTypeOf<T>());
-  ASSERT_EQ(t.shape(), shape);
-  ASSERT_EQ(t.num_elements(), static_cast<int64_t>(expected.size()));
-  for (size_t i = 0; i < expected.size(); ++i) {
-    if constexpr (std::is_floating_point_v<T>) {
-      if (std::isnan(expected[i])) {
-        EXPECT_TRUE(std::isnan(t.data<T>()[i])) << "at " << i;
-      } else {
-        EXPECT_NEAR(t.data<T>()[i], expected[i], tolerance * (1.0 + std::fabs(expected[i])))
-            << "at " << i;
-      }
-    } else {
-      EXPECT_EQ(t.data<T>()[i], expected[i]) << "at " << i;
-    }
-  }
-}
 
-// Evaluates a one-output node and returns its output, failing the test on error.
-Tensor Eval1(const std::string& op, std::vector<Tensor> inputs, runtime::Attributes attrs = {},
-             int64_t opset = 17) {
-  Result<std::vector<Tensor>> r = EvalOp(op, std::move(inputs), std::move(attrs), 1, opset);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  if (!r.ok() || r->empty()) return Tensor();
-  return std::move((*r)[0]);
-}
 
-Status EvalStatus(const std::string& op, std::vector<Tensor> inputs, runtime::Attributes attrs = {},
-                  int64_t opset = 17, int num_outputs = 1) {
-  return EvalOp(op, std::move(inputs), std::move(attrs), num_outputs, opset).status();
-}
 
 runtime::Attributes FloatAttr(const std::string& name, float v) {
   runtime::Attributes a;
