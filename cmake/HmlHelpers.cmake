@@ -11,8 +11,8 @@ function(hml_target_defaults target)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR})
 endfunction()
 
-# Device targets: no exceptions, no RTTI-dependent code paths; vector ISA chosen and measured
-# (-march=native made Eigen 5x slower here, see FACTS.md).
+# Device targets: no exceptions; sections per function so the shared library can drop unused
+# code. No ISA flags: builds stay portable, and XNNPACK picks its kernels at run time.
 function(hml_device_target target)
   hml_target_defaults(${target})
   target_compile_options(${target} PRIVATE -fno-exceptions -ffunction-sections -fdata-sections)
