@@ -16,15 +16,9 @@
 
 namespace hml::train {
 
-// An error raised inside the torch code of src/train, carrying our Status through torch-style
-// control flow. Never escapes src/train: the public entry points catch it.
-struct StatusError : std::exception {
-  explicit StatusError(Status s) : status(std::move(s)) {}
-  const char* what() const noexcept override { return "hml::train::StatusError"; }
-  Status status;
-};
-
-// The one translation of LibTorch's exceptions (and StatusError) into Status, with context.
+// The one translation of LibTorch's exceptions into Status, with context. LibTorch throws; the
+// torch code of src/train catches at its entry points and returns Status, and throws nothing
+// itself.
 Status TorchErrorStatus(const std::exception& e, std::string_view context);
 
 struct GraphModule::Impl {
@@ -41,10 +35,10 @@ struct GraphModule::Impl {
   bool training = false;
 
   // Runs the nodes needed for `wanted` on `inputs` (one per graph input) and returns those
-  // values. Records gradients unless the caller holds a NoGradGuard. Throws StatusError or
-  // c10::Error (caught by callers at the src/train boundary).
-  std::vector<torch::Tensor> Run(const std::vector<torch::Tensor>& inputs,
-                                 const std::vector<runtime::ValueId>& wanted);
+  // values. Records gradients unless the caller holds a NoGradGuard. LibTorch errors inside a
+  // node come back as a Status naming the node.
+  Result<std::vector<torch::Tensor>> Run(const std::vector<torch::Tensor>& inputs,
+                                         const std::vector<runtime::ValueId>& wanted);
 };
 
 }  // namespace hml::train

@@ -26,14 +26,12 @@ constexpr std::string_view kTrainableOps[] = {
     "Flatten", "Reshape",     "BatchNormalization", "Dropout", "Softmax",
     "Identity"};
 
-[[noreturn]] void Fail(Status s) { throw StatusError(std::move(s)); }
-
 std::string NodeName(const Graph& g, const Node& n) {
   const size_t index = static_cast<size_t>(&n - g.nodes.data());
   return n.Describe(index);
 }
 
-torch::ScalarType TorchType(DType d) {
+Result<torch::ScalarType> TorchType(DType d) {
   switch (d) {
     case DType::kFloat32: return torch::kFloat;
     case DType::kUInt8: return torch::kByte;
@@ -42,14 +40,15 @@ torch::ScalarType TorchType(DType d) {
     case DType::kInt64: return torch::kLong;
     default: break;
   }
-  Fail(UnimplementedError("element type " + std::string(DTypeName(d)) + " has no torch type"));
+  return UnimplementedError("element type " + std::string(DTypeName(d)) + " has no torch type");
 }
 
 // A torch tensor owning a copy of `t`.
-torch::Tensor ToTorch(const Tensor& t) {
+Result<torch::Tensor> ToTorch(const Tensor& t) {
+  HML_ASSIGN_OR_RETURN(torch::ScalarType type, TorchType(t.dtype()));
   std::vector<int64_t> sizes(t.shape().begin(), t.shape().end());
   return torch::from_blob(const_cast<void*>(t.raw_data()), sizes,
-                          torch::TensorOptions().dtype(TorchType(t.dtype())))
+                          torch::TensorOptions().dtype(type))
       .clone();
 }
 
@@ -57,11 +56,9 @@ std::vector<int64_t> SpatialSizes(const torch::Tensor& x) {
   return std::vector<int64_t>(x.sizes().begin(), x.sizes().end());
 }
 
-runtime::WindowParams Window(const Node& node, const std::string& desc, runtime::WindowKind kind,
-                             const torch::Tensor& x, const std::vector<int64_t>& kernel) {
-  auto p = runtime::ResolveWindow(node, kind, SpatialSizes(x), kernel);
-  if (!p.ok()) Fail(p.status());
-  return std::move(*p);
+Result<runtime::WindowParams> Window(const Node& node, runtime::WindowKind kind,
+                                     const torch::Tensor& x, const std::vector<int64_t>& kernel) {
+  return runtime::ResolveWindow(node, kind, SpatialSizes(x), kernel);
 }
 
 // Pads [N,C,spatial...] with pads_begin/pads_end (torch orders pads from the last dim).
@@ -90,9 +87,6 @@ bool TorchPoolPadding(const runtime::WindowParams& p) {
 
 Status TorchErrorStatus(const std::exception& e, std::string_view context) {
   const std::string prefix = context.empty() ? std::string() : std::string(context) + ": ";
-  if (const auto* s = dynamic_cast<const StatusError*>(&e)) {
-    return context.empty() ? s->status : s->status.WithContext(context);
-  }
   if (const auto* c = dynamic_cast<const c10::Error*>(&e)) {
     // msg() without the C++ backtrace LibTorch appends to what().
     return InvalidArgumentError(prefix + "LibTorch: " + c->msg());
@@ -118,7 +112,7 @@ std::optional<double> ScalarInput(const GraphModule::Impl& m, const Node& n, siz
   return t.item<double>();
 }
 
-torch::Tensor RunNode(const GraphModule::Impl& m, const Node& n, const std::string& desc,
+Result<torch::Tensor> RunNode(const GraphModule::Impl& m, const Node& n, const std::string& desc,
                       const std::vector<torch::Tensor>& in, std::vector<torch::Tensor>& out) {
   const std::string& op = n.op_type;
   auto input = [&](size_t i) -> const torch::Tensor& { return in[i]; };
@@ -143,7 +137,8 @@ torch::Tensor RunNode(const GraphModule::Impl& m, const Node& n, const std::stri
     const torch::Tensor& x = input(0);
     const torch::Tensor& w = input(1);
     std::vector<int64_t> kernel(w.sizes().begin() + 2, w.sizes().end());
-    runtime::WindowParams p = Window(n, desc, runtime::WindowKind::kConv, x, kernel);
+    HML_ASSIGN_OR_RETURN(runtime::WindowParams p,
+                         Window(n, runtime::WindowKind::kConv, x, kernel));
     torch::Tensor xp = x;
     std::vector<int64_t> padding = p.pads_begin;
     if (p.pads_begin != p.pads_end) {
@@ -156,15 +151,16 @@ torch::Tensor RunNode(const GraphModule::Impl& m, const Node& n, const std::stri
   }
   if (op == "MaxPool" || op == "AveragePool") {
     const torch::Tensor& x = input(0);
-    runtime::WindowParams p =
-        Window(n, desc, runtime::WindowKind::kPool, x, n.attrs.GetInts("kernel_shape"));
+    HML_ASSIGN_OR_RETURN(
+        runtime::WindowParams p,
+        Window(n, runtime::WindowKind::kPool, x, n.attrs.GetInts("kernel_shape")));
     const bool is_max = op == "MaxPool";
     const bool count_include_pad = n.attrs.GetInt("count_include_pad", 0) != 0;
     torch::Tensor xp = x;
     std::vector<int64_t> padding = p.pads_begin;
     if (!TorchPoolPadding(p)) {
       if (!is_max && !count_include_pad) {
-        Fail(UnimplementedError(desc + ": asymmetric pads with count_include_pad=0"));
+        return UnimplementedError(desc + ": asymmetric pads with count_include_pad=0");
       }
       xp = PadSpatial(x, p, is_max ? -std::numeric_limits<double>::infinity() : 0.0);
       padding.assign(static_cast<size_t>(p.spatial_rank), 0);
@@ -181,7 +177,7 @@ torch::Tensor RunNode(const GraphModule::Impl& m, const Node& n, const std::stri
       }
     } else {
       for (int64_t d : p.dilations) {
-        if (d != 1) Fail(UnimplementedError(desc + ": dilated AveragePool"));
+        if (d != 1) return UnimplementedError(desc + ": dilated AveragePool");
       }
       switch (p.spatial_rank) {
         case 1:
@@ -196,7 +192,7 @@ torch::Tensor RunNode(const GraphModule::Impl& m, const Node& n, const std::stri
         default: break;
       }
     }
-    Fail(UnimplementedError(desc + ": " + std::to_string(p.spatial_rank) + "-D pooling"));
+    return UnimplementedError(desc + ": " + std::to_string(p.spatial_rank) + "-D pooling");
   }
   if (op == "GlobalAveragePool") {
     const torch::Tensor& x = input(0);
@@ -266,7 +262,7 @@ torch::Tensor RunNode(const GraphModule::Impl& m, const Node& n, const std::stri
     return torch::softmax(x.reshape({outer, -1}), 1).reshape(x.sizes());
   }
   (void)out;
-  Fail(UnimplementedError(desc + ": op not in the training subset"));
+  return UnimplementedError(desc + ": op not in the training subset");
 }
 
 // Static checks at Create time, so unsupported forms fail before any data flows.
@@ -315,12 +311,12 @@ Status CheckNode(const Graph& g, const Node& n, const std::vector<int>& uses) {
 
 // --- GraphModule::Impl ---
 
-std::vector<torch::Tensor> GraphModule::Impl::Run(const std::vector<torch::Tensor>& inputs,
-                                                  const std::vector<ValueId>& wanted) {
+Result<std::vector<torch::Tensor>> GraphModule::Impl::Run(
+    const std::vector<torch::Tensor>& inputs, const std::vector<ValueId>& wanted) {
   if (inputs.size() != graph.inputs.size()) {
-    Fail(InvalidArgumentError("graph '" + graph.name + "' has " +
-                              std::to_string(graph.inputs.size()) + " inputs, " +
-                              std::to_string(inputs.size()) + " given"));
+    return InvalidArgumentError("graph '" + graph.name + "' has " +
+                                std::to_string(graph.inputs.size()) + " inputs, " +
+                                std::to_string(inputs.size()) + " given");
   }
   std::vector<torch::Tensor> values = constants;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -351,11 +347,11 @@ std::vector<torch::Tensor> GraphModule::Impl::Run(const std::vector<torch::Tenso
       in.push_back(i == kNoValue ? torch::Tensor() : values[static_cast<size_t>(i)]);
     }
     try {
-      values[static_cast<size_t>(n.outputs[0])] = RunNode(*this, n, desc, in, extra);
-    } catch (const StatusError& e) {
-      throw;
+      Result<torch::Tensor> y = RunNode(*this, n, desc, in, extra);
+      if (!y.ok()) return y.status();
+      values[static_cast<size_t>(n.outputs[0])] = std::move(*y);
     } catch (const c10::Error& e) {
-      Fail(TorchErrorStatus(e, desc));
+      return TorchErrorStatus(e, desc);
     }
   }
   std::vector<torch::Tensor> out;
@@ -409,7 +405,8 @@ Result<std::unique_ptr<GraphModule>> GraphModule::Create(const runtime::Graph& s
   try {
     impl->constants.resize(g.values.size());
     for (size_t i = 0; i < g.values.size(); ++i) {
-      if (g.values[i].is_constant()) impl->constants[i] = ToTorch(*g.values[i].constant);
+      if (!g.values[i].is_constant()) continue;
+      HML_ASSIGN_OR_RETURN(impl->constants[i], ToTorch(*g.values[i].constant));
     }
     for (ValueId id : params) {
       torch::Tensor& t = impl->constants[static_cast<size_t>(id)];
@@ -450,7 +447,7 @@ Result<std::vector<Tensor>> GraphModule::Forward(std::span<const Tensor> inputs)
       in.push_back(torch::from_blob(const_cast<void*>(inputs[i].raw_data()), sizes,
                                     torch::TensorOptions().dtype(torch::kFloat)));
     }
-    std::vector<torch::Tensor> out = impl_->Run(in, g.outputs);
+    HML_ASSIGN_OR_RETURN(std::vector<torch::Tensor> out, impl_->Run(in, g.outputs));
     std::vector<Tensor> result;
     for (torch::Tensor& t : out) {
       torch::Tensor c = t.contiguous().to(torch::kFloat);

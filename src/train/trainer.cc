@@ -113,16 +113,18 @@ class Teacher {
       : m_(teacher), eval_(teacher), sample_shape_(SampleShape(teacher, d)) {}
 
   // The teacher's logits for the student's input batch `x` ([n, ...], feature_size per sample).
-  // Throws StatusError with the context "teacher" on any failure.
-  torch::Tensor Logits(const torch::Tensor& x) {
+  // Errors carry the context "teacher".
+  Result<torch::Tensor> Logits(const torch::Tensor& x) {
     try {
       torch::NoGradGuard no_grad;
       std::vector<int64_t> sizes{x.size(0)};
       sizes.insert(sizes.end(), sample_shape_.begin(), sample_shape_.end());
       const torch::Tensor in = x.sizes() == c10::IntArrayRef(sizes) ? x : x.reshape(sizes);
-      return m_.Run({in}, {m_.logits})[0];
+      Result<std::vector<torch::Tensor>> out = m_.Run({in}, {m_.logits});
+      if (!out.ok()) return out.status().WithContext("teacher");
+      return std::move((*out)[0]);
     } catch (const std::exception& e) {
-      throw StatusError(TorchErrorStatus(e, "teacher"));
+      return TorchErrorStatus(e, "teacher");
     }
   }
 
@@ -174,9 +176,10 @@ Status CheckTeacherLogits(GraphModule::Impl& student, Teacher& teacher,
   {
     EvalModeGuard eval(student);
     torch::NoGradGuard no_grad;
-    s = student.Run({x}, {student.logits})[0];
+    HML_ASSIGN_OR_RETURN(std::vector<torch::Tensor> out, student.Run({x}, {student.logits}));
+    s = out[0];
   }
-  t = teacher.Logits(x);
+  HML_ASSIGN_OR_RETURN(t, teacher.Logits(x));
   if (s.sizes() != t.sizes()) {
     return InvalidArgumentError(
         "train: teacher: logits '" + teacher_impl.graph.value(teacher_impl.logits).name +
@@ -199,7 +202,8 @@ Result<double> EvaluateImpl(GraphModule::Impl& m, const Dataset& d, int64_t batc
     const size_t e = std::min(order.size(), b + static_cast<size_t>(batch_size));
     torch::Tensor x, y;
     HML_RETURN_IF_ERROR(LoadBatch(d, order, b, e, shape, nullptr, nullptr, &x, &y));
-    torch::Tensor logits = m.Run({x}, {m.logits})[0];
+    HML_ASSIGN_OR_RETURN(std::vector<torch::Tensor> out, m.Run({x}, {m.logits}));
+    torch::Tensor logits = out[0];
     correct += logits.argmax(1).eq(y).sum().item<int64_t>();
   }
   return static_cast<double>(correct) / static_cast<double>(d.size());
@@ -335,7 +339,8 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
         torch::Tensor x, y;
         HML_RETURN_IF_ERROR(
             LoadBatch(train, order, begin, end, shape, &options.augment, &rng, &x, &y));
-        torch::Tensor logits = m.Run({x}, {m.logits})[0];
+        HML_ASSIGN_OR_RETURN(std::vector<torch::Tensor> out, m.Run({x}, {m.logits}));
+    torch::Tensor logits = out[0];
         if (logits.dim() != 2) {
           return InvalidArgumentError("train: logits '" + m.graph.value(m.logits).name +
                                       "' have rank " + std::to_string(logits.dim()) +
@@ -350,7 +355,7 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
         if (teacher) {
           // Computed even when alpha is 0: the soft term then adds exact zeros to the loss and
           // the gradients, so the result equals label-only training bit-for-bit.
-          const torch::Tensor teacher_logits = teacher->Logits(x);
+          HML_ASSIGN_OR_RETURN(const torch::Tensor teacher_logits, teacher->Logits(x));
           if (teacher_logits.sizes() != logits.sizes()) {
             return InvalidArgumentError("train: teacher: logits have shape " +
                                         DimsToString(teacher_logits.sizes()) + ", the student's " +
