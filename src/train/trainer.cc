@@ -112,6 +112,35 @@ class Teacher {
   Teacher(GraphModule::Impl& teacher, const Dataset& d)
       : m_(teacher), eval_(teacher), sample_shape_(SampleShape(teacher, d)) {}
 
+  // Computes the teacher's logits for every sample of `d` once, in evaluation batches, so that
+  // BatchLogits() looks them up instead of running the teacher per training batch. Only valid
+  // when training batches are not augmented (the teacher must see what the student sees).
+  Status Precompute(const Dataset& d, int64_t batch_size) {
+    std::vector<int64_t> order(static_cast<size_t>(d.size()));
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+    std::vector<torch::Tensor> parts;
+    for (size_t b = 0; b < order.size(); b += static_cast<size_t>(batch_size)) {
+      const size_t e = std::min(order.size(), b + static_cast<size_t>(batch_size));
+      torch::Tensor x, y;
+      HML_RETURN_IF_ERROR(LoadBatch(d, order, b, e, sample_shape_, nullptr, nullptr, &x, &y));
+      HML_ASSIGN_OR_RETURN(torch::Tensor logits, Logits(x));
+      parts.push_back(std::move(logits));
+    }
+    cache_ = torch::cat(parts, 0);
+    return Status::Ok();
+  }
+
+  // The teacher's logits for the training batch `x` made of samples order[begin, end): looked up
+  // after Precompute(), else computed now.
+  Result<torch::Tensor> BatchLogits(const torch::Tensor& x, const std::vector<int64_t>& order,
+                                    size_t begin, size_t end) {
+    if (!cache_.defined()) return Logits(x);
+    const torch::Tensor rows =
+        torch::from_blob(const_cast<int64_t*>(order.data() + begin),
+                         {static_cast<int64_t>(end - begin)}, torch::kLong);
+    return cache_.index_select(0, rows);
+  }
+
   // The teacher's logits for the student's input batch `x` ([n, ...], feature_size per sample).
   // Errors carry the context "teacher".
   Result<torch::Tensor> Logits(const torch::Tensor& x) {
@@ -132,6 +161,7 @@ class Teacher {
   GraphModule::Impl& m_;
   EvalModeGuard eval_;
   std::vector<int64_t> sample_shape_;
+  torch::Tensor cache_;  // [dataset size, classes] after Precompute()
 };
 
 // Static checks of a distillation teacher against the student and the data: errors that the
@@ -278,6 +308,12 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
       GraphModule::Impl& t = options.distill.teacher->impl();
       teacher.emplace(t, train);
       HML_RETURN_IF_ERROR(CheckTeacherLogits(m, *teacher, t, train, shape));
+      // Without augmentation every epoch shows the teacher the same samples: run it once.
+      if (!options.augment.enabled()) {
+        if (options.progress) options.progress("distill: computing the teacher's logits once");
+        HML_RETURN_IF_ERROR(
+            teacher->Precompute(train, std::max<int64_t>(256, options.batch_size)));
+      }
     }
     const size_t bs = static_cast<size_t>(options.batch_size);
     const size_t num_batches = (static_cast<size_t>(train.size()) + bs - 1) / bs;
@@ -340,7 +376,7 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
         HML_RETURN_IF_ERROR(
             LoadBatch(train, order, begin, end, shape, &options.augment, &rng, &x, &y));
         HML_ASSIGN_OR_RETURN(std::vector<torch::Tensor> out, m.Run({x}, {m.logits}));
-    torch::Tensor logits = out[0];
+        torch::Tensor logits = out[0];
         if (logits.dim() != 2) {
           return InvalidArgumentError("train: logits '" + m.graph.value(m.logits).name +
                                       "' have rank " + std::to_string(logits.dim()) +
@@ -355,7 +391,8 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
         if (teacher) {
           // Computed even when alpha is 0: the soft term then adds exact zeros to the loss and
           // the gradients, so the result equals label-only training bit-for-bit.
-          HML_ASSIGN_OR_RETURN(const torch::Tensor teacher_logits, teacher->Logits(x));
+          HML_ASSIGN_OR_RETURN(const torch::Tensor teacher_logits,
+                               teacher->BatchLogits(x, order, begin, end));
           if (teacher_logits.sizes() != logits.sizes()) {
             return InvalidArgumentError("train: teacher: logits have shape " +
                                         DimsToString(teacher_logits.sizes()) + ", the student's " +

@@ -8,7 +8,9 @@
 // With a teacher (DistillOptions), the loss is knowledge distillation (Hinton et al., 2015):
 //   alpha * T^2 * KL(softmax(teacher_logits / T) || softmax(student_logits / T))
 //     + (1 - alpha) * CE(student_logits, labels),
-// the teacher's logits computed on the fly for the same (augmented) batch.
+// the teacher's logits computed on the fly for the same augmented batch, or, without augmentation,
+// once for the whole training set before the first epoch (the teacher is fixed, so every epoch
+// would compute the same values).
 //
 // Torch-free header; the implementation (trainer.cc) catches every LibTorch exception.
 #ifndef HML_SRC_TRAIN_TRAINER_H_
