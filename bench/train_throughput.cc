@@ -51,7 +51,7 @@
 
 #include "hml/env.h"
 #include "hml/status.h"
-#include "src/train/dataset.h"
+#include "src/data/dataset.h"
 #include "src/train/graph_module.h"
 #include "src/train/trainer.h"
 #include "src/train/zoo.h"
@@ -212,35 +212,35 @@ std::string LoadAverage() {
 double LearningRate(const std::string& optimizer) { return optimizer == "sgd" ? 0.01 : 0.001; }
 
 // The first n samples of `base`.
-Result<std::shared_ptr<train::SubsetDataset>> FirstSamples(
-    const std::shared_ptr<const train::Dataset>& base, int64_t n) {
+Result<std::shared_ptr<data::SubsetDataset>> FirstSamples(
+    const std::shared_ptr<const data::Dataset>& base, int64_t n) {
   std::vector<int64_t> idx(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
-  return train::SubsetDataset::Create(base, std::move(idx));
+  return data::SubsetDataset::Create(base, std::move(idx));
 }
 
-Result<std::shared_ptr<const train::Dataset>> LoadData(const std::string& source) {
+Result<std::shared_ptr<const data::Dataset>> LoadData(const std::string& source) {
   if (source == "fashion") {
-    HML_ASSIGN_OR_RETURN(std::shared_ptr<train::InMemoryDataset> d,
-                         train::LoadFashionMnist(*DefaultEnv(), train::kFashionMnistDir,
-                                                 train::FashionMnistPart::kTrain));
-    return std::shared_ptr<const train::Dataset>(std::move(d));
+    HML_ASSIGN_OR_RETURN(std::shared_ptr<data::InMemoryDataset> d,
+                         data::LoadFashionMnist(*DefaultEnv(), data::kFashionMnistDir,
+                                                 data::FashionMnistPart::kTrain));
+    return std::shared_ptr<const data::Dataset>(std::move(d));
   }
   constexpr int64_t kN = 60000, kF = 784;
   std::mt19937_64 rng(1);
   std::vector<float> x(static_cast<size_t>(kN * kF));
   for (float& v : x) v = static_cast<float>(static_cast<double>(rng() >> 11) * 0x1p-53);
   std::vector<int64_t> y(static_cast<size_t>(kN));
-  for (int64_t& v : y) v = static_cast<int64_t>(train::UniformIndex(rng, 10));
-  HML_ASSIGN_OR_RETURN(std::shared_ptr<train::InMemoryDataset> d,
-                       train::InMemoryDataset::Create({1, 28, 28}, 10, std::move(x), std::move(y)));
-  return std::shared_ptr<const train::Dataset>(std::move(d));
+  for (int64_t& v : y) v = static_cast<int64_t>(data::UniformIndex(rng, 10));
+  HML_ASSIGN_OR_RETURN(std::shared_ptr<data::InMemoryDataset> d,
+                       data::InMemoryDataset::Create({1, 28, 28}, 10, std::move(x), std::move(y)));
+  return std::shared_ptr<const data::Dataset>(std::move(d));
 }
 
 // One hybridml round of a cell: a fresh module, `warmup` untimed steps, then one timed epoch
 // of cell.steps steps. The CPU time spans the whole timed Train() call (optimizer creation
 // included, which slightly favours Python).
-Result<Rate> RunHybridml(const Flags& f, const std::shared_ptr<const train::Dataset>& data,
+Result<Rate> RunHybridml(const Flags& f, const std::shared_ptr<const data::Dataset>& data,
                          Cell& cell) {
   HML_ASSIGN_OR_RETURN(runtime::Graph graph,
                        train::BuildArchitecture(cell.model, {1, 28, 28}, 10, /*seed=*/1));
@@ -256,11 +256,11 @@ Result<Rate> RunHybridml(const Flags& f, const std::shared_ptr<const train::Data
   o.num_threads = 1;
   o.seed = 1;
   if (f.warmup_steps > 0) {
-    HML_ASSIGN_OR_RETURN(std::shared_ptr<train::SubsetDataset> warm,
+    HML_ASSIGN_OR_RETURN(std::shared_ptr<data::SubsetDataset> warm,
                          FirstSamples(data, f.warmup_steps * cell.batch));
     HML_RETURN_IF_ERROR(train::Train(*module, *warm, nullptr, o).status());
   }
-  HML_ASSIGN_OR_RETURN(std::shared_ptr<train::SubsetDataset> timed,
+  HML_ASSIGN_OR_RETURN(std::shared_ptr<data::SubsetDataset> timed,
                        FirstSamples(data, cell.steps * cell.batch));
   const double cpu_start = CpuSeconds();
   HML_ASSIGN_OR_RETURN(train::TrainReport report, train::Train(*module, *timed, nullptr, o));
@@ -423,7 +423,7 @@ int Main(int argc, char** argv) {
       }
     }
   }
-  Result<std::shared_ptr<const train::Dataset>> data = LoadData(f.data);
+  Result<std::shared_ptr<const data::Dataset>> data = LoadData(f.data);
   if (!data.ok()) {
     std::fprintf(stderr, "%s\n", data.status().ToString().c_str());
     return 1;

@@ -11,7 +11,7 @@
 #include "hml/runtime/model.h"
 #include "src/cli/commands.h"
 #include "src/runtime/onnx_io.h"
-#include "src/train/dataset.h"
+#include "src/data/dataset.h"
 #include "src/train/graph_module.h"
 #include "src/train/trainer.h"
 #include "src/train/zoo.h"
@@ -58,42 +58,14 @@ Result<std::unique_ptr<train::GraphModule>> LoadTeacher(const std::string& path)
   return teacher;
 }
 
-struct Data {
-  std::shared_ptr<const train::Dataset> all;   // to split into train/validation
-  std::shared_ptr<const train::Dataset> test;  // Fashion-MNIST t10k, else null
-};
-
-// --data fashion-mnist[:DIR] | csv:PATH | dir:PATH
-Result<Data> LoadData(const std::string& spec) {
-  Data d;
-  const size_t colon = spec.find(':');
-  const std::string kind = spec.substr(0, colon);
-  const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  if (kind == "fashion-mnist") {
-    const std::string dir = arg.empty() ? std::string(train::kFashionMnistDir) : arg;
-    using train::FashionMnistPart;
-    Env& env = *DefaultEnv();
-    HML_ASSIGN_OR_RETURN(d.all, train::LoadFashionMnist(env, dir, FashionMnistPart::kTrain));
-    HML_ASSIGN_OR_RETURN(d.test, train::LoadFashionMnist(env, dir, FashionMnistPart::kTest));
-  } else if (kind == "csv" && !arg.empty()) {
-    HML_ASSIGN_OR_RETURN(d.all, train::LoadCsvDataset(*DefaultEnv(), arg));
-  } else if (kind == "dir" && !arg.empty()) {
-    HML_ASSIGN_OR_RETURN(d.all, train::LoadSampleDirectory(*DefaultEnv(), arg));
-  } else {
-    return InvalidArgumentError("--data '" + spec +
-                                "': expected fashion-mnist[:DIR], csv:PATH or dir:PATH");
-  }
-  return d;
-}
-
 Status RunTrain(const TrainFlags& f) {
-  HML_ASSIGN_OR_RETURN(Data data, LoadData(f.data));
-  HML_ASSIGN_OR_RETURN(train::DatasetSplit split,
-                       train::SplitDataset(data.all, f.val_fraction, f.seed));
+  HML_ASSIGN_OR_RETURN(data::DataSource source, data::OpenDataSpec(*DefaultEnv(), f.data));
+  HML_ASSIGN_OR_RETURN(data::DatasetSplit split,
+                       data::SplitDataset(source.all, f.val_fraction, f.seed));
   std::fprintf(stderr, "data: %s, %lld samples of %s, %lld classes (train %lld, validation %lld)\n",
-               f.data.c_str(), static_cast<long long>(data.all->size()),
-               ShapeToString(data.all->feature_shape()).c_str(),
-               static_cast<long long>(data.all->num_classes()),
+               f.data.c_str(), static_cast<long long>(source.all->size()),
+               ShapeToString(source.all->feature_shape()).c_str(),
+               static_cast<long long>(source.all->num_classes()),
                static_cast<long long>(split.train->size()),
                static_cast<long long>(split.validation->size()));
 
@@ -103,8 +75,8 @@ Status RunTrain(const TrainFlags& f) {
     // The graph as written (not Model::Load's inference passes, which fold BatchNorm).
     HML_ASSIGN_OR_RETURN(graph, runtime::ParseOnnxModel(bytes));
   } else {
-    HML_ASSIGN_OR_RETURN(graph, train::BuildArchitecture(f.arch, data.all->feature_shape(),
-                                                         data.all->num_classes(), f.seed));
+    HML_ASSIGN_OR_RETURN(graph, train::BuildArchitecture(f.arch, source.all->feature_shape(),
+                                                         source.all->num_classes(), f.seed));
   }
   HML_ASSIGN_OR_RETURN(std::unique_ptr<train::GraphModule> module,
                        train::GraphModule::Create(graph));
@@ -178,10 +150,10 @@ Status RunTrain(const TrainFlags& f) {
     std::printf("  validation accuracy %.2f%%", 100.0 * last.validation_accuracy);
   }
   std::printf("  %.0f samples/s\n", last.samples_per_second);
-  if (data.test != nullptr) {
-    HML_ASSIGN_OR_RETURN(double acc, train::Evaluate(*module, *data.test));
+  if (source.test != nullptr) {
+    HML_ASSIGN_OR_RETURN(double acc, train::Evaluate(*module, *source.test));
     std::printf("test accuracy %.2f%% (%lld samples)\n", 100.0 * acc,
-                static_cast<long long>(data.test->size()));
+                static_cast<long long>(source.test->size()));
   }
   if (!f.out.empty()) {
     HML_ASSIGN_OR_RETURN(runtime::Graph trained, module->ExportGraph());

@@ -20,7 +20,7 @@ namespace {
 using runtime::ValueId;
 
 // The per-sample shape the graph input wants, or the dataset's own shape.
-std::vector<int64_t> SampleShape(const GraphModule::Impl& m, const Dataset& d) {
+std::vector<int64_t> SampleShape(const GraphModule::Impl& m, const data::Dataset& d) {
   const runtime::Value& in = m.graph.value(m.graph.inputs[0]);
   if (in.shape_known && in.shape.size() >= 2) {
     std::vector<int64_t> dims(in.shape.begin() + 1, in.shape.end());
@@ -36,8 +36,8 @@ std::vector<int64_t> SampleShape(const GraphModule::Impl& m, const Dataset& d) {
 }
 
 // Fills a batch [n, sample_shape...] and its labels from `indices`.
-Status LoadBatch(const Dataset& d, const std::vector<int64_t>& indices, size_t begin, size_t end,
-                 const std::vector<int64_t>& sample_shape, const AugmentOptions* augment,
+Status LoadBatch(const data::Dataset& d, const std::vector<int64_t>& indices, size_t begin, size_t end,
+                 const std::vector<int64_t>& sample_shape, const data::AugmentOptions* augment,
                  std::mt19937_64* rng, torch::Tensor* x, torch::Tensor* y) {
   const int64_t n = static_cast<int64_t>(end - begin);
   std::vector<int64_t> sizes{n};
@@ -51,7 +51,7 @@ Status LoadBatch(const Dataset& d, const std::vector<int64_t>& indices, size_t b
     std::span<float> sample(xp + i * fs, static_cast<size_t>(fs));
     HML_ASSIGN_OR_RETURN(yp[i], d.Get(indices[begin + static_cast<size_t>(i)], sample));
     if (augment != nullptr && augment->enabled()) {
-      AugmentImage(sample, d.feature_shape(), *augment, *rng);
+      data::AugmentImage(sample, d.feature_shape(), *augment, *rng);
     }
   }
   return Status::Ok();
@@ -109,13 +109,13 @@ std::string DimsToString(c10::IntArrayRef dims) {
 class Teacher {
  public:
   // REQUIRES: `teacher` outlives this object.
-  Teacher(GraphModule::Impl& teacher, const Dataset& d)
+  Teacher(GraphModule::Impl& teacher, const data::Dataset& d)
       : m_(teacher), eval_(teacher), sample_shape_(SampleShape(teacher, d)) {}
 
   // Computes the teacher's logits for every sample of `d` once, in evaluation batches, so that
   // BatchLogits() looks them up instead of running the teacher per training batch. Only valid
   // when training batches are not augmented (the teacher must see what the student sees).
-  Status Precompute(const Dataset& d, int64_t batch_size) {
+  Status Precompute(const data::Dataset& d, int64_t batch_size) {
     std::vector<int64_t> order(static_cast<size_t>(d.size()));
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
     std::vector<torch::Tensor> parts;
@@ -167,7 +167,7 @@ class Teacher {
 // Static checks of a distillation teacher against the student and the data: errors that the
 // first batch would otherwise report from deep inside the teacher's forward pass.
 Status CheckTeacher(const GraphModule::Impl& student, const GraphModule::Impl& teacher,
-                    const Dataset& d) {
+                    const data::Dataset& d) {
   if (&student == &teacher) {
     return InvalidArgumentError("train: teacher: the teacher is the student module itself");
   }
@@ -196,7 +196,7 @@ Status CheckTeacher(const GraphModule::Impl& student, const GraphModule::Impl& t
 // Runs the student (eval mode, no gradients: no state changes, no random numbers drawn) and the
 // teacher on the first samples and checks that their logits have the same shape.
 Status CheckTeacherLogits(GraphModule::Impl& student, Teacher& teacher,
-                          const GraphModule::Impl& teacher_impl, const Dataset& d,
+                          const GraphModule::Impl& teacher_impl, const data::Dataset& d,
                           const std::vector<int64_t>& sample_shape) {
   std::vector<int64_t> first{0};
   if (d.size() > 1) first.push_back(1);
@@ -220,7 +220,7 @@ Status CheckTeacherLogits(GraphModule::Impl& student, Teacher& teacher,
   return Status::Ok();
 }
 
-Result<double> EvaluateImpl(GraphModule::Impl& m, const Dataset& d, int64_t batch_size) {
+Result<double> EvaluateImpl(GraphModule::Impl& m, const data::Dataset& d, int64_t batch_size) {
   if (d.size() == 0) return InvalidArgumentError("evaluate: the dataset is empty");
   EvalModeGuard eval(m);
   torch::NoGradGuard no_grad;
@@ -273,7 +273,7 @@ Status DistillOptions::Validate() const {
   return Status::Ok();
 }
 
-Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Dataset* validation,
+Result<TrainReport> Train(GraphModule& module, const data::Dataset& train, const data::Dataset* validation,
                           const TrainOptions& options) {
   HML_RETURN_IF_ERROR(options.Validate());
   HML_RETURN_IF_ERROR(options.augment.Validate(train.feature_shape()));
@@ -352,7 +352,7 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
       std::vector<torch::Tensor> snapshot, snapshot_buffers;
       copy_state(snapshot, snapshot_buffers);
       m.training = true;
-      const std::vector<int64_t> order = ShuffledIndices(train.size(), rng);
+      const std::vector<int64_t> order = data::ShuffledIndices(train.size(), rng);
       double loss_sum = 0.0;
       int64_t correct = 0, seen = 0;
       auto elapsed = [&] {
@@ -485,7 +485,7 @@ Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Datas
   }
 }
 
-Result<double> Evaluate(GraphModule& module, const Dataset& dataset, int64_t batch_size) {
+Result<double> Evaluate(GraphModule& module, const data::Dataset& dataset, int64_t batch_size) {
   if (batch_size < 1) return InvalidArgumentError("evaluate: batch size must be >= 1");
   try {
     return EvaluateImpl(module.impl(), dataset, batch_size);

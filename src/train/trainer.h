@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "hml/status.h"
-#include "src/train/dataset.h"
+#include "src/data/dataset.h"
 #include "src/train/graph_module.h"
 
 namespace hml::train {
@@ -91,7 +91,7 @@ struct TrainOptions {
   // on the 2-core build VM (see FACTS.md); measure before raising it.
   int num_threads = 1;
   // Applied to training batches only. Default: none.
-  AugmentOptions augment;
+  data::AugmentOptions augment;
   // Receives progress lines ("epoch 1/3 ... loss 0.53 acc 81.2% ..."). Default: none.
   std::function<void(std::string_view)> progress;
   // Batches between progress lines within an epoch; 0 = only at the end of each epoch.
@@ -128,11 +128,11 @@ struct TrainReport {
 // whose input does not take the training samples, or whose logits differ in shape from the
 // student's; kAborted when the loss becomes NaN or infinite (the message names the epoch and
 // batch; the module keeps the weights it had at the start of that epoch).
-Result<TrainReport> Train(GraphModule& module, const Dataset& train, const Dataset* validation,
+Result<TrainReport> Train(GraphModule& module, const data::Dataset& train, const data::Dataset* validation,
                           const TrainOptions& options);
 
 // Top-1 accuracy of `module` (eval mode) on `dataset`, in [0, 1].
-Result<double> Evaluate(GraphModule& module, const Dataset& dataset, int64_t batch_size = 256);
+Result<double> Evaluate(GraphModule& module, const data::Dataset& dataset, int64_t batch_size = 256);
 
 }  // namespace hml::train
 

@@ -26,7 +26,7 @@ double Gaussian(std::mt19937_64& rng) {
 }
 
 // Three linearly separable blobs in 4-D: class c is centred at 3 * e_c.
-std::shared_ptr<InMemoryDataset> Blobs(int64_t n, uint64_t seed, float scale = 1.0f) {
+std::shared_ptr<data::InMemoryDataset> Blobs(int64_t n, uint64_t seed, float scale = 1.0f) {
   std::mt19937_64 rng(seed);
   std::vector<float> f;
   std::vector<int64_t> l;
@@ -37,11 +37,11 @@ std::shared_ptr<InMemoryDataset> Blobs(int64_t n, uint64_t seed, float scale = 1
     }
     l.push_back(c);
   }
-  return *InMemoryDataset::Create({4}, 3, std::move(f), std::move(l));
+  return *data::InMemoryDataset::Create({4}, 3, std::move(f), std::move(l));
 }
 
 // 1x8x8 images: class 0 is bright in the top half, class 1 in the bottom half, plus noise.
-std::shared_ptr<InMemoryDataset> TopBottom(int64_t n, uint64_t seed) {
+std::shared_ptr<data::InMemoryDataset> TopBottom(int64_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<float> f;
   std::vector<int64_t> l;
@@ -55,7 +55,7 @@ std::shared_ptr<InMemoryDataset> TopBottom(int64_t n, uint64_t seed) {
     }
     l.push_back(c);
   }
-  return *InMemoryDataset::Create({1, 8, 8}, 2, std::move(f), std::move(l));
+  return *data::InMemoryDataset::Create({1, 8, 8}, 2, std::move(f), std::move(l));
 }
 
 std::vector<float> Weights(GraphModule& m) {
@@ -253,16 +253,16 @@ TEST(TrainerTest, EpochCallbackRunsPerEpochAndItsErrorStopsTraining) {
 }
 
 // The Blobs task with every label c replaced by (c + 1) % 3.
-std::shared_ptr<InMemoryDataset> ShiftedLabels(const InMemoryDataset& d) {
+std::shared_ptr<data::InMemoryDataset> ShiftedLabels(const data::InMemoryDataset& d) {
   std::vector<int64_t> labels(d.labels().begin(), d.labels().end());
   for (int64_t& l : labels) l = (l + 1) % 3;
-  return *InMemoryDataset::Create(d.feature_shape(), d.num_classes(),
+  return *data::InMemoryDataset::Create(d.feature_shape(), d.num_classes(),
                                   std::vector<float>(d.features().begin(), d.features().end()),
                                   std::move(labels));
 }
 
 // An MLP teacher trained on `data`'s labels to > 95 % accuracy.
-std::unique_ptr<GraphModule> TrainedTeacher(const Dataset& data, uint64_t seed) {
+std::unique_ptr<GraphModule> TrainedTeacher(const data::Dataset& data, uint64_t seed) {
   auto teacher = GraphModule::Create(*BuildMlp({4}, {16}, 3, seed));
   EXPECT_TRUE(teacher.ok());
   TrainOptions options;

@@ -1,5 +1,5 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
-#include "src/train/dataset.h"
+#include "src/data/dataset.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace hml::train {
+namespace hml::data {
 namespace {
 
 using ::testing::HasSubstr;
@@ -190,6 +190,32 @@ TEST(FashionMnistTest, RealTestSetLoadsWhenInstalled) {
   for (int64_t l : (*ds)->labels()) per_class[static_cast<size_t>(l)]++;
   for (int64_t c : per_class) EXPECT_EQ(c, 1000);  // the test set is balanced
   RecordProperty("load_seconds", std::to_string(seconds));
+}
+
+TEST(DataSpecTest, OpensEachKindAndNamesABadSpec) {
+  FakeEnv env;
+  PutFashionMnist(env, IdxImages(5, 28, 28), IdxLabels(5));
+  env.files["/d/train-images-idx3-ubyte.gz"] = Gzip(IdxImages(7, 28, 28));
+  env.files["/d/train-labels-idx1-ubyte.gz"] = Gzip(IdxLabels(7));
+  auto fm = OpenDataSpec(env, "fashion-mnist:/d");
+  ASSERT_TRUE(fm.ok()) << fm.status().ToString();
+  EXPECT_EQ(fm->all->size(), 7);
+  ASSERT_NE(fm->test, nullptr);
+  EXPECT_EQ(fm->test->size(), 5);
+
+  env.files["/t.csv"] = "x,label\n1,0\n2,1\n";
+  auto csv = OpenDataSpec(env, "csv:/t.csv");
+  ASSERT_TRUE(csv.ok()) << csv.status().ToString();
+  EXPECT_EQ(csv->all->size(), 2);
+  EXPECT_EQ(csv->test, nullptr);
+
+  for (const char* bad : {"csv", "csv:", "mnist", "dir:"}) {
+    auto r = OpenDataSpec(env, bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(std::string("'") + bad + "'"));
+  }
+  EXPECT_EQ(OpenDataSpec(env, "csv:/missing.csv").status().code(), StatusCode::kNotFound);
 }
 
 TEST(CsvTest, ParsesFeaturesAndLabel) {
@@ -384,4 +410,4 @@ TEST(SampleDirectoryTest, RoundTripsAndRejectsBadFiles) {
 }
 
 }  // namespace
-}  // namespace hml::train
+}  // namespace hml::data

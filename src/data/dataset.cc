@@ -1,5 +1,5 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
-#include "src/train/dataset.h"
+#include "src/data/dataset.h"
 
 #include <zlib.h>
 
@@ -12,7 +12,7 @@
 #include <limits>
 #include <system_error>
 
-namespace hml::train {
+namespace hml::data {
 namespace {
 
 int64_t Product(const Shape& shape) {
@@ -616,4 +616,24 @@ Result<std::shared_ptr<InMemoryDataset>> LoadSampleDirectory(Env& env, const std
   return InMemoryDataset::Create(shape, num_classes, std::move(features), std::move(labels));
 }
 
-}  // namespace hml::train
+Result<DataSource> OpenDataSpec(Env& env, std::string_view spec) {
+  DataSource d;
+  const size_t colon = spec.find(':');
+  const std::string_view kind = spec.substr(0, colon);
+  const std::string arg(colon == std::string_view::npos ? "" : spec.substr(colon + 1));
+  if (kind == "fashion-mnist") {
+    const std::string dir = arg.empty() ? std::string(kFashionMnistDir) : arg;
+    HML_ASSIGN_OR_RETURN(d.all, LoadFashionMnist(env, dir, FashionMnistPart::kTrain));
+    HML_ASSIGN_OR_RETURN(d.test, LoadFashionMnist(env, dir, FashionMnistPart::kTest));
+  } else if (kind == "csv" && !arg.empty()) {
+    HML_ASSIGN_OR_RETURN(d.all, LoadCsvDataset(env, arg));
+  } else if (kind == "dir" && !arg.empty()) {
+    HML_ASSIGN_OR_RETURN(d.all, LoadSampleDirectory(env, arg));
+  } else {
+    return InvalidArgumentError("data '" + std::string(spec) +
+                                "': expected fashion-mnist[:DIR], csv:PATH or dir:PATH");
+  }
+  return d;
+}
+
+}  // namespace hml::data

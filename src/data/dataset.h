@@ -11,8 +11,8 @@
 // All randomness comes from std::mt19937_64 with explicit seeds and our own index arithmetic (no
 // std::uniform_int_distribution, whose output differs between standard libraries), so a seed
 // gives the same split and order everywhere.
-#ifndef HML_SRC_TRAIN_DATASET_H_
-#define HML_SRC_TRAIN_DATASET_H_
+#ifndef HML_SRC_DATA_DATASET_H_
+#define HML_SRC_DATA_DATASET_H_
 
 #include <cstdint>
 #include <memory>
@@ -26,7 +26,7 @@
 #include "hml/runtime/tensor.h"
 #include "hml/status.h"
 
-namespace hml::train {
+namespace hml::data {
 
 // Labelled samples with a fixed feature shape: [C,H,W] for images, [D] for tabular data.
 // Labels are class indices in [0, num_classes()).
@@ -224,6 +224,20 @@ std::string EncodeSampleFile(std::span<const float> features, const Shape& shape
 // directory, kInvalidArgument for one without samples.
 Result<std::shared_ptr<InMemoryDataset>> LoadSampleDirectory(Env& env, const std::string& dir);
 
-}  // namespace hml::train
+// --- Data specs (the --data flag of the CLI) ------------------------------------------------
 
-#endif  // HML_SRC_TRAIN_DATASET_H_
+// What a data spec names: the samples to train on (to be split into train/validation) and, when
+// the source has one, a separate test set.
+struct DataSource {
+  std::shared_ptr<const Dataset> all;
+  std::shared_ptr<const Dataset> test;  // null when the source has no test part
+};
+
+// Opens "fashion-mnist[:DIR]" (train + t10k test; DIR defaults to kFashionMnistDir),
+// "csv:PATH" or "dir:PATH" (a sample directory). kInvalidArgument naming the spec for any other
+// form; the readers' errors otherwise.
+Result<DataSource> OpenDataSpec(Env& env, std::string_view spec);
+
+}  // namespace hml::data
+
+#endif  // HML_SRC_DATA_DATASET_H_

@@ -1,0 +1,55 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// A classifier exported to ONNX, measured on a dataset in our own runtime: top-1 accuracy and the
+// predicted class of every sample (so two variants of a model can be compared sample by sample,
+// e.g. int8 against fp32). Everything that scores a model outside LibTorch uses this: the
+// compression report, and later the device trainer and the fleet simulator.
+#ifndef HML_SRC_DATA_EVALUATE_H_
+#define HML_SRC_DATA_EVALUATE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hml/runtime/model.h"
+#include "hml/status.h"
+#include "src/data/dataset.h"
+
+namespace hml::data {
+
+struct EvaluateOptions {
+  // Samples per Run() when the model's batch dimension is dynamic; a fixed batch dimension
+  // wins. Default: 64.
+  int64_t batch_size = 64;
+  // Evaluate only the first this many samples; 0 = all. Default: 0.
+  int64_t max_samples = 0;
+  // Default: "xnnpack".
+  std::string backend = "xnnpack";
+  // Default: 1.
+  int num_threads = 1;
+
+  // kInvalidArgument for a batch size < 1 or a negative max_samples.
+  Status Validate() const;
+};
+
+struct Evaluation {
+  int64_t samples = 0;
+  double accuracy = 0.0;             // in [0, 1]
+  std::vector<int32_t> predictions;  // argmax of the first output, one per sample
+};
+
+// Runs `model` (one float input taking a batch of samples, first output [batch, classes]) on the
+// samples of `dataset`. Each sample's features are fed in the model input's per-sample shape when
+// the element counts agree (an MLP taking [N,784] evaluates [1,28,28] images).
+// Errors: kInvalidArgument for bad options, an empty dataset, a model with other than one input,
+// a non-float input, an input whose per-sample size differs from the dataset's (both named), or
+// an output that is not [batch, classes]; errors of the runtime and the dataset as they come.
+Result<Evaluation> EvaluateModel(const Model& model, const Dataset& dataset,
+                                 const EvaluateOptions& options = {});
+
+// Fraction of positions where `a` and `b` agree. kInvalidArgument when their sizes differ or are 0.
+Result<double> Agreement(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+
+}  // namespace hml::data
+
+#endif  // HML_SRC_DATA_EVALUATE_H_
