@@ -43,6 +43,7 @@ struct TrainFlags {
   std::string teacher_path;
   double temperature = 4.0;
   double alpha = 0.7;
+  bool keep_sparsity = false;
 };
 
 // Loads the distillation teacher: the ONNX graph as written (like --model), as a module the
@@ -108,6 +109,7 @@ Status RunTrain(const TrainFlags& f) {
     return InvalidArgumentError("--schedule '" + f.schedule + "': expected constant or cosine");
   }
   options.early_stopping_patience = f.patience;
+  options.keep_zero_weights = f.keep_sparsity;
   if (!f.checkpoint.empty()) {
     // The model as ONNX after every epoch, written atomically: a kill leaves the previous
     // checkpoint intact, and `--model CHECKPOINT` resumes from it (weights only: optimizer
@@ -197,6 +199,8 @@ void AddTrainCommand(CLI::App& app, int& exit_code) {
                   "Early stopping: epochs without validation improvement (0 = off)")
       ->capture_default_str();
   cmd->add_flag("!--no-progress", flags->progress, "No progress lines");
+  cmd->add_flag("--keep-sparsity", flags->keep_sparsity,
+                "Weights that are zero at the start stay zero (fine-tuning a pruned model)");
   CLI::Option* teacher =
       cmd->add_option("--teacher", flags->teacher_path,
                       "Knowledge distillation: train on this ONNX teacher's soft targets plus "

@@ -549,7 +549,7 @@ Result<Graph> QuantizeStatic(const Graph& fp32, const CalibrationSet& data,
     HML_ASSIGN_OR_RETURN(Tensor st, Tensor::FromVector<float>({}, scale));
     HML_ASSIGN_OR_RETURN(Tensor zt, Tensor::FromVector<int8_t>({}, zp));
     std::pair<ValueId, ValueId> ids{add_constant(base + "_scale", std::move(st)),
-                                    add_constant(base + "_zero_point", std::move(zt))};
+                                    add_constant(base + "_zp", std::move(zt))};
     param_constants[key] = ids;
     return ids;
   };
@@ -572,15 +572,17 @@ Result<Graph> QuantizeStatic(const Graph& fp32, const CalibrationSet& data,
       }
     }
     HML_ASSIGN_OR_RETURN(auto ids, param_values(p, name));
-    const ValueId q = add_value(name + "_quantized", DType::kInt8, g.value(v));
-    const ValueId dq = add_value(name + "_dequantized", DType::kFloat32, g.value(v));
+    // Short generated names (node name = its output's name): on a small model they are a
+    // noticeable part of the file.
+    const ValueId q = add_value(name + "_q", DType::kInt8, g.value(v));
+    const ValueId dq = add_value(name + "_dq", DType::kFloat32, g.value(v));
     Node qn;
-    qn.name = name + "_QuantizeLinear";
+    qn.name = g.value(q).name;
     qn.op_type = "QuantizeLinear";
     qn.inputs = {source, ids.first, ids.second};
     qn.outputs = {q};
     Node dqn;
-    dqn.name = name + "_DequantizeLinear";
+    dqn.name = g.value(dq).name;
     dqn.op_type = "DequantizeLinear";
     dqn.inputs = {q, ids.first, ids.second};
     dqn.outputs = {dq};
@@ -608,16 +610,15 @@ Result<Graph> QuantizeStatic(const Graph& fp32, const CalibrationSet& data,
     const Shape param_shape =
         options.per_channel ? Shape{static_cast<int64_t>(w_scales.size())} : Shape{};
     HML_ASSIGN_OR_RETURN(Tensor ws, Tensor::FromVector<float>(param_shape, w_scales));
-    HML_ASSIGN_OR_RETURN(Tensor wz, Tensor::Allocate(DType::kInt8, param_shape));
     const Value w_like = g.value(w);
-    const ValueId wq_id = add_constant(wname + "_quantized", std::move(wq));
+    const ValueId wq_id = add_constant(wname + "_q", std::move(wq));
     const ValueId ws_id = add_constant(wname + "_scale", std::move(ws));
-    const ValueId wz_id = add_constant(wname + "_zero_point", std::move(wz));
-    const ValueId wdq = add_value(wname + "_dequantized", DType::kFloat32, w_like);
+    const ValueId wdq = add_value(wname + "_dq", DType::kFloat32, w_like);
+    // Symmetric: no zero point input (it defaults to 0 of the int8 input's type).
     Node dqn;
-    dqn.name = wname + "_DequantizeLinear";
+    dqn.name = g.value(wdq).name;
     dqn.op_type = "DequantizeLinear";
-    dqn.inputs = {wq_id, ws_id, wz_id};
+    dqn.inputs = {wq_id, ws_id};
     dqn.outputs = {wdq};
     if (options.per_channel) dqn.attrs.SetInt("axis", plan.axis);
     new_nodes.push_back(std::move(dqn));
@@ -656,11 +657,11 @@ Result<Graph> QuantizeStatic(const Graph& fp32, const CalibrationSet& data,
                                            : Tensor::FromVector<float>(
                                                  {}, std::span<const float>(b_scales).first(1)));
       const Value b_like = g.value(b);
-      const ValueId bq_id = add_constant(bname + "_quantized", std::move(bqt));
+      const ValueId bq_id = add_constant(bname + "_q", std::move(bqt));
       const ValueId bs_id = add_constant(bname + "_scale", std::move(bst));
-      const ValueId bdq = add_value(bname + "_dequantized", DType::kFloat32, b_like);
+      const ValueId bdq = add_value(bname + "_dq", DType::kFloat32, b_like);
       Node bn;
-      bn.name = bname + "_DequantizeLinear";
+      bn.name = g.value(bdq).name;
       bn.op_type = "DequantizeLinear";
       bn.inputs = {bq_id, bs_id};
       bn.outputs = {bdq};

@@ -81,9 +81,10 @@ Result<VariantReport> ReportVariant(const std::string& name, const runtime::Grap
     r.latency_mean_us = stats->mean_us;
   }
   if (evaluate) {
-    Result<double> accuracy = evaluate(*model);
-    if (!accuracy.ok()) return WithName(accuracy.status(), name);
-    r.accuracy = *accuracy;
+    Result<Score> score = evaluate(*model);
+    if (!score.ok()) return WithName(score.status(), name);
+    r.accuracy = score->accuracy;
+    r.agreement = score->agreement;
   }
   return r;
 }
@@ -91,16 +92,20 @@ Result<VariantReport> ReportVariant(const std::string& name, const runtime::Grap
 std::string FormatReportTable(std::span<const VariantReport> variants) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof(line), "%-20s %10s %12s %12s %12s %12s %10s\n", "variant", "params",
-                "FLOPs", "ONNX bytes", "zstd bytes", "p50 us", "accuracy");
+  std::snprintf(line, sizeof(line), "%-20s %10s %12s %12s %12s %12s %10s %10s\n", "variant",
+                "params", "FLOPs", "ONNX bytes", "zstd bytes", "p50 us", "accuracy", "agreement");
   out += line;
+  auto percent = [](const std::optional<double>& v) {
+    char s[32] = "-";
+    if (v) std::snprintf(s, sizeof(s), "%.2f%%", *v * 100.0);
+    return std::string(s);
+  };
   for (const VariantReport& v : variants) {
-    char acc[32] = "-";
-    if (v.accuracy) std::snprintf(acc, sizeof(acc), "%.2f%%", *v.accuracy * 100.0);
-    std::snprintf(line, sizeof(line), "%-20s %10lld %12lld %12lld %12lld %12.1f %10s\n",
+    std::snprintf(line, sizeof(line), "%-20s %10lld %12lld %12lld %12lld %12.1f %10s %10s\n",
                   v.name.substr(0, 20).c_str(), static_cast<long long>(v.params),
                   static_cast<long long>(v.flops), static_cast<long long>(v.onnx_bytes),
-                  static_cast<long long>(v.zstd_bytes), v.latency_p50_us, acc);
+                  static_cast<long long>(v.zstd_bytes), v.latency_p50_us,
+                  percent(v.accuracy).c_str(), percent(v.agreement).c_str());
     out += line;
   }
   return out;

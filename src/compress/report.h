@@ -27,11 +27,18 @@ struct VariantReport {
   int64_t zstd_bytes = 0;  // the same, zstd-compressed
   double latency_p50_us = 0;
   double latency_mean_us = 0;
-  std::optional<double> accuracy;  // from the caller's evaluation, in [0, 1]
+  std::optional<double> accuracy;   // from the caller's evaluation, in [0, 1]
+  std::optional<double> agreement;  // from the caller's evaluation, in [0, 1]
 };
 
-// Scores a model, e.g. accuracy on a test set. Called once per variant.
-using EvaluateFn = std::function<Result<double>(const Model&)>;
+// What the caller's evaluation of a variant found; either may be absent.
+struct Score {
+  std::optional<double> accuracy;   // e.g. top-1 accuracy on a test set
+  std::optional<double> agreement;  // e.g. predictions equal to the fp32 model's
+};
+
+// Scores a model. Called once per variant.
+using EvaluateFn = std::function<Result<Score>(const Model&)>;
 
 struct ReportOptions {
   // Backend the latency is measured on. Default: "xnnpack".

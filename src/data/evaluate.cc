@@ -59,13 +59,13 @@ Result<Evaluation> EvaluateModel(const Model& model, const Dataset& dataset,
   session_options.input_shapes[in.name] = batch_shape;
   HML_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(model, session_options));
   const TensorSpec& out = session->output_spec(0);
-  if (out.shape.size() != 2 || out.shape[0] != batch || out.dtype != DType::kFloat32) {
+  if (out.shape.size() < 2 || out.shape[0] != batch || out.dtype != DType::kFloat32) {
     return InvalidArgumentError("evaluate: output '" + out.name + "' is " +
                                 std::string(DTypeName(out.dtype)) + " " +
                                 ShapeToString(out.shape) + ", expected float32 [" +
                                 std::to_string(batch) + ", classes]");
   }
-  const int64_t classes = out.shape[1];
+  const int64_t classes = session->output(0).num_elements() / batch;
   const int64_t fs = dataset.feature_size();
   Evaluation result;
   result.samples = total;

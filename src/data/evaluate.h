@@ -39,7 +39,8 @@ struct Evaluation {
 };
 
 // Runs `model` (one float input taking a batch of samples, first output [batch, classes]) on the
-// samples of `dataset`. Each sample's features are fed in the model input's per-sample shape when
+// samples of `dataset`. A first output of higher rank ([batch, ...]) is argmaxed over all of a
+// sample's values, which still lets two variants of any model be compared. Each sample's features are fed in the model input's per-sample shape when
 // the element counts agree (an MLP taking [N,784] evaluates [1,28,28] images).
 // Errors: kInvalidArgument for bad options, an empty dataset, a model with other than one input,
 // a non-float input, an input whose per-sample size differs from the dataset's (both named), or

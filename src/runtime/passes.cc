@@ -135,8 +135,14 @@ Status FoldBatchNormIntoConv(Graph& graph) {
       new_b.data<float>()[o] = (b - mean[o]) * s + beta[o];
     }
     const std::string base = conv.name.empty() ? graph.value(x).name : conv.name;
-    const ValueId w_new = graph.AddConstant(base + "_bn_folded_weight", std::move(new_w));
-    const ValueId b_new = graph.AddConstant(base + "_bn_folded_bias", std::move(new_b));
+    // Short names (they recur in every quantized variant's file); unique in the graph.
+    auto fresh = [&graph](const std::string& name) {
+      std::string n = name;
+      for (int i = 1; graph.FindValue(n) != kNoValue; ++i) n = name + "_" + std::to_string(i);
+      return n;
+    };
+    const ValueId w_new = graph.AddConstant(fresh(base + "_w"), std::move(new_w));
+    const ValueId b_new = graph.AddConstant(fresh(base + "_b"), std::move(new_b));
     // AddValue may have reallocated `values` but nodes are untouched; re-fetch the refs.
     Node& conv_ref = graph.nodes[static_cast<size_t>(p)];
     conv_ref.inputs.resize(3);

@@ -300,6 +300,16 @@ Result<TrainReport> Train(GraphModule& module, const data::Dataset& train, const
           m.parameters, torch::optim::AdamOptions(options.learning_rate)
                             .weight_decay(options.weight_decay));
     }
+    // Masks of the weights whose zeros must survive (keep_zero_weights), by parameter index.
+    std::vector<std::pair<size_t, torch::Tensor>> zero_masks;
+    if (options.keep_zero_weights) {
+      for (size_t i = 0; i < m.parameters.size(); ++i) {
+        const torch::Tensor& p = m.parameters[i];
+        if (p.dim() < 2) continue;
+        torch::Tensor nonzero = p.detach().ne(0).to(torch::kFloat);
+        if (nonzero.min().item<float>() == 0.0f) zero_masks.emplace_back(i, std::move(nonzero));
+      }
+    }
     std::mt19937_64 rng(options.seed);
     const std::vector<int64_t> shape = SampleShape(m, train);
     // Distillation: the teacher stays in eval mode until Train() returns.
@@ -420,6 +430,10 @@ Result<TrainReport> Train(GraphModule& module, const data::Dataset& train, const
         optimizer->zero_grad();
         loss.backward();
         optimizer->step();
+        if (!zero_masks.empty()) {
+          torch::NoGradGuard no_grad;
+          for (const auto& [i, mask] : zero_masks) m.parameters[i].mul_(mask);
+        }
         const int64_t n = static_cast<int64_t>(end - begin);
         loss_sum += loss_value * static_cast<double>(n);
         correct += logits.argmax(1).eq(y).sum().item<int64_t>();

@@ -103,6 +103,10 @@ struct TrainOptions {
   std::function<Status(const EpochStats&)> on_epoch_end;
   // Knowledge distillation from a teacher. Default: off.
   DistillOptions distill;
+  // Weights (parameters of rank >= 2) that are exactly zero when training starts stay zero: for
+  // fine-tuning after magnitude pruning, whose sparsity the optimizer would otherwise undo.
+  // Default: false.
+  bool keep_zero_weights = false;
 
   // kInvalidArgument for a non-positive learning rate, batch size, epoch or thread count, a
   // negative momentum or weight decay, or bad distillation options.

@@ -30,10 +30,10 @@ TEST(ReportTest, ComparesFp32PrunedAndInt8Variants) {
   options.warmup = 1;
   options.iterations = 3;
   int evaluations = 0;
-  EvaluateFn evaluate = [&](const Model& m) -> Result<double> {
+  EvaluateFn evaluate = [&](const Model& m) -> Result<Score> {
     ++evaluations;
     EXPECT_EQ(m.outputs().at(0).name, "probs");
-    return 0.5;
+    return Score{0.5, 0.25};
   };
   std::vector<VariantReport> rows;
   for (const auto& [name, g] : std::vector<std::pair<std::string, const runtime::Graph*>>{
@@ -48,6 +48,8 @@ TEST(ReportTest, ComparesFp32PrunedAndInt8Variants) {
     EXPECT_GT(r->latency_p50_us, 0.0);
     ASSERT_TRUE(r->accuracy.has_value());
     EXPECT_EQ(*r->accuracy, 0.5);
+    ASSERT_TRUE(r->agreement.has_value());
+    EXPECT_EQ(*r->agreement, 0.25);
     rows.push_back(*r);
   }
   EXPECT_EQ(evaluations, 3);
@@ -69,12 +71,13 @@ TEST(ReportTest, ComparesFp32PrunedAndInt8Variants) {
   const std::string table = FormatReportTable(rows);
   EXPECT_NE(table.find("pruned-50%"), std::string::npos);
   EXPECT_NE(table.find("50.00%"), std::string::npos);
+  EXPECT_NE(table.find("25.00%"), std::string::npos);
 }
 
 TEST(ReportTest, ErrorsNameTheVariant) {
   ReportOptions options;
   options.iterations = 0;
-  EvaluateFn failing = [](const Model&) -> Result<double> {
+  EvaluateFn failing = [](const Model&) -> Result<Score> {
     return NotFoundError("test set missing");
   };
   Result<VariantReport> r = ReportVariant("student", testing::Cnn28Graph(), options, failing);

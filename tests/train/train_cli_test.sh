@@ -41,6 +41,23 @@ check distill-bad-temperature 1 "INVALID_ARGUMENT.*temperature must be" -- "$hml
 # A usage error: CLI11 exits with its own code (107, RequiresError), like cli_test.sh's 106.
 check distill-alpha-needs-teacher 107 "--alpha requires --teacher" -- "$hml" train \
   --data "csv:$tmp/data.csv" --alpha 0.5 --no-progress
+# Compression scored on data: calibration on the training part, accuracy on a held-out 10 %.
+check compress-with-data 0 "accuracy on 30 samples of csv" -- "$hml" compress "$tmp/mlp.onnx" \
+  --data "csv:$tmp/data.csv" --int8 --calibration-samples 32 --iterations 1 -o "$tmp/mlp8.onnx" \
+  --json "$tmp/report.json"
+check compress-json 0 '"name":"int8".*"accuracy":0\.[0-9]' -- cat "$tmp/report.json"
+# Magnitude pruning, then fine-tuning that keeps the zeros.
+check prune-for-fine-tuning 0 "sparsity 0.5000" -- "$hml" compress "$tmp/mlp.onnx" \
+  --data "csv:$tmp/data.csv" --prune-magnitude 0.5 --iterations 1 -o "$tmp/sparse.onnx"
+check fine-tune-pruned 0 "wrote" -- "$hml" train --data "csv:$tmp/data.csv" \
+  --model "$tmp/sparse.onnx" --keep-sparsity --epochs 1 --no-progress --out "$tmp/sparse_ft.onnx"
+# --prune-magnitude 0 zeroes nothing and reports the sparsity the model already has.
+check fine-tuned-keeps-sparsity 0 "sparsity 0.5000" -- "$hml" compress "$tmp/sparse_ft.onnx" \
+  --prune-magnitude 0 --iterations 1 -o "$tmp/sparse2.onnx"
+check fine-tuning-without-keep-refills 0 "sparsity 0\\.[0-3]" -- bash -c "'$hml' train \
+  --data 'csv:$tmp/data.csv' --model '$tmp/sparse.onnx' --weight-decay 1e-3 --epochs 1 \
+  --no-progress --out '$tmp/refilled.onnx' && '$hml' compress '$tmp/refilled.onnx' \
+  --prune-magnitude 0 --iterations 1 -o '$tmp/refilled2.onnx'"
 printf 'x0,x1,label\n1,2,0\n1,oops,1\n' > "$tmp/bad.csv"
 check csv-bad-cell 1 "INVALID_ARGUMENT.*bad.csv:3 column 2" -- "$hml" train --data "csv:$tmp/bad.csv"
 check missing-dataset 1 "NOT_FOUND.*no/such/dir/train-images" -- \

@@ -125,6 +125,52 @@ TEST(TrainerTest, SameSeedGivesIdenticalWeights) {
   EXPECT_NE(Weights(**a), Weights(*GraphModule::Create(graph).value()));
 }
 
+// Zeroes every third element of the graph's matrices (a crude magnitude pruning that leaves
+// every input feature connected).
+runtime::Graph ThirdZeroed(runtime::Graph g) {
+  for (runtime::Value& v : g.values) {
+    if (!v.is_constant() || v.constant->rank() < 2) continue;
+    Tensor t = *v.constant->Clone();
+    std::span<float> w = t.values<float>();
+    for (size_t i = 0; i < w.size(); i += 3) w[i] = 0.0f;
+    v.constant = std::make_shared<const Tensor>(std::move(t));
+  }
+  return g;
+}
+
+// Zeros among the exported graph's matrices.
+int64_t ZeroWeights(GraphModule& m) {
+  auto g = m.ExportGraph();
+  EXPECT_TRUE(g.ok());
+  int64_t zeros = 0;
+  for (const runtime::Value& v : g->values) {
+    if (!v.is_constant() || v.constant->rank() < 2) continue;
+    for (float x : v.constant->values<float>()) zeros += x == 0.0f;
+  }
+  return zeros;
+}
+
+TEST(TrainerTest, KeepZeroWeightsPreservesPruningWhileFineTuning) {
+  const runtime::Graph pruned = ThirdZeroed(*BuildMlp({4}, {8}, 3, 12));
+  auto train = Blobs(300, 13), test = Blobs(150, 14);
+  TrainOptions options;
+  options.batch_size = 16;
+  options.learning_rate = 0.05;
+  options.weight_decay = 1e-3;
+  options.epochs = 2;
+  auto kept = GraphModule::Create(pruned), free = GraphModule::Create(pruned);
+  const int64_t zeros_before = ZeroWeights(**kept);
+  ASSERT_GE(zeros_before, (4 * 8 + 8 * 3) / 3);
+  ASSERT_TRUE(Train(**free, *train, nullptr, options).ok());
+  EXPECT_LT(ZeroWeights(**free), zeros_before / 10);  // plain training refills the zeros
+  options.keep_zero_weights = true;
+  ASSERT_TRUE(Train(**kept, *train, nullptr, options).ok());
+  EXPECT_EQ(ZeroWeights(**kept), zeros_before);
+  auto acc = Evaluate(**kept, *test);
+  ASSERT_TRUE(acc.ok());
+  EXPECT_GT(*acc, 0.9);
+}
+
 TEST(TrainerTest, CnnWithAugmentationTrainsAndExportsToTheRuntime) {
   auto graph = BuildCnn({1, 8, 8}, {4}, 8, 0.2f, 2, 11);
   ASSERT_TRUE(graph.ok()) << graph.status().ToString();
