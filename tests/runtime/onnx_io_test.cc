@@ -188,6 +188,29 @@ TEST(OnnxExportTest, RoundTripKeepsGraphAndWeights) {
   EXPECT_EQ(back->value(back->inputs[0]).shape, (Shape{-1, 1, 28, 28}));
 }
 
+TEST(OnnxExportTest, GraphOutputsAlwaysCarryTypeAndShape) {
+  // ReluModel declares output 'y' without a type: export infers float [batch, 3] (the dynamic
+  // batch dim stays dynamic), and import then reads the declared type back.
+  auto g = ParseOnnxModel(Bytes(ReluModel()));
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(g->value(g->outputs[0]).dtype, DType::kUndefined);
+  auto bytes = SerializeOnnxModel(*g);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(*bytes));
+  const auto& tt = proto.graph().output(0).type().tensor_type();
+  EXPECT_EQ(tt.elem_type(), onnx::TensorProto::FLOAT);
+  ASSERT_EQ(tt.shape().dim_size(), 2);
+  EXPECT_FALSE(tt.shape().dim(0).has_dim_value());
+  EXPECT_EQ(tt.shape().dim(1).dim_value(), 3);
+  auto back = ParseOnnxModel(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  const Value& y = back->value(back->outputs[0]);
+  EXPECT_EQ(y.dtype, DType::kFloat32);
+  EXPECT_TRUE(y.shape_known);
+  EXPECT_EQ(y.shape, (Shape{-1, 3}));
+}
+
 TEST(OnnxTensorTest, RoundTripAndTypedFields) {
   Tensor t = std::move(*Tensor::FromVector<int64_t>({2, 2}, std::vector<int64_t>{1, -2, 3, 4}));
   auto bytes = SerializeOnnxTensor(t, "t");
