@@ -13,6 +13,7 @@
 #include "src/runtime/onnx_io.h"
 #include "src/data/dataset.h"
 #include "src/train/graph_module.h"
+#include "src/train/sweep.h"
 #include "src/train/trainer.h"
 #include "src/train/zoo.h"
 
@@ -44,6 +45,12 @@ struct TrainFlags {
   double temperature = 4.0;
   double alpha = 0.7;
   bool keep_sparsity = false;
+  double width = 1.0;
+  // Hyper-parameter sweep (on when any axis is given).
+  std::vector<double> sweep_lr;
+  std::vector<int64_t> sweep_batch;
+  std::vector<double> sweep_width;
+  bool sweeping() const { return !sweep_lr.empty() || !sweep_batch.empty() || !sweep_width.empty(); }
 };
 
 // Loads the distillation teacher: the ONNX graph as written (like --model), as a module the
@@ -70,20 +77,22 @@ Status RunTrain(const TrainFlags& f) {
                static_cast<long long>(split.train->size()),
                static_cast<long long>(split.validation->size()));
 
-  runtime::Graph graph;
-  if (!f.model_path.empty()) {
-    HML_ASSIGN_OR_RETURN(std::string bytes, DefaultEnv()->ReadFile(f.model_path));
-    // The graph as written (not Model::Load's inference passes, which fold BatchNorm).
-    HML_ASSIGN_OR_RETURN(graph, runtime::ParseOnnxModel(bytes));
-  } else {
-    HML_ASSIGN_OR_RETURN(graph, train::BuildArchitecture(f.arch, source.all->feature_shape(),
-                                                         source.all->num_classes(), f.seed));
+  if (f.sweeping() && !f.checkpoint.empty()) {
+    return InvalidArgumentError("--checkpoint cannot be combined with a sweep");
   }
-  HML_ASSIGN_OR_RETURN(std::unique_ptr<train::GraphModule> module,
-                       train::GraphModule::Create(graph));
-  std::fprintf(stderr, "model: %s, %lld parameters\n",
-               f.model_path.empty() ? f.arch.c_str() : f.model_path.c_str(),
-               static_cast<long long>(module->num_parameters()));
+  if (!f.model_path.empty() && (f.width != 1.0 || !f.sweep_width.empty())) {
+    return InvalidArgumentError("--width/--sweep-width apply to --arch, not to --model");
+  }
+  // The model to train at a width multiplier (an ONNX file is taken as it is).
+  auto make_graph = [&](double width) -> Result<runtime::Graph> {
+    if (!f.model_path.empty()) {
+      HML_ASSIGN_OR_RETURN(std::string bytes, DefaultEnv()->ReadFile(f.model_path));
+      // The graph as written (not Model::Load's inference passes, which fold BatchNorm).
+      return runtime::ParseOnnxModel(bytes);
+    }
+    return train::BuildArchitecture(f.arch, source.all->feature_shape(),
+                                    source.all->num_classes(), f.seed, width);
+  };
 
   train::TrainOptions options;
   std::unique_ptr<train::GraphModule> teacher;
@@ -110,20 +119,6 @@ Status RunTrain(const TrainFlags& f) {
   }
   options.early_stopping_patience = f.patience;
   options.keep_zero_weights = f.keep_sparsity;
-  if (!f.checkpoint.empty()) {
-    // The model as ONNX after every epoch, written atomically: a kill leaves the previous
-    // checkpoint intact, and `--model CHECKPOINT` resumes from it (weights only: optimizer
-    // state restarts).
-    train::GraphModule* m = module.get();
-    const std::string path = f.checkpoint;
-    options.on_epoch_end = [m, path](const train::EpochStats& e) -> Status {
-      HML_ASSIGN_OR_RETURN(runtime::Graph g, m->ExportGraph());
-      HML_ASSIGN_OR_RETURN(Model model, Model::FromGraph(std::move(g)));
-      HML_RETURN_IF_ERROR(model.Save(path));
-      std::fprintf(stderr, "checkpoint: epoch %d -> %s\n", e.epoch, path.c_str());
-      return Status::Ok();
-    };
-  }
   options.learning_rate = f.lr;
   options.momentum = f.momentum;
   options.weight_decay = f.weight_decay;
@@ -140,18 +135,62 @@ Status RunTrain(const TrainFlags& f) {
     options.progress_every =
         std::max<int64_t>(1, (split.train->size() + f.batch - 1) / f.batch / 10);
   }
-  HML_ASSIGN_OR_RETURN(train::TrainReport report,
-                       train::Train(*module, *split.train, split.validation.get(), options));
-  const train::EpochStats& last = report.epochs.back();
-  std::printf("train loss %.4f  train accuracy %.2f%%", last.train_loss,
-              100.0 * last.train_accuracy);
-  if (report.stopped_early) {
-    std::printf("stopped early; keeping epoch %d's weights\n", report.best_epoch);
+  std::unique_ptr<train::GraphModule> module;
+  if (f.sweeping()) {
+    train::SweepGrid grid;
+    grid.learning_rates = f.sweep_lr;
+    grid.batch_sizes = f.sweep_batch;
+    grid.widths = f.sweep_width;
+    auto on_result = [](const train::SweepResult& r, size_t i, size_t n) {
+      char outcome[64];
+      std::snprintf(outcome, sizeof(outcome), "validation accuracy %.2f%%",
+                    100.0 * r.validation_accuracy);
+      std::fprintf(stderr, "sweep %zu/%zu: lr %g batch %lld width %g -> %s\n", i + 1, n,
+                   r.point.learning_rate, static_cast<long long>(r.point.batch_size),
+                   r.point.width, r.status.ok() ? outcome : r.status.ToString().c_str());
+    };
+    HML_ASSIGN_OR_RETURN(train::SweepReport sweep,
+                         train::RunSweep(grid, make_graph, *split.train, *split.validation,
+                                         options, on_result));
+    std::printf("%s", train::FormatLeaderboard(sweep.results).c_str());
+    const train::SweepPoint& best = sweep.results[sweep.best].point;
+    std::printf("best: lr %g batch %lld width %g (validation accuracy %.2f%%)\n",
+                best.learning_rate, static_cast<long long>(best.batch_size), best.width,
+                100.0 * sweep.results[sweep.best].validation_accuracy);
+    module = std::move(sweep.best_module);
+  } else {
+    HML_ASSIGN_OR_RETURN(runtime::Graph graph, make_graph(f.width));
+    HML_ASSIGN_OR_RETURN(module, train::GraphModule::Create(graph));
+    std::fprintf(stderr, "model: %s, %lld parameters\n",
+                 f.model_path.empty() ? f.arch.c_str() : f.model_path.c_str(),
+                 static_cast<long long>(module->num_parameters()));
+    if (!f.checkpoint.empty()) {
+      // The model as ONNX after every epoch, written atomically: a kill leaves the previous
+      // checkpoint intact, and `--model CHECKPOINT` resumes from it (weights only: optimizer
+      // state restarts).
+      train::GraphModule* m = module.get();
+      const std::string path = f.checkpoint;
+      options.on_epoch_end = [m, path](const train::EpochStats& e) -> Status {
+        HML_ASSIGN_OR_RETURN(runtime::Graph g, m->ExportGraph());
+        HML_ASSIGN_OR_RETURN(Model model, Model::FromGraph(std::move(g)));
+        HML_RETURN_IF_ERROR(model.Save(path));
+        std::fprintf(stderr, "checkpoint: epoch %d -> %s\n", e.epoch, path.c_str());
+        return Status::Ok();
+      };
+    }
+    HML_ASSIGN_OR_RETURN(train::TrainReport report,
+                         train::Train(*module, *split.train, split.validation.get(), options));
+    const train::EpochStats& last = report.epochs.back();
+    std::printf("train loss %.4f  train accuracy %.2f%%", last.train_loss,
+                100.0 * last.train_accuracy);
+    if (last.validation_accuracy >= 0) {
+      std::printf("  validation accuracy %.2f%%", 100.0 * last.validation_accuracy);
+    }
+    std::printf("  %.0f samples/s\n", last.samples_per_second);
+    if (report.stopped_early) {
+      std::printf("stopped early; keeping epoch %d's weights\n", report.best_epoch);
+    }
   }
-  if (last.validation_accuracy >= 0) {
-    std::printf("  validation accuracy %.2f%%", 100.0 * last.validation_accuracy);
-  }
-  std::printf("  %.0f samples/s\n", last.samples_per_second);
   if (source.test != nullptr) {
     HML_ASSIGN_OR_RETURN(double acc, train::Evaluate(*module, *source.test));
     std::printf("test accuracy %.2f%% (%lld samples)\n", 100.0 * acc,
@@ -199,6 +238,18 @@ void AddTrainCommand(CLI::App& app, int& exit_code) {
                   "Early stopping: epochs without validation improvement (0 = off)")
       ->capture_default_str();
   cmd->add_flag("!--no-progress", flags->progress, "No progress lines");
+  cmd->add_option("--width", flags->width,
+                  "Multiplies every layer's channels/units of --arch (rounded, at least 1)")
+      ->check(CLI::Range(0.01, 64.0))
+      ->capture_default_str();
+  cmd->add_option("--sweep-lr", flags->sweep_lr,
+                  "Sweep: learning rates, comma-separated (a grid with the other --sweep-*)")
+      ->delimiter(',');
+  cmd->add_option("--sweep-batch", flags->sweep_batch, "Sweep: batch sizes, comma-separated")
+      ->delimiter(',');
+  cmd->add_option("--sweep-width", flags->sweep_width,
+                  "Sweep: width multipliers of --arch, comma-separated")
+      ->delimiter(',');
   cmd->add_flag("--keep-sparsity", flags->keep_sparsity,
                 "Weights that are zero at the start stay zero (fine-tuning a pruned model)");
   CLI::Option* teacher =

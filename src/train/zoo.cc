@@ -1,6 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/train/zoo.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -186,13 +187,23 @@ Result<Graph> BuildCnn(const Shape& sample_shape, const std::vector<int64_t>& ch
 }
 
 Result<Graph> BuildArchitecture(std::string_view name, const Shape& sample_shape,
-                                int64_t num_classes, uint64_t seed) {
+                                int64_t num_classes, uint64_t seed, double width) {
+  if (!(width > 0.0) || width > 64.0) {
+    return InvalidArgumentError("architecture width multiplier " + std::to_string(width) +
+                                " is outside (0, 64]");
+  }
+  // Every layer width scaled and rounded, at least 1.
+  auto w = [width](int64_t units) {
+    return std::max<int64_t>(1, std::llround(static_cast<double>(units) * width));
+  };
   Result<Graph> g = InvalidArgumentError("unknown architecture '" + std::string(name) +
                                          "' (mlp, student-cnn, teacher-cnn)");
-  if (name == "mlp") g = BuildMlp(sample_shape, {256}, num_classes, seed);
-  if (name == "student-cnn") g = BuildCnn(sample_shape, {8, 16}, 32, 0.0f, num_classes, seed);
+  if (name == "mlp") g = BuildMlp(sample_shape, {w(256)}, num_classes, seed);
+  if (name == "student-cnn") {
+    g = BuildCnn(sample_shape, {w(8), w(16)}, w(32), 0.0f, num_classes, seed);
+  }
   if (name == "teacher-cnn") {
-    g = BuildCnn(sample_shape, {32, 64, 128}, 256, 0.3f, num_classes, seed);
+    g = BuildCnn(sample_shape, {w(32), w(64), w(128)}, w(256), 0.3f, num_classes, seed);
   }
   if (g.ok()) g->name = std::string(name);
   return g;

@@ -31,9 +31,11 @@ Result<runtime::Graph> BuildCnn(const Shape& sample_shape, const std::vector<int
 
 // The named architectures: "mlp" (784-256-10 style: one hidden layer of 256), "student-cnn"
 // (channels 8,16, hidden 32), "teacher-cnn" (channels 32,64,128, hidden 256, dropout 0.3).
-// kInvalidArgument for an unknown name.
+// `width` multiplies every layer's channels and hidden units (rounded, at least 1), as the
+// hyper-parameter sweep's width axis does. kInvalidArgument for an unknown name or a width
+// outside (0, 64].
 Result<runtime::Graph> BuildArchitecture(std::string_view name, const Shape& sample_shape,
-                                         int64_t num_classes, uint64_t seed);
+                                         int64_t num_classes, uint64_t seed, double width = 1.0);
 
 }  // namespace hml::train
 

@@ -58,6 +58,15 @@ check fine-tuning-without-keep-refills 0 "sparsity 0\\.[0-3]" -- bash -c "'$hml'
   --data 'csv:$tmp/data.csv' --model '$tmp/sparse.onnx' --weight-decay 1e-3 --epochs 1 \
   --no-progress --out '$tmp/refilled.onnx' && '$hml' compress '$tmp/refilled.onnx' \
   --prune-magnitude 0 --iterations 1 -o '$tmp/refilled2.onnx'"
+# A hyper-parameter sweep: a leaderboard ranked on validation, the best model kept and written.
+check sweep 0 "best: lr [0-9.]+ batch (16|32) width 0.1 \\(validation accuracy" -- "$hml" train --data "csv:$tmp/data.csv" \
+  --arch mlp --sweep-lr 0.001,0.05 --sweep-batch 16,32 --sweep-width 0.1 --epochs 1 \
+  --no-progress --out "$tmp/best.onnx"
+check sweep-best-written 0 "Gemm x2" -- "$hml" inspect "$tmp/best.onnx"
+check sweep-bad-axis 1 "INVALID_ARGUMENT.*learning rates must be > 0" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --sweep-lr 0.1,-1 --no-progress
+check sweep-width-needs-arch 1 "apply to --arch" -- "$hml" train --data "csv:$tmp/data.csv" \
+  --model "$tmp/mlp.onnx" --sweep-width 0.5,1 --no-progress
 printf 'x0,x1,label\n1,2,0\n1,oops,1\n' > "$tmp/bad.csv"
 check csv-bad-cell 1 "INVALID_ARGUMENT.*bad.csv:3 column 2" -- "$hml" train --data "csv:$tmp/bad.csv"
 check missing-dataset 1 "NOT_FOUND.*no/such/dir/train-images" -- \
