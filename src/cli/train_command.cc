@@ -45,6 +45,7 @@ struct TrainFlags {
   double temperature = 4.0;
   double alpha = 0.7;
   bool keep_sparsity = false;
+  bool resume = false;
   double width = 1.0;
   // Hyper-parameter sweep (on when any axis is given).
   std::vector<double> sweep_lr;
@@ -77,6 +78,9 @@ Status RunTrain(const TrainFlags& f) {
                static_cast<long long>(split.train->size()),
                static_cast<long long>(split.validation->size()));
 
+  if (f.resume && f.checkpoint.empty()) {
+    return InvalidArgumentError("--resume needs --checkpoint (the checkpoint to resume from)");
+  }
   if (f.sweeping() && !f.checkpoint.empty()) {
     return InvalidArgumentError("--checkpoint cannot be combined with a sweep");
   }
@@ -165,9 +169,11 @@ Status RunTrain(const TrainFlags& f) {
                  f.model_path.empty() ? f.arch.c_str() : f.model_path.c_str(),
                  static_cast<long long>(module->num_parameters()));
     if (!f.checkpoint.empty()) {
-      // The model as ONNX after every epoch, written atomically: a kill leaves the previous
-      // checkpoint intact, and `--model CHECKPOINT` resumes from it (weights only: optimizer
-      // state restarts).
+      // After every epoch, written atomically (a kill leaves the previous ones intact): the
+      // model as ONNX, usable like any trained model, and beside it CHECKPOINT.state, the whole
+      // training state that --resume continues from.
+      options.state_path = f.checkpoint + ".state";
+      options.resume = f.resume;
       train::GraphModule* m = module.get();
       const std::string path = f.checkpoint;
       options.on_epoch_end = [m, path](const train::EpochStats& e) -> Status {
@@ -238,6 +244,8 @@ void AddTrainCommand(CLI::App& app, int& exit_code) {
                   "Early stopping: epochs without validation improvement (0 = off)")
       ->capture_default_str();
   cmd->add_flag("!--no-progress", flags->progress, "No progress lines");
+  cmd->add_flag("--resume", flags->resume,
+                "Continue the run whose --checkpoint is given (same options), after a kill");
   cmd->add_option("--width", flags->width,
                   "Multiplies every layer's channels/units of --arch (rounded, at least 1)")
       ->check(CLI::Range(0.01, 64.0))

@@ -11,7 +11,9 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <sstream>
 
+#include "hml/env.h"
 #include "src/train/torch_internal.h"
 
 namespace hml::train {
@@ -239,6 +241,170 @@ Result<double> EvaluateImpl(GraphModule::Impl& m, const data::Dataset& d, int64_
   return static_cast<double>(correct) / static_cast<double>(d.size());
 }
 
+// What resuming needs besides the module and the optimizer.
+struct LoopState {
+  int epoch = 0;  // the last completed epoch
+  bool finished = false;  // the final epoch, or stopped early
+  double best_accuracy = -1.0;
+  int best_epoch = 0;
+  std::vector<torch::Tensor> best_parameters, best_buffers;
+};
+
+// The options a resumed run must share with the one that wrote the state.
+std::string OptionsFingerprint(const TrainOptions& o) {
+  std::ostringstream s;
+  s << "optimizer " << (o.optimizer == OptimizerKind::kSgd ? "sgd" : "adam") << ", lr "
+    << o.learning_rate << ", momentum " << o.momentum << ", weight decay " << o.weight_decay
+    << ", schedule " << static_cast<int>(o.lr_schedule) << ", batch " << o.batch_size
+    << ", epochs " << o.epochs << ", seed " << o.seed << ", crop " << o.augment.crop_padding
+    << ", flip " << o.augment.horizontal_flip << ", patience " << o.early_stopping_patience
+    << ", distill " << o.distill.enabled() << " T " << o.distill.temperature << " alpha "
+    << o.distill.alpha;
+  return s.str();
+}
+
+torch::Tensor BytesTensor(const std::string& bytes) {
+  return torch::from_blob(const_cast<char*>(bytes.data()),
+                          {static_cast<int64_t>(bytes.size())}, torch::kUInt8)
+      .clone();
+}
+
+std::string TensorBytes(const torch::Tensor& t) {
+  const torch::Tensor c = t.contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()));
+}
+
+void WriteTensors(torch::serialize::OutputArchive& ar, const std::string& prefix,
+                  const std::vector<torch::Tensor>& tensors) {
+  ar.write(prefix + ".count", torch::tensor(static_cast<int64_t>(tensors.size())));
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    ar.write(prefix + "." + std::to_string(i), tensors[i].detach());
+  }
+}
+
+// Reads tensors written by WriteTensors; each must have the shape of `like[i]`.
+Result<std::vector<torch::Tensor>> ReadTensors(torch::serialize::InputArchive& ar,
+                                               const std::string& prefix,
+                                               const std::vector<torch::Tensor>& like,
+                                               const std::string& path) {
+  torch::Tensor count;  // fresh tensors: read() into a defined one keeps its storage type
+  ar.read(prefix + ".count", count);
+  if (count.item<int64_t>() != static_cast<int64_t>(like.size())) {
+    return InvalidArgumentError("train: state '" + path + "' holds " +
+                                std::to_string(count.item<int64_t>()) + " " + prefix +
+                                " tensors, the model has " + std::to_string(like.size()));
+  }
+  std::vector<torch::Tensor> out(like.size());
+  for (size_t i = 0; i < like.size(); ++i) {
+    ar.read(prefix + "." + std::to_string(i), out[i]);
+    if (out[i].sizes() != like[i].sizes()) {
+      return InvalidArgumentError("train: state '" + path + "': " + prefix + " " +
+                                  std::to_string(i) + " has shape " + DimsToString(out[i].sizes()) +
+                                  ", the model's " + DimsToString(like[i].sizes()));
+    }
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> BufferTensors(GraphModule::Impl& m) {
+  std::vector<torch::Tensor> out;
+  for (ValueId id : m.buffer_ids) out.push_back(m.constants[static_cast<size_t>(id)]);
+  return out;
+}
+
+Status SaveState(const std::string& path, GraphModule::Impl& m, torch::optim::Optimizer& optimizer,
+                 const std::mt19937_64& rng, const LoopState& loop, const TrainOptions& o) {
+  torch::serialize::OutputArchive ar;
+  ar.write("format", torch::tensor(int64_t{1}));
+  ar.write("options", BytesTensor(OptionsFingerprint(o)));
+  ar.write("epoch", torch::tensor(static_cast<int64_t>(loop.epoch)));
+  ar.write("finished", torch::tensor(static_cast<int64_t>(loop.finished)));
+  ar.write("best_accuracy", torch::tensor(loop.best_accuracy, torch::kDouble));
+  ar.write("best_epoch", torch::tensor(static_cast<int64_t>(loop.best_epoch)));
+  WriteTensors(ar, "parameters", m.parameters);
+  WriteTensors(ar, "buffers", BufferTensors(m));
+  WriteTensors(ar, "best_parameters", loop.best_parameters);
+  WriteTensors(ar, "best_buffers", loop.best_buffers);
+  torch::serialize::OutputArchive opt;
+  optimizer.save(opt);
+  ar.write("optimizer", opt);
+  std::ostringstream rng_text;
+  rng_text << rng;
+  ar.write("rng", BytesTensor(rng_text.str()));
+  {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    ar.write("torch_rng", gen.get_state());
+  }
+  std::ostringstream bytes;
+  ar.save_to(bytes);
+  return DefaultEnv()->WriteFileAtomic(path, bytes.str()).WithContext("train: writing state");
+}
+
+// Restores what SaveState wrote into the module, the optimizer, `rng` and `loop`.
+Status LoadState(const std::string& path, GraphModule::Impl& m,
+                 torch::optim::Optimizer& optimizer, std::mt19937_64& rng, LoopState& loop,
+                 const TrainOptions& o) {
+  HML_ASSIGN_OR_RETURN(std::string bytes, DefaultEnv()->ReadFile(path));
+  torch::serialize::InputArchive ar;
+  std::istringstream in(bytes);
+  ar.load_from(in);
+  // A fresh tensor per key: read() into a defined tensor keeps that tensor's storage type.
+  auto read = [&ar](const char* key) {
+    torch::Tensor t;
+    ar.read(key, t);
+    return t;
+  };
+  torch::Tensor t = read("options");
+  const std::string saved = TensorBytes(t), now = OptionsFingerprint(o);
+  if (saved != now) {
+    return InvalidArgumentError("train: state '" + path + "' was written with other options (" +
+                                saved + "), not (" + now + ")");
+  }
+  t = read("epoch");
+  loop.epoch = static_cast<int>(t.item<int64_t>());
+  t = read("finished");
+  if (t.item<int64_t>() != 0 || loop.epoch >= o.epochs) {
+    return FailedPreconditionError("train: state '" + path + "' is from a finished run (epoch " +
+                                   std::to_string(loop.epoch) + "): nothing to resume");
+  }
+  t = read("best_accuracy");
+  loop.best_accuracy = t.item<double>();
+  t = read("best_epoch");
+  loop.best_epoch = static_cast<int>(t.item<int64_t>());
+  HML_ASSIGN_OR_RETURN(std::vector<torch::Tensor> params,
+                       ReadTensors(ar, "parameters", m.parameters, path));
+  const std::vector<torch::Tensor> buffers = BufferTensors(m);
+  HML_ASSIGN_OR_RETURN(std::vector<torch::Tensor> bufs, ReadTensors(ar, "buffers", buffers, path));
+  HML_ASSIGN_OR_RETURN(loop.best_parameters,
+                       ReadTensors(ar, "best_parameters",
+                                   loop.best_accuracy >= 0 ? m.parameters
+                                                           : std::vector<torch::Tensor>{},
+                                   path));
+  HML_ASSIGN_OR_RETURN(loop.best_buffers,
+                       ReadTensors(ar, "best_buffers",
+                                   loop.best_accuracy >= 0 ? buffers : std::vector<torch::Tensor>{},
+                                   path));
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) m.parameters[i].copy_(params[i]);
+    for (size_t i = 0; i < bufs.size(); ++i) {
+      m.constants[static_cast<size_t>(m.buffer_ids[i])].copy_(bufs[i]);
+    }
+  }
+  torch::serialize::InputArchive opt;
+  ar.read("optimizer", opt);
+  optimizer.load(opt);
+  t = read("rng");
+  std::istringstream rng_text(TensorBytes(t));
+  rng_text >> rng;
+  t = read("torch_rng");
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(t);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status TrainOptions::Validate() const {
@@ -258,6 +424,9 @@ Status TrainOptions::Validate() const {
     return InvalidArgumentError("train: early stopping patience must be >= 0");
   }
   if (augment.crop_padding < 0) return InvalidArgumentError("train: crop padding must be >= 0");
+  if (resume && state_path.empty()) {
+    return InvalidArgumentError("train: resume needs the state_path to resume from");
+  }
   return distill.Validate();
 }
 
@@ -328,9 +497,17 @@ Result<TrainReport> Train(GraphModule& module, const data::Dataset& train, const
     const size_t bs = static_cast<size_t>(options.batch_size);
     const size_t num_batches = (static_cast<size_t>(train.size()) + bs - 1) / bs;
     TrainReport report;
-    // Early stopping: the best validation accuracy so far and that epoch's weights.
-    double best_accuracy = -1.0;
-    std::vector<torch::Tensor> best_parameters, best_buffers;
+    // The epoch reached and early stopping's best validation accuracy so far with that epoch's
+    // weights; restored from the state file on resume.
+    LoopState loop;
+    if (options.resume) {
+      HML_RETURN_IF_ERROR(LoadState(options.state_path, m, *optimizer, rng, loop, options));
+      if (options.progress) {
+        options.progress(Format("resuming after epoch %d of %d from %s", loop.epoch,
+                                options.epochs, options.state_path.c_str()));
+      }
+    }
+    report.first_epoch = loop.epoch + 1;
     auto copy_state = [&](std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& bufs) {
       torch::NoGradGuard no_grad;
       params.clear();
@@ -348,7 +525,7 @@ Result<TrainReport> Train(GraphModule& module, const data::Dataset& train, const
         m.constants[static_cast<size_t>(m.buffer_ids[i])].copy_(bufs[i]);
       }
     };
-    for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    for (int epoch = loop.epoch + 1; epoch <= options.epochs; ++epoch) {
       const auto start = std::chrono::steady_clock::now();
       const double lr = EpochLearningRate(options, epoch);
       for (auto& group : optimizer->param_groups()) {
@@ -460,35 +637,36 @@ Result<TrainReport> Train(GraphModule& module, const data::Dataset& train, const
       if (options.progress) options.progress(line);
       report.epochs.push_back(stats);
       report.best_epoch = epoch;
+      loop.epoch = epoch;
+      bool stop = false;
+      if (options.early_stopping_patience > 0 && stats.validation_accuracy >= 0) {
+        if (stats.validation_accuracy > loop.best_accuracy) {
+          loop.best_accuracy = stats.validation_accuracy;
+          loop.best_epoch = epoch;
+          copy_state(loop.best_parameters, loop.best_buffers);
+        }
+        report.best_epoch = loop.best_epoch;
+        stop = epoch - loop.best_epoch >= options.early_stopping_patience;
+      }
+      loop.finished = stop || epoch == options.epochs;
+      if (!options.state_path.empty()) {
+        HML_RETURN_IF_ERROR(SaveState(options.state_path, m, *optimizer, rng, loop, options));
+      }
       if (options.on_epoch_end) {
         HML_RETURN_IF_ERROR(options.on_epoch_end(stats).WithContext(
             "train: after epoch " + std::to_string(epoch)));
       }
-      if (options.early_stopping_patience > 0 && stats.validation_accuracy >= 0) {
-        if (stats.validation_accuracy > best_accuracy) {
-          best_accuracy = stats.validation_accuracy;
-          copy_state(best_parameters, best_buffers);
-        }
-        int best = epoch;
-        for (const EpochStats& e : report.epochs) {
-          if (e.validation_accuracy == best_accuracy) {
-            best = e.epoch;
-            break;
+      if (options.early_stopping_patience > 0 && loop.best_epoch > 0 &&
+          (stop || epoch == options.epochs)) {
+        restore_state(loop.best_parameters, loop.best_buffers);
+        if (epoch < options.epochs) {
+          report.stopped_early = true;
+          if (options.progress) {
+            options.progress(Format("early stop after epoch %d: best validation accuracy "
+                                    "%.2f%% at epoch %d",
+                                    epoch, 100.0 * loop.best_accuracy, loop.best_epoch));
           }
-        }
-        report.best_epoch = best;
-        if (epoch - best >= options.early_stopping_patience || epoch == options.epochs) {
-          torch::NoGradGuard no_grad;
-          restore_state(best_parameters, best_buffers);
-          if (epoch < options.epochs) {
-            report.stopped_early = true;
-            if (options.progress) {
-              options.progress(Format("early stop after epoch %d: best validation accuracy "
-                                      "%.2f%% at epoch %d",
-                                      epoch, 100.0 * best_accuracy, best));
-            }
-            break;
-          }
+          break;
         }
       }
     }

@@ -107,9 +107,20 @@ struct TrainOptions {
   // fine-tuning after magnitude pruning, whose sparsity the optimizer would otherwise undo.
   // Default: false.
   bool keep_zero_weights = false;
+  // Where the trainer writes its whole state after every epoch (weights, BatchNorm statistics,
+  // optimizer moments, the epoch, both random streams, early stopping's best so far), replaced
+  // atomically, so a killed run loses at most the epoch in progress. Empty = none.
+  // Default: empty.
+  std::string state_path;
+  // Continue from the state in state_path instead of starting at epoch 1. With the same options
+  // the result is bit-identical to a run that was never interrupted. Errors: kNotFound without
+  // a state file; kInvalidArgument when the state was written with other options (named) or
+  // for parameters of other shapes; kFailedPrecondition when it is from a finished run (final epoch or stopped early).
+  // Default: false.
+  bool resume = false;
 
   // kInvalidArgument for a non-positive learning rate, batch size, epoch or thread count, a
-  // negative momentum or weight decay, or bad distillation options.
+  // negative momentum or weight decay, bad distillation options, or resume without state_path.
   Status Validate() const;
 };
 
@@ -119,6 +130,8 @@ struct TrainReport {
   // With early stopping: the epoch whose weights the module holds (1-based), else the last.
   int best_epoch = 0;
   bool stopped_early = false;
+  // The first epoch this call trained: 1, or after a resume the epoch after the saved one.
+  int first_epoch = 1;
 };
 
 // Trains `module` in place. Features of each sample are reshaped to the graph input's shape

@@ -21,8 +21,18 @@ check csv-model-written 0 "Gemm x2" -- "$hml" inspect "$tmp/mlp.onnx"
 check csv-model-runs 0 "ran on" -- "$hml" infer "$tmp/mlp.onnx"
 check checkpoint 0 "checkpoint: epoch 2" -- "$hml" train --data "csv:$tmp/data.csv" \
   --epochs 2 --no-progress --checkpoint "$tmp/ckpt.onnx"
-check resume-from-checkpoint 0 "test accuracy|validation accuracy" -- "$hml" train \
+check checkpoint-state-written 0 "" -- test -s "$tmp/ckpt.onnx.state"
+check fine-tune-from-checkpoint 0 "test accuracy|validation accuracy" -- "$hml" train \
   --data "csv:$tmp/data.csv" --model "$tmp/ckpt.onnx" --epochs 1 --no-progress
+# --resume continues a killed run (bit-identical: tests/train/trainer_test.cc); a finished run
+# has nothing to resume, and other options are named.
+check resume-finished 1 "FAILED_PRECONDITION.*finished run" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --epochs 2 --no-progress --checkpoint "$tmp/ckpt.onnx" --resume
+check resume-other-options 1 "INVALID_ARGUMENT.*other options.*batch 64.*batch 32" -- "$hml" \
+  train --data "csv:$tmp/data.csv" --epochs 2 --batch 32 --no-progress \
+  --checkpoint "$tmp/ckpt.onnx" --resume
+check resume-needs-checkpoint 1 "--resume needs --checkpoint" -- "$hml" train \
+  --data "csv:$tmp/data.csv" --resume --no-progress
 check fine-tune-onnx 0 "wrote" -- "$hml" train --data "csv:$tmp/data.csv" --model "$tmp/mlp.onnx" \
   --epochs 1 --no-progress --out "$tmp/mlp2.onnx"
 # Knowledge distillation from the MLP trained above.

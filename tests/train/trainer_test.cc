@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "hml/runtime/model.h"
@@ -279,6 +280,70 @@ TEST(TrainerTest, EarlyStoppingKeepsTheBestEpochsWeights) {
   ASSERT_TRUE(acc.ok());
   EXPECT_DOUBLE_EQ(*acc, best);  // the module holds the best epoch's weights
   EXPECT_THAT(lines.back(), HasSubstr("early stop"));
+}
+
+TEST(TrainerTest, ResumeAfterAKillEqualsAnUninterruptedRun) {
+  // Adam (moments), BatchNorm (buffers), Dropout (torch's generator), augmentation and
+  // shuffling (our generator) and early-stopping bookkeeping all have to survive the restart.
+  const runtime::Graph graph = *BuildCnn({1, 8, 8}, {4}, 8, 0.3f, 2, 41);
+  auto data = TopBottom(120, 42), validation = TopBottom(40, 43);
+  const std::string dir = ::testing::TempDir() + "/resume_test";
+  std::filesystem::create_directories(dir);
+  TrainOptions options;
+  options.optimizer = OptimizerKind::kAdam;
+  options.learning_rate = 0.01;
+  options.batch_size = 16;
+  options.epochs = 4;
+  options.seed = 44;
+  options.lr_schedule = LrSchedule::kCosine;
+  options.early_stopping_patience = 10;
+  options.augment.horizontal_flip = true;
+  options.augment.crop_padding = 1;
+
+  auto straight = GraphModule::Create(graph);
+  options.state_path = dir + "/straight.state";
+  auto full = Train(**straight, *data, validation.get(), options);
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+
+  // "Killed" after epoch 2: the state was written before the callback ran.
+  auto killed = GraphModule::Create(graph);
+  options.state_path = dir + "/killed.state";
+  options.on_epoch_end = [](const EpochStats& e) -> Status {
+    return e.epoch == 2 ? AbortedError("killed") : Status::Ok();
+  };
+  ASSERT_EQ(Train(**killed, *data, validation.get(), options).status().code(),
+            StatusCode::kAborted);
+  options.on_epoch_end = nullptr;
+  options.resume = true;
+  auto resumed = GraphModule::Create(graph);  // fresh weights: all of it comes from the state
+  auto rest = Train(**resumed, *data, validation.get(), options);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(rest->first_epoch, 3);
+  ASSERT_EQ(rest->epochs.size(), 2u);
+  EXPECT_EQ(rest->epochs[1].train_loss, full->epochs[3].train_loss);
+  EXPECT_EQ(rest->epochs[1].validation_accuracy, full->epochs[3].validation_accuracy);
+  EXPECT_EQ(rest->best_epoch, full->best_epoch);
+
+  EXPECT_EQ(Weights(**resumed), Weights(**straight));
+
+  // A finished run has nothing to resume; other options or a missing file are named errors.
+  EXPECT_EQ(Train(**resumed, *data, validation.get(), options).status().code(),
+            StatusCode::kFailedPrecondition);
+  options.state_path = dir + "/killed.state";
+  TrainOptions other = options;
+  std::filesystem::copy_file(dir + "/straight.state", dir + "/unused.state");
+  other.batch_size = 32;
+  Result<TrainReport> mismatched = Train(**resumed, *data, nullptr, other);
+  EXPECT_EQ(mismatched.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(mismatched.status().message()), HasSubstr("batch 16"));
+  other = options;
+  other.state_path = dir + "/missing.state";
+  EXPECT_EQ(Train(**resumed, *data, nullptr, other).status().code(), StatusCode::kNotFound);
+  other.resume = true;
+  other.state_path.clear();
+  EXPECT_EQ(Train(**resumed, *data, nullptr, other).status().code(),
+            StatusCode::kInvalidArgument);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TrainerTest, EpochCallbackRunsPerEpochAndItsErrorStopsTraining) {

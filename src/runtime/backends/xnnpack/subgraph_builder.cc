@@ -264,9 +264,11 @@ bool SubgraphBuilder::QuantEligible(const Chain& ch, const QuantParams& out) con
   const NodeSpec& spec = analysis_.Spec(ch.compute);
   if (const auto* s = std::get_if<ConvSpec>(&spec)) {
     if (s->kind == OpKind::kConvTranspose) return false;
-    int64_t depth = s->groups > 0 ? s->c_in / s->groups : s->c_in;
-    for (int64_t k : s->win.kernel) depth *= k;
-    if (depth < options_.min_qs8_conv_depth) return false;
+    if (s->groups <= 1) {
+      int64_t depth = s->c_in;
+      for (int64_t k : s->win.kernel) depth *= k;
+      if (depth < options_.min_qs8_conv_depth) return false;
+    }
     std::optional<QuantParams> px =
         s->kind == OpKind::kQLinearConv ? s->x_params : analysis_.DequantizedFrom(s->x);
     if (!px || !s->weights.SymmetricInt8(0)) return false;

@@ -47,15 +47,16 @@ struct CompileOptions {
   // Run matched QDQ patterns as qs8 nodes; when false they run in fp32 between converts.
   // Default: true.
   bool quantized_compute = true;
-  // A QDQ convolution whose reduction depth per output ((C_in / group) * kernel_h * kernel_w) is
-  // below this runs in fp32 between converts. On x86 this XNNPACK snapshot's qs8 convolutions
-  // are slower than its fp32 ones until the depth is large (bench/xnnpack_qs8_vs_fp32 on
-  // AVX-512: depth 9 3.3x slower, 32-64 (1x1) 1.1-1.2x slower, 72-144 equal, 576 1.1x faster,
-  // 2304 1.3x faster), while its qs8 fully-connected kernels are 4-8x faster at any size.
-  // 0 quantizes every matched convolution.
-  // Default: 256 on x86-64, 0 elsewhere (ARM's int8 kernels win at every depth).
+  // A dense (group 1) QDQ convolution whose reduction depth per output (C_in * kernel_h *
+  // kernel_w) is below this runs in fp32 between converts. On x86 this XNNPACK snapshot's qs8
+  // dense convolution is 3.3x slower than fp32 at depth 9 (a 3x3 conv of a 1-channel image;
+  // bench/xnnpack_qs8_vs_fp32 on AVX-512) and about even from depth 72; whole networks are
+  // faster kept in qs8 than broken into fp32 islands, whose converts cost more than the shallow
+  // layers lose (mobilenet_v2: all qs8 7.3 ms, depth < 256 in fp32 8.3 ms). Depthwise
+  // convolutions always stay qs8. 0 quantizes every matched convolution.
+  // Default: 16 on x86-64, 0 elsewhere (ARM's int8 kernels win at every depth).
 #if defined(__x86_64__) || defined(__i386__)
-  int64_t min_qs8_conv_depth = 256;
+  int64_t min_qs8_conv_depth = 16;
 #else
   int64_t min_qs8_conv_depth = 0;
 #endif

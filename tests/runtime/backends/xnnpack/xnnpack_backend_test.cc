@@ -970,9 +970,17 @@ TEST_F(XnnpackInt8Test, QdqConvRandom) {
     QParamsConst(b, "y", sy, zy);
     b.Node("QuantizeLinear", {pre_q, "y_s", "y_z"}, {"yq"});
     b.Node("DequantizeLinear", {"yq", "y_s", "y_z"}, {"y"}).Output("y");
-    ExpectQuantParity(b, Inputs(RandomTensor({1, c_in, h, w}, rng)), sy, {"Conv"},
-                      "qconv " + std::to_string(iter));
+    const std::vector<Tensor> inputs = Inputs(RandomTensor({1, c_in, h, w}, rng));
+    ExpectQuantParity(b, inputs, sy, {"Conv"}, "qconv " + std::to_string(iter));
     if (HasFatalFailure()) return;
+    if (depthwise) {
+      // The production policy keeps depthwise convolutions in qs8 at any depth.
+      Result<Graph> g = Prepare(b);
+      ASSERT_TRUE(g.ok());
+      ReportingBackend policy(/*quantized=*/true, xnnpack::CompileOptions().min_qs8_conv_depth);
+      ASSERT_TRUE(RunSegments(*g, inputs, {{&policy, AllNodes(*g)}}).ok());
+      EXPECT_EQ(policy.report.quantized_nodes.size(), 1u) << "depthwise qconv " << iter;
+    }
   }
 }
 
