@@ -5,9 +5,11 @@
 //
 //   models   mobilenet_v2, resnet18, squeezenet1_1 (exported by bench/models/export_torchvision.py)
 //            and cnn28, the 28x28 CNN of tests/testing/models.h (built here, with an int8 QDQ
-//            twin because hybridml has no quantizer yet)
-//   engines  hybridml-xnnpack-fp32, hybridml-xnnpack-int8 (cnn28), hybridml-reference,
-//            hybridml-reference-int8 (cnn28, the int8 oracle), opencv-dnn, libtorch,
+//            twin quantized here so that raw XNNPACK can run the very same int8 network)
+//   engines  hybridml-xnnpack-fp32, hybridml-xnnpack-int8 (cnn28, and the torchvision models
+//            as `hybridml compress --int8` quantized them: <model>.int8.onnx, made by
+//            run_runtime_vs_peers.sh), hybridml-reference,
+//            hybridml-reference-int8 (the int8 oracle), opencv-dnn, libtorch,
 //            libtorch-optimized (torchvision models: + torch::jit::optimize_for_inference),
 //            raw-xnnpack and raw-xnnpack-int8 (cnn28), and hybridml-xnnpack-int8-pt-gemm
 //            (cnn28 int8 with one Gemm weight scale, the quantization raw-xnnpack-int8 runs: this
@@ -1044,11 +1046,12 @@ int Main(int argc, char** argv) {
         "%.3g, logits [%.3g, %.3g]\n",
         r.samples, r.input_min, r.input_max, r.relu_max, r.logits_min, r.logits_max);
   }
-  if (std::any_of(f.models.begin(), f.models.end(),
-                  [](const std::string& m) { return m != kCnn28; })) {
-    std::printf(
-        "int8 rows exist for cnn28 only (hybridml has no quantizer yet for the "
-        "torchvision models)\n");
+  for (const ModelSpec& m : specs) {
+    if (m.name != kCnn28 && m.int8_onnx.empty()) {
+      std::printf("%s: no %s.int8.onnx in the models dir, so no int8 rows (make it with "
+                  "hybridml compress --int8, as run_runtime_vs_peers.sh does)\n",
+                  m.name.c_str(), m.name.c_str());
+    }
   }
 
   std::vector<CellResult> all;

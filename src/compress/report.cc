@@ -101,11 +101,13 @@ std::string FormatReportTable(std::span<const VariantReport> variants) {
     return std::string(s);
   };
   for (const VariantReport& v : variants) {
-    std::snprintf(line, sizeof(line), "%-20s %10lld %12lld %12lld %12lld %12.1f %10s %10s\n",
+    char latency[32] = "-";  // not timed (ReportOptions::iterations 0)
+    if (v.latency_p50_us > 0) std::snprintf(latency, sizeof(latency), "%.1f", v.latency_p50_us);
+    std::snprintf(line, sizeof(line), "%-20s %10lld %12lld %12lld %12lld %12s %10s %10s\n",
                   v.name.substr(0, 20).c_str(), static_cast<long long>(v.params),
                   static_cast<long long>(v.flops), static_cast<long long>(v.onnx_bytes),
-                  static_cast<long long>(v.zstd_bytes), v.latency_p50_us,
-                  percent(v.accuracy).c_str(), percent(v.agreement).c_str());
+                  static_cast<long long>(v.zstd_bytes), latency, percent(v.accuracy).c_str(),
+                  percent(v.agreement).c_str());
     out += line;
   }
   return out;

@@ -4,30 +4,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include "src/train/zoo.h"
+#include "tests/testing/datasets.h"
 
 namespace hml::train {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Three separable blobs in 4-D: class c is centred at 3 * e_c, plus uniform noise.
-std::shared_ptr<data::InMemoryDataset> Blobs(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<float> f;
-  std::vector<int64_t> l;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t c = i % 3;
-    for (int64_t d = 0; d < 4; ++d) {
-      const float noise = static_cast<float>(rng() >> 40) / static_cast<float>(1 << 24) - 0.5f;
-      f.push_back((d == c ? 3.0f : 0.0f) + noise);
-    }
-    l.push_back(c);
-  }
-  return *data::InMemoryDataset::Create({4}, 3, std::move(f), std::move(l));
-}
+using testing::Blobs;
 
 TEST(SweepTest, GridOrderAndDefaults) {
   TrainOptions base;
