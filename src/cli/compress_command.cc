@@ -146,6 +146,11 @@ int RunCompress(const CompressFlags& f) {
       if (!split.ok()) return Fail(split.status());
       calibration_set = split->train;
       eval_set = split->validation;
+      if (eval_set->size() == 0 || calibration_set->size() == 0) {
+        return Fail(InvalidArgumentError(
+            "--data " + f.data + ": " + std::to_string(source->all->size()) +
+            " samples are too few to hold out 10 % for scoring and calibrate on the rest"));
+      }
     }
   } else {
     Result<std::shared_ptr<data::InMemoryDataset>> random =

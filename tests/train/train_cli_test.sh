@@ -56,6 +56,13 @@ check compress-with-data 0 "accuracy on 30 samples of csv" -- "$hml" compress "$
   --data "csv:$tmp/data.csv" --int8 --calibration-samples 32 --iterations 1 -o "$tmp/mlp8.onnx" \
   --json "$tmp/report.json"
 check compress-json 0 '"name":"int8".*"accuracy":0\.[0-9]' -- cat "$tmp/report.json"
+printf 'x0,x1,x2,label\n' > "$tmp/empty.csv"
+check compress-empty-calibration 1 "INVALID_ARGUMENT.*empty.csv: no data rows" -- "$hml" compress \
+  "$tmp/mlp.onnx" --data "csv:$tmp/empty.csv" --int8 -o "$tmp/never.onnx"
+printf 'x0,x1,x2,label\n1,2,3,0\n' > "$tmp/one.csv"
+check compress-too-few-samples 1 "1 samples are too few" -- "$hml" compress "$tmp/mlp.onnx" \
+  --data "csv:$tmp/one.csv" --int8 -o "$tmp/never.onnx"
+check compress-failure-writes-nothing 1 "" -- test -e "$tmp/never.onnx"
 # Magnitude pruning, then fine-tuning that keeps the zeros.
 check prune-for-fine-tuning 0 "sparsity 0.5000" -- "$hml" compress "$tmp/mlp.onnx" \
   --data "csv:$tmp/data.csv" --prune-magnitude 0.5 --iterations 1 -o "$tmp/sparse.onnx"
