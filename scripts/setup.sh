@@ -12,6 +12,8 @@ PACKAGES=(
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
   # command line, JSON, compression
   libcli11-dev nlohmann-json3-dev zlib1g-dev libzstd-dev
+  # OTA: Ed25519 signatures and hashes, the registry's embedded store
+  libsodium-dev libsqlite3-dev
   # data: Fashion-MNIST (training, compression accuracy)
   dataset-fashion-mnist
   # tests and benchmarks
