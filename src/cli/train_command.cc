@@ -46,6 +46,7 @@ struct TrainFlags {
   double alpha = 0.7;
   bool keep_sparsity = false;
   bool resume = false;
+  std::vector<std::string> trainable;
   double width = 1.0;
   // Hyper-parameter sweep (on when any axis is given).
   std::vector<double> sweep_lr;
@@ -123,6 +124,7 @@ Status RunTrain(const TrainFlags& f) {
   }
   options.early_stopping_patience = f.patience;
   options.keep_zero_weights = f.keep_sparsity;
+  options.trainable = f.trainable;
   options.learning_rate = f.lr;
   options.momentum = f.momentum;
   options.weight_decay = f.weight_decay;
@@ -244,6 +246,10 @@ void AddTrainCommand(CLI::App& app, int& exit_code) {
                   "Early stopping: epochs without validation improvement (0 = off)")
       ->capture_default_str();
   cmd->add_flag("!--no-progress", flags->progress, "No progress lines");
+  cmd->add_option("--trainable", flags->trainable,
+                  "Train only parameters whose names start with these prefixes (comma-separated, "
+                  "e.g. logits: fine-tune the last layer)")
+      ->delimiter(',');
   cmd->add_flag("--resume", flags->resume,
                 "Continue the run whose --checkpoint is given (same options), after a kill");
   cmd->add_option("--width", flags->width,

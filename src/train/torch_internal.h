@@ -33,6 +33,13 @@ struct GraphModule::Impl {
   // produces it.
   runtime::ValueId logits = runtime::kNoValue;
   bool training = false;
+  // By value id: parameters Train() holds fixed (TrainOptions::trainable); empty = none. A
+  // BatchNormalization whose scale is frozen normalizes with its running statistics and leaves
+  // them unchanged, as a frozen layer must.
+  std::vector<bool> frozen;
+  bool IsFrozen(runtime::ValueId id) const {
+    return id >= 0 && static_cast<size_t>(id) < frozen.size() && frozen[static_cast<size_t>(id)];
+  }
 
   // Runs the nodes needed for `wanted` on `inputs` (one per graph input) and returns those
   // values. Records gradients unless the caller holds a NoGradGuard. LibTorch errors inside a

@@ -205,7 +205,8 @@ Result<torch::Tensor> RunNode(const GraphModule::Impl& m, const Node& n, const s
     // ONNX: running = running * momentum + batch * (1 - momentum); torch weighs the batch by its
     // momentum.
     const double momentum = 1.0 - n.attrs.GetFloat("momentum", 0.9f);
-    return torch::batch_norm(input(0), input(1), input(2), input(3), input(4), m.training,
+    const bool batch_statistics = m.training && !m.IsFrozen(n.inputs[1]);
+    return torch::batch_norm(input(0), input(1), input(2), input(3), input(4), batch_statistics,
                              momentum, eps, /*cudnn_enabled=*/false);
   }
   if (op == "Clip") {

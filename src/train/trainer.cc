@@ -241,6 +241,31 @@ Result<double> EvaluateImpl(GraphModule::Impl& m, const data::Dataset& d, int64_
   return static_cast<double>(correct) / static_cast<double>(d.size());
 }
 
+// By value id: the parameters that `trainable` (name prefixes; empty = all) leaves fixed.
+Result<std::vector<bool>> FrozenValues(const GraphModule::Impl& m,
+                                       const std::vector<std::string>& trainable) {
+  std::vector<bool> frozen;
+  if (trainable.empty()) return frozen;
+  frozen.assign(m.graph.values.size(), false);
+  std::vector<bool> used(trainable.size(), false);
+  for (ValueId id : m.parameter_ids) {
+    const std::string& name = m.graph.value(id).name;
+    bool train = false;
+    for (size_t k = 0; k < trainable.size(); ++k) {
+      if (name.compare(0, trainable[k].size(), trainable[k]) == 0) train = used[k] = true;
+    }
+    frozen[static_cast<size_t>(id)] = !train;
+  }
+  for (size_t k = 0; k < trainable.size(); ++k) {
+    if (used[k]) continue;
+    std::string names;
+    for (ValueId id : m.parameter_ids) names += (names.empty() ? "" : ", ") + m.graph.value(id).name;
+    return InvalidArgumentError("train: no parameter name starts with '" + trainable[k] +
+                                "' (parameters: " + names + ")");
+  }
+  return frozen;
+}
+
 // What resuming needs besides the module and the optimizer.
 struct LoopState {
   int epoch = 0;  // the last completed epoch
@@ -259,7 +284,8 @@ std::string OptionsFingerprint(const TrainOptions& o) {
     << ", epochs " << o.epochs << ", seed " << o.seed << ", crop " << o.augment.crop_padding
     << ", flip " << o.augment.horizontal_flip << ", patience " << o.early_stopping_patience
     << ", distill " << o.distill.enabled() << " T " << o.distill.temperature << " alpha "
-    << o.distill.alpha;
+    << o.distill.alpha << ", keep zeros " << o.keep_zero_weights << ", trainable";
+  for (const std::string& t : o.trainable) s << " " << t;
   return s.str();
 }
 
@@ -455,18 +481,34 @@ Result<TrainReport> Train(GraphModule& module, const data::Dataset& train, const
   if (options.distill.enabled()) {
     HML_RETURN_IF_ERROR(CheckTeacher(m, options.distill.teacher->impl(), train));
   }
+  HML_ASSIGN_OR_RETURN(std::vector<bool> frozen, FrozenValues(m, options.trainable));
+  // Parameters are frozen for this call only.
+  struct Unfreeze {
+    GraphModule::Impl& m;
+    ~Unfreeze() {
+      for (torch::Tensor& p : m.parameters) p.set_requires_grad(true);
+      m.frozen.clear();
+    }
+  } unfreeze{m};
   try {
     torch::set_num_threads(options.num_threads);
     torch::manual_seed(options.seed);
+    m.frozen = frozen;
+    std::vector<torch::Tensor> trained;
+    for (size_t i = 0; i < m.parameters.size(); ++i) {
+      const bool fixed = m.IsFrozen(m.parameter_ids[i]);
+      m.parameters[i].set_requires_grad(!fixed);
+      if (!fixed) trained.push_back(m.parameters[i]);
+    }
     std::unique_ptr<torch::optim::Optimizer> optimizer;
     if (options.optimizer == OptimizerKind::kSgd) {
       optimizer = std::make_unique<torch::optim::SGD>(
-          m.parameters, torch::optim::SGDOptions(options.learning_rate)
+          trained, torch::optim::SGDOptions(options.learning_rate)
                             .momentum(options.momentum)
                             .weight_decay(options.weight_decay));
     } else {
       optimizer = std::make_unique<torch::optim::Adam>(
-          m.parameters, torch::optim::AdamOptions(options.learning_rate)
+          trained, torch::optim::AdamOptions(options.learning_rate)
                             .weight_decay(options.weight_decay));
     }
     // Masks of the weights whose zeros must survive (keep_zero_weights), by parameter index.

@@ -107,6 +107,11 @@ struct TrainOptions {
   // fine-tuning after magnitude pruning, whose sparsity the optimizer would otherwise undo.
   // Default: false.
   bool keep_zero_weights = false;
+  // Name prefixes of the parameters to train (e.g. {"logits"} fine-tunes only the last layer);
+  // the others stay fixed, and a BatchNormalization with fixed parameters keeps its running
+  // statistics. Empty = train everything. kInvalidArgument (listing the parameters) when a
+  // prefix matches none. Default: empty.
+  std::vector<std::string> trainable;
   // Where the trainer writes its whole state after every epoch (weights, BatchNorm statistics,
   // optimizer moments, the epoch, both random streams, early stopping's best so far), replaced
   // atomically, so a killed run loses at most the epoch in progress. Empty = none.

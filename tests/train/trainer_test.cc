@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include "hml/runtime/model.h"
@@ -244,6 +245,57 @@ TEST(TrainerTest, EarlyStoppingKeepsTheBestEpochsWeights) {
   ASSERT_TRUE(acc.ok());
   EXPECT_DOUBLE_EQ(*acc, best);  // the module holds the best epoch's weights
   EXPECT_THAT(lines.back(), HasSubstr("early stop"));
+}
+
+// The exported graph's float constants by name.
+std::map<std::string, std::vector<float>> WeightsByName(GraphModule& m) {
+  auto g = m.ExportGraph();
+  EXPECT_TRUE(g.ok());
+  std::map<std::string, std::vector<float>> out;
+  for (const runtime::Value& v : g->values) {
+    if (!v.is_constant() || v.constant->dtype() != DType::kFloat32) continue;
+    auto s = v.constant->values<float>();
+    out[v.name] = std::vector<float>(s.begin(), s.end());
+  }
+  return out;
+}
+
+TEST(TrainerTest, TrainableRestrictsTrainingToTheNamedLayers) {
+  const runtime::Graph graph = *BuildCnn({1, 8, 8}, {4}, 8, 0.0f, 2, 51);
+  auto data = TopBottom(100, 52);
+  auto module = GraphModule::Create(graph);
+  ASSERT_TRUE(module.ok());
+  const auto before = WeightsByName(**module);
+  TrainOptions options;
+  options.batch_size = 16;
+  options.learning_rate = 0.05;
+  options.trainable = {"logits"};
+  ASSERT_TRUE(Train(**module, *data, nullptr, options).ok());
+  const auto after = WeightsByName(**module);
+  int changed = 0;
+  for (const auto& [name, values] : before) {
+    if (name.rfind("logits", 0) == 0) {
+      changed += values != after.at(name);
+    } else {
+      // Conv, BatchNorm scale/bias AND running statistics, fc1: bit-identical.
+      EXPECT_EQ(values, after.at(name)) << name;
+    }
+  }
+  EXPECT_EQ(changed, 2);  // logits.weight and logits.bias
+
+  // Freezing lasts one call: training again without the option moves every layer.
+  options.trainable.clear();
+  ASSERT_TRUE(Train(**module, *data, nullptr, options).ok());
+  const auto again = WeightsByName(**module);
+  for (const char* name : {"conv1.weight", "conv1.bn.mean", "fc1.weight"}) {
+    EXPECT_NE(after.at(name), again.at(name)) << name;
+  }
+
+  options.trainable = {"logits", "nothing"};
+  Result<TrainReport> bad = Train(**module, *data, nullptr, options);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("'nothing'"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("conv1.weight"));
 }
 
 TEST(TrainerTest, ResumeAfterAKillEqualsAnUninterruptedRun) {
