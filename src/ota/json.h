@@ -10,10 +10,13 @@
 #ifndef HML_SRC_OTA_JSON_H_
 #define HML_SRC_OTA_JSON_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -46,7 +49,8 @@ class Json {
   bool is_array() const { return type() == Type::kArray; }
   bool is_object() const { return type() == Type::kObject; }
 
-  // REQUIRES: the matching type (checked by assert in debug builds).
+  // REQUIRES: the matching type. A mismatch is a bug: std::get throws, or aborts in device builds
+  // (-fno-exceptions). Use the typed getters below for values from outside.
   bool as_bool() const { return std::get<bool>(value_); }
   int64_t as_int() const { return std::get<int64_t>(value_); }
   const std::string& as_string() const { return std::get<std::string>(value_); }
@@ -89,16 +93,24 @@ struct JsonLimits {
 
 // Parses one JSON value (RFC 8259) surrounded by optional whitespace. Integers must fit in
 // int64; fractions and exponents are rejected. Strings must be valid UTF-8; \u escapes (with
-// surrogate pairs) are decoded to UTF-8. Errors (kInvalidArgument) name the byte offset and
-// what was wrong: text beyond max_bytes (checked first), nesting beyond max_depth, a duplicate
-// object key, a number that is not an integer or does not fit, invalid UTF-8, trailing bytes.
+// surrogate pairs) are decoded to UTF-8. Every error names the byte offset and what was wrong:
+// kResourceExhausted for text beyond max_bytes (checked first, before any parsing) and nesting
+// beyond max_depth (checked before descending, so deep input cannot exhaust the stack);
+// kInvalidArgument for everything else: a syntax error, a duplicate object key, a number that is
+// not an integer or does not fit, invalid UTF-8, a lone surrogate escape, an unescaped control
+// character in a string, trailing bytes.
 Result<Json> ParseJson(std::string_view text, const JsonLimits& limits = {});
 
 // The canonical form: no whitespace, object keys in byte order, strings with only '"' and '\'
-// escaped (every other byte, control characters included, written as is).
+// escaped (every other byte, control characters included, written as is). Because control
+// characters stay raw, the canonical form of a string holding one is not strict JSON and
+// ParseJson rejects it; it is meant for signing, not for parsing back.
 std::string CanonicalJson(const Json& value);
 
-// Indented text for people (files on disk, CLI output); parses back to the same value.
+// Indented text for people (files on disk, CLI output), with standard JSON escapes (control
+// characters as \n, \t, ... or \u00XX); `indent` spaces per level (negative counts as 0).
+// ParseJson reads it back to the same value when every string is valid UTF-8 (which holds for
+// any value ParseJson produced).
 std::string PrettyJson(const Json& value, int indent = 2);
 
 }  // namespace hml::ota
