@@ -113,9 +113,18 @@ class OtaClientTest : public ::testing::Test {
     EXPECT_EQ(client_->trusted().targets()->version, tg);
     EXPECT_EQ(client_->trusted().root().version, root);
   }
-  // Signs `meta` as role `role` with `keys` and serves it as `name`.
+  // Signs `meta` with `keys` and serves it as `name`.
   void ServeSigned(const std::string& name, const Json& meta, std::span<const KeyPair> keys) {
     fetcher_.files[name] = SignEnvelope(meta, keys).Serialize();
+  }
+  // Serves `snap` and a newer timestamp naming it (version only), both signed with the
+  // repository's real keys: what an attacker holding those keys could serve.
+  void ServeSnapshotAndTimestamp(const SnapshotMeta& snap) {
+    ServeSigned("snapshot.json", snap.ToJson(), repo_->signers(Role::kSnapshot).keys);
+    TimestampMeta ts = repo_->timestamp();
+    ts.version += 1;
+    ts.snapshot = {snap.version, -1, ""};
+    ServeSigned("timestamp.json", ts.ToJson(), repo_->signers(Role::kTimestamp).keys);
   }
 
   std::string dir_;
@@ -234,11 +243,7 @@ TEST_F(OtaClientTest, OlderTimestampSnapshotOrTargetsAreRejected) {
   snap.meta["targets.json"].version -= 1;
   snap.meta["targets.json"].length = -1;
   snap.meta["targets.json"].sha256.clear();
-  ServeSigned("snapshot.json", snap.ToJson(), repo_->signers(Role::kSnapshot).keys);
-  TimestampMeta ts2 = repo_->timestamp();
-  ts2.version += 1;
-  ts2.snapshot = {snap.version, -1, ""};
-  ServeSigned("timestamp.json", ts2.ToJson(), repo_->signers(Role::kTimestamp).keys);
+  ServeSnapshotAndTimestamp(snap);
   ExpectRefused(StatusCode::kFailedPrecondition, "'targets.json' version");
 }
 
@@ -367,11 +372,7 @@ TEST_F(OtaClientTest, TargetNamesThatEscapeAreRejected) {
   SnapshotMeta snap = repo_->snapshot();
   snap.version += 1;
   snap.meta["targets.json"] = {repo_->targets().version + 1, -1, ""};
-  ServeSigned("snapshot.json", snap.ToJson(), repo_->signers(Role::kSnapshot).keys);
-  TimestampMeta ts = repo_->timestamp();
-  ts.version += 1;
-  ts.snapshot = {snap.version, -1, ""};
-  ServeSigned("timestamp.json", ts.ToJson(), repo_->signers(Role::kTimestamp).keys);
+  ServeSnapshotAndTimestamp(snap);
   ExpectRefused(StatusCode::kInvalidArgument, "'../escape.onnx'");
 }
 
