@@ -572,17 +572,15 @@ Result<Graph> QuantizeStatic(const Graph& fp32, const CalibrationSet& data,
       }
     }
     HML_ASSIGN_OR_RETURN(auto ids, param_values(p, name));
-    // Short generated names (node name = its output's name): on a small model they are a
-    // noticeable part of the file.
+    // Short generated names, and no node names (optional in ONNX; a node is found by its output):
+    // on a small model names are a noticeable part of the file.
     const ValueId q = add_value(name + "_q", DType::kInt8, g.value(v));
     const ValueId dq = add_value(name + "_dq", DType::kFloat32, g.value(v));
     Node qn;
-    qn.name = g.value(q).name;
     qn.op_type = "QuantizeLinear";
     qn.inputs = {source, ids.first, ids.second};
     qn.outputs = {q};
     Node dqn;
-    dqn.name = g.value(dq).name;
     dqn.op_type = "DequantizeLinear";
     dqn.inputs = {q, ids.first, ids.second};
     dqn.outputs = {dq};
@@ -616,7 +614,6 @@ Result<Graph> QuantizeStatic(const Graph& fp32, const CalibrationSet& data,
     const ValueId wdq = add_value(wname + "_dq", DType::kFloat32, w_like);
     // Symmetric: no zero point input (it defaults to 0 of the int8 input's type).
     Node dqn;
-    dqn.name = g.value(wdq).name;
     dqn.op_type = "DequantizeLinear";
     dqn.inputs = {wq_id, ws_id};
     dqn.outputs = {wdq};
@@ -661,7 +658,6 @@ Result<Graph> QuantizeStatic(const Graph& fp32, const CalibrationSet& data,
       const ValueId bs_id = add_constant(bname + "_scale", std::move(bst));
       const ValueId bdq = add_value(bname + "_dq", DType::kFloat32, b_like);
       Node bn;
-      bn.name = g.value(bdq).name;
       bn.op_type = "DequantizeLinear";
       bn.inputs = {bq_id, bs_id};
       bn.outputs = {bdq};
