@@ -8,10 +8,10 @@
 #include <cerrno>
 #include <cstring>
 
-namespace hml {
-namespace {
+#include "src/base/errno_status.h"
 
-// The one translation of errno into a Status.
+namespace hml {
+
 Status ErrnoStatus(int err, const std::string& what) {
   std::string msg = what + ": " + std::strerror(err);
   switch (err) {
@@ -37,6 +37,8 @@ Status ErrnoStatus(int err, const std::string& what) {
       return UnknownError(msg);
   }
 }
+
+namespace {
 
 class PosixEnv final : public Env {
  public:
