@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "src/base/errno_status.h"
+#include "src/base/file_util.h"
 
 namespace hml {
 
@@ -29,6 +30,8 @@ Status ErrnoStatus(int err, const std::string& what) {
       return ResourceExhaustedError(msg);
     case EEXIST:
       return AlreadyExistsError(msg);
+    case ENOTEMPTY:
+      return FailedPreconditionError(msg);
     case EISDIR:
     case EINVAL:
     case ENAMETOOLONG:
@@ -80,41 +83,7 @@ class PosixEnv final : public Env {
   }
 
   Status WriteFileAtomic(const std::string& path, std::string_view data) override {
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return ErrnoStatus(errno, "create '" + tmp + "'");
-    size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        const int err = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        return ErrnoStatus(err, "write '" + tmp + "'");
-      }
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus(err, "fsync '" + tmp + "'");
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      const int err = errno;
-      ::unlink(tmp.c_str());
-      return ErrnoStatus(err, "rename '" + tmp + "' to '" + path + "'");
-    }
-    const size_t slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-    return Status::Ok();
+    return hml::WriteFileAtomic(path, data, AtomicWriteOptions{});
   }
 
   bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "hml/env.h"
+#include "src/base/file_util.h"
 #include "src/ota/crypto.h"
 #include "src/ota/delta.h"
 #include "src/ota/json.h"
@@ -15,6 +16,19 @@ namespace {
 
 // The active pointer is a few hundred bytes; anything near this limit is not one.
 constexpr int64_t kMaxStateBytes = int64_t{1} << 20;
+
+// The suffix of the temporary files of the updater's atomic writes: fixed (not per process), so
+// a crash leaves at most one per file and Cleanup recognizes it.
+constexpr std::string_view kTempSuffix = ".tmp";
+
+// Options of the updater's atomic writes: kTempSuffix, and the fault hook with `step_prefix`.
+AtomicWriteOptions WriteOptions(const FaultHook& fault, std::string_view step_prefix) {
+  AtomicWriteOptions o;
+  o.temp_suffix = std::string(kTempSuffix);
+  o.fault = fault;
+  o.step_prefix = std::string(step_prefix);
+  return o;
+}
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -333,7 +347,7 @@ Result<UpdateResult> ModelUpdater::CheckForUpdate(const DeviceConditions& condit
 }
 
 Status ModelUpdater::Install(int64_t version, std::string_view bytes, const std::string& sha256) {
-  HML_RETURN_IF_ERROR(WriteFileAtomic(ModelPath(version), bytes, options_.fault, ""));
+  HML_RETURN_IF_ERROR(WriteFileAtomic(ModelPath(version), bytes, WriteOptions(options_.fault, "")));
   State next = state_;
   // The previous version is the last good one: an active version still under watch replaces it
   // only when there is no other (and is otherwise deleted by Cleanup).
@@ -422,7 +436,8 @@ Status ModelUpdater::WriteState(const State& state, std::string_view step_prefix
   ota::Json::Array rejected;
   for (const int64_t v : state.rejected) rejected.emplace_back(v);
   json["rejected"] = std::move(rejected);
-  return WriteFileAtomic(StatePath(), ota::PrettyJson(json), options_.fault, step_prefix);
+  return WriteFileAtomic(StatePath(), ota::PrettyJson(json),
+                         WriteOptions(options_.fault, step_prefix));
 }
 
 Status ModelUpdater::LoadState() {

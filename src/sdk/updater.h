@@ -33,8 +33,8 @@
 
 #include "hml/clock.h"
 #include "hml/status.h"
+#include "src/base/file_util.h"
 #include "src/ota/client.h"
-#include "src/sdk/file_util.h"
 
 namespace hml::sdk {
 

@@ -13,32 +13,17 @@
 #include <map>
 
 #include "src/ota/repository.h"
+#include "tests/testing/ota_fakes.h"
 
 namespace hml::ota {
 namespace {
 
+using ::hml::testing::MapFetcher;
 using ::testing::HasSubstr;
 
 constexpr int64_t kStart = 1'800'000'000;  // 2027-01-15
 
 KeyPair Key(char seed) { return *KeyPair::FromSeed(std::string(32, seed)); }
-
-// Serves a copy of a repository's files; tests replace or add files to attack the client.
-class MapFetcher : public Fetcher {
- public:
-  std::map<std::string, std::string> files;
-  std::vector<std::string> fetched;
-  Result<std::string> Fetch(const std::string& name, int64_t max_bytes) override {
-    fetched.push_back(name);
-    auto it = files.find(name);
-    if (it == files.end()) return NotFoundError("no file '" + name + "'");
-    if (static_cast<int64_t>(it->second.size()) > max_bytes) {
-      return ResourceExhaustedError("'" + name + "' exceeds " + std::to_string(max_bytes) +
-                                    " bytes");
-    }
-    return it->second;
-  }
-};
 
 // A server that streams `name` forever: it produces bytes until the client's limit stops it.
 class EndlessFetcher : public Fetcher {

@@ -20,10 +20,12 @@
 #include "src/ota/repository.h"
 #include "src/ota/rollout.h"
 #include "tests/testing/models.h"
+#include "tests/testing/ota_fakes.h"
 
 namespace hml::sdk {
 namespace {
 
+using ::hml::testing::MapFetcher;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
@@ -49,22 +51,6 @@ std::string Blob(size_t size, uint32_t seed) {
 std::string TargetPath(int64_t version) {
   return "targets/" + std::string(kModel) + "/" + std::to_string(version) + ".onnx";
 }
-
-// Serves metadata files from a map, as client_test's MapFetcher does.
-class MapFetcher : public ota::Fetcher {
- public:
-  std::map<std::string, std::string> files;
-  std::vector<std::string> fetched;
-  Result<std::string> Fetch(const std::string& name, int64_t max_bytes) override {
-    fetched.push_back(name);
-    auto it = files.find(name);
-    if (it == files.end()) return NotFoundError("no file '" + name + "'");
-    if (static_cast<int64_t>(it->second.size()) > max_bytes) {
-      return ResourceExhaustedError("'" + name + "' exceeds " + std::to_string(max_bytes));
-    }
-    return it->second;
-  }
-};
 
 // Serves model files by range from a map and records every request. Can lose the connection
 // after some bytes, take time per request, or misbehave by sending more than asked.

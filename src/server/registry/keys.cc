@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "src/base/file_util.h"
 #include "src/ota/crypto.h"
-#include "src/server/registry/file_util.h"
 #include "src/server/registry/registry.h"
 
 namespace hml::server {
@@ -19,6 +19,13 @@ constexpr ota::Role kRoles[] = {ota::Role::kRoot, ota::Role::kTargets, ota::Role
 constexpr int kKeyFileMode = 0600;
 // A key file holds a handful of 65-byte lines; anything much larger is not a key file.
 constexpr int64_t kMaxKeyFileBytes = 64 * 1024;
+
+// Key files are secrets: created kKeyFileMode from the start, never readable by others.
+AtomicWriteOptions KeyFileWriteOptions() {
+  AtomicWriteOptions o;
+  o.mode = kKeyFileMode;
+  return o;
+}
 
 // One line per key: the hex of its 32-byte seed.
 std::string KeyFileText(const std::vector<ota::KeyPair>& keys) {
@@ -92,7 +99,7 @@ Status InitKeyDir(const std::string& dir) {
   }
   for (size_t i = 0; i < std::size(kRoles); ++i) {
     const Status s =
-        WriteFileAtomicWithMode(KeyFilePath(dir, kRoles[i]), KeyFileText({keys[i]}), kKeyFileMode);
+        WriteFileAtomic(KeyFilePath(dir, kRoles[i]), KeyFileText({keys[i]}), KeyFileWriteOptions());
     if (!s.ok()) {
       // Leave no partial key set behind: a later `keys init` would refuse to complete it.
       for (size_t j = 0; j < i; ++j) (void)RemoveFile(KeyFilePath(dir, kRoles[j]));
@@ -137,7 +144,7 @@ Status RotateRoleKey(Registry& registry, const std::string& dir, ota::Role role)
   const std::string path = KeyFilePath(dir, role);
   const std::string staged = path + ".new";
   HML_ASSIGN_OR_RETURN(ota::KeyPair key, ota::KeyPair::Generate());
-  HML_RETURN_IF_ERROR(WriteFileAtomicWithMode(staged, KeyFileText({key}), kKeyFileMode));
+  HML_RETURN_IF_ERROR(WriteFileAtomic(staged, KeyFileText({key}), KeyFileWriteOptions()));
   ota::RoleSigners signers;
   signers.keys.push_back(std::move(key));
   signers.threshold = 1;

@@ -173,7 +173,9 @@ Status Registry::Apply(ota::Repository staged,
       const Status s = RemoveFile(b.path);
       if (!s.ok()) failures += "; " + s.ToString();
     }
-    for (auto it = created_dirs.rbegin(); it != created_dirs.rend(); ++it) RemoveEmptyDir(*it);
+    for (auto it = created_dirs.rbegin(); it != created_dirs.rend(); ++it) {
+      (void)RemoveEmptyDir(*it);
+    }
     if (failures.empty()) return cause;
     return DataLossError(cause.ToString() +
                          "; restoring the registry's files failed as well, so repo/ may not "

@@ -39,9 +39,9 @@
 #include "hml/clock.h"
 #include "hml/env.h"
 #include "hml/status.h"
+#include "src/base/file_util.h"
 #include "src/ota/delta.h"
 #include "src/ota/repository.h"
-#include "src/server/registry/file_util.h"
 #include "src/server/registry/keys.h"
 #include "src/server/registry/store.h"
 
