@@ -2,6 +2,7 @@
 #include "src/ota/repository.h"
 
 #include <set>
+#include <type_traits>
 #include <utility>
 
 namespace hml::ota {
@@ -276,31 +277,20 @@ Result<Repository> Repository::Load(Env& env, const std::string& repo_dir, RoleS
   r.files_["root.json"] = root_bytes;
   r.files_[std::to_string(r.root_.version) + ".root.json"] = std::move(root_bytes);
 
-  std::string bytes;
-  HML_ASSIGN_OR_RETURN(const Envelope targets_env,
-                       ReadRoleFile(env, repo_dir, Role::kTargets, &r.root_, &bytes));
-  Result<TargetsMeta> targets_meta = TargetsMeta::FromJson(targets_env.signed_part);
-  if (!targets_meta.ok()) return targets_meta.status().WithContext(repo_dir + "/targets.json");
-  r.targets_ = std::move(*targets_meta);
-  r.files_["targets.json"] = std::move(bytes);
-
-  HML_ASSIGN_OR_RETURN(const Envelope snapshot_env,
-                       ReadRoleFile(env, repo_dir, Role::kSnapshot, &r.root_, &bytes));
-  Result<SnapshotMeta> snapshot_meta = SnapshotMeta::FromJson(snapshot_env.signed_part);
-  if (!snapshot_meta.ok()) {
-    return snapshot_meta.status().WithContext(repo_dir + "/snapshot.json");
-  }
-  r.snapshot_ = std::move(*snapshot_meta);
-  r.files_["snapshot.json"] = std::move(bytes);
-
-  HML_ASSIGN_OR_RETURN(const Envelope timestamp_env,
-                       ReadRoleFile(env, repo_dir, Role::kTimestamp, &r.root_, &bytes));
-  Result<TimestampMeta> timestamp_meta = TimestampMeta::FromJson(timestamp_env.signed_part);
-  if (!timestamp_meta.ok()) {
-    return timestamp_meta.status().WithContext(repo_dir + "/timestamp.json");
-  }
-  r.timestamp_ = std::move(*timestamp_meta);
-  r.files_["timestamp.json"] = std::move(bytes);
+  // Each role file: signed by the role's keys in the loaded root, parsed as its metadata.
+  auto load = [&](Role role, auto* meta) -> Status {
+    std::string bytes;
+    HML_ASSIGN_OR_RETURN(const Envelope e, ReadRoleFile(env, repo_dir, role, &r.root_, &bytes));
+    const std::string file = std::string(RoleName(role)) + ".json";
+    auto parsed = std::remove_pointer_t<decltype(meta)>::FromJson(e.signed_part);
+    if (!parsed.ok()) return parsed.status().WithContext(repo_dir + "/" + file);
+    *meta = std::move(*parsed);
+    r.files_[file] = std::move(bytes);
+    return Status::Ok();
+  };
+  HML_RETURN_IF_ERROR(load(Role::kTargets, &r.targets_));
+  HML_RETURN_IF_ERROR(load(Role::kSnapshot, &r.snapshot_));
+  HML_RETURN_IF_ERROR(load(Role::kTimestamp, &r.timestamp_));
   return r;
 }
 
