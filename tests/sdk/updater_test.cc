@@ -6,10 +6,15 @@
 // failing case checks that the active model is still the one it was.
 #include "src/sdk/updater.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <set>
@@ -646,6 +651,129 @@ TEST_P(UpdaterCrashTest, CrashLeavesTheOldModelActive) {
 
 INSTANTIATE_TEST_SUITE_P(EachStep, UpdaterCrashTest, ::testing::ValuesIn(kInstallSteps),
                          [](const auto& info) { return std::string(info.param); });
+
+// The same with a real kill: a child process runs the update and SIGKILLs itself at the step
+// (no destructors, no cleanup, buffers as the kernel has them); the parent then opens the
+// install directory as a restarted app would.
+TEST_P(UpdaterCrashTest, KillAtTheStepLeavesTheOldOrTheNewModelNeverAMix) {
+  const std::string step(GetParam());
+  const std::string v1 = Blob(60000, 1), v2 = Blob(60000, 2);
+  {
+    std::unique_ptr<ModelUpdater> u = InstallGoodV1(v1);
+    ASSERT_NE(u, nullptr);
+  }
+  Publish(2, v2, {{"stable", 100}});
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    UpdaterOptions options = Options();
+    options.fault = [step](std::string_view at) {
+      if (at == step) raise(SIGKILL);
+      return Status::Ok();
+    };
+    auto u = ModelUpdater::Open(options, shipped_root_, fetcher_, source_, *clock_);
+    if (u.ok()) (void)(*u)->CheckForUpdate({.unmetered = true}, false);
+    _exit(0);  // not reached when the step ran
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << "the child was not killed";
+  std::unique_ptr<ModelUpdater> u = Open();
+  ASSERT_NE(u, nullptr);
+  const std::string active = ActiveBytes(*u);
+  EXPECT_TRUE(active == v1 || active == v2) << "neither version is active";
+  EXPECT_EQ(active, step == "cleanup" ? v2 : v1);
+  for (const std::string& name : Listing()) EXPECT_FALSE(name.ends_with(".tmp")) << name;
+  ASSERT_TRUE(Check(*u).ok());
+  EXPECT_EQ(ActiveBytes(*u), v2);
+}
+
+// Attacks seen through the updater: each check fails with its error kind, the trusted metadata
+// file stays byte-identical (except when only the model file was attacked: then the metadata is
+// genuine and is trusted) and the active model stays version 1.
+struct MetadataAttack {
+  const char* name;
+  StatusCode code;
+  std::function<void(UpdaterTest&)> apply;
+  bool metadata_genuine = false;
+};
+
+class UpdaterMetadataAttackTest : public UpdaterTest,
+                                  public ::testing::WithParamInterface<MetadataAttack> {
+ public:
+  MapFetcher& fetcher() { return fetcher_; }
+  MapSource& source() { return source_; }
+  ota::Repository& repo() { return *repo_; }
+  ManualClock& clock() { return *clock_; }
+};
+
+TEST_P(UpdaterMetadataAttackTest, RefusedWithTrustedFilesAndActiveModelUnchanged) {
+  const std::string v1 = Blob(30000, 1);
+  std::unique_ptr<ModelUpdater> u = InstallGoodV1(v1);
+  ASSERT_NE(u, nullptr);
+  const std::string trusted_path = Path("student.trust/trusted.json");
+  const std::string trusted = *DefaultEnv()->ReadFile(trusted_path);
+  clock_->Advance(int64_t{600} * 1'000'000'000);
+  Publish(2, Blob(30000, 2), {{"stable", 100}});
+  GetParam().apply(*this);
+  Result<UpdateResult> r = Check(*u);
+  EXPECT_EQ(r.status().code(), GetParam().code) << r.status().ToString();
+  if (!GetParam().metadata_genuine) {
+    EXPECT_EQ(*DefaultEnv()->ReadFile(trusted_path), trusted);
+  }
+  EXPECT_EQ(ActiveBytes(*u), v1);
+  EXPECT_EQ(u->active_version(), 1);
+}
+
+const MetadataAttack kMetadataAttacks[] = {
+    {"TimestampByUnknownKey", StatusCode::kUnauthenticated,
+     [](UpdaterTest& t) {
+       auto& self = static_cast<UpdaterMetadataAttackTest&>(t);
+       ota::TimestampMeta ts = self.repo().timestamp();
+       ts.version += 1;
+       const ota::KeyPair attacker = Key('a');
+       self.fetcher().files["timestamp.json"] =
+           ota::SignEnvelope(ts.ToJson(), {&attacker, 1}).Serialize();
+     }},
+    {"NewTimestampOldSnapshot", StatusCode::kDataLoss,
+     [](UpdaterTest& t) {
+       auto& self = static_cast<UpdaterMetadataAttackTest&>(t);
+       // The snapshot of the repository before version 2: its hash is not the timestamp's.
+       ota::SnapshotMeta snap = self.repo().snapshot();
+       snap.version -= 1;
+       self.fetcher().files["snapshot.json"] =
+           ota::SignEnvelope(snap.ToJson(), self.repo().signers(ota::Role::kSnapshot).keys)
+               .Serialize();
+     }},
+    {"FrozenExpiredMetadata", StatusCode::kDeadlineExceeded,
+     [](UpdaterTest& t) {
+       auto& self = static_cast<UpdaterMetadataAttackTest&>(t);
+       self.clock().Advance(int64_t{3} * 86400 * 1'000'000'000);  // past the timestamp's day
+     }},
+    {"EndlessTimestamp", StatusCode::kResourceExhausted,
+     [](UpdaterTest& t) {
+       auto& self = static_cast<UpdaterMetadataAttackTest&>(t);
+       self.fetcher().files["timestamp.json"] = std::string(int64_t{3} << 20, ' ');
+     }},
+    {"RootSkippingAVersion", StatusCode::kFailedPrecondition,
+     [](UpdaterTest& t) {
+       auto& self = static_cast<UpdaterMetadataAttackTest&>(t);
+       ota::RootMeta root = self.repo().root();
+       root.version = 3;
+       self.fetcher().files["2.root.json"] =
+           ota::SignEnvelope(root.ToJson(), self.repo().signers(ota::Role::kRoot).keys)
+               .Serialize();
+     }},
+    {"ReplacedModelBytes", StatusCode::kDataLoss,
+     [](UpdaterTest& t) {
+       auto& self = static_cast<UpdaterMetadataAttackTest&>(t);
+       self.source().files["targets/student/2.onnx"] = Blob(30000, 99);
+     },
+     /*metadata_genuine=*/true},
+};
+
+INSTANTIATE_TEST_SUITE_P(Attacks, UpdaterMetadataAttackTest, ::testing::ValuesIn(kMetadataAttacks),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(UpdaterTest, EveryInstallStepIsAFaultPoint) {
   Publish(1, Blob(30000, 1), {{"stable", 100}});
