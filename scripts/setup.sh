@@ -14,6 +14,8 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev zlib1g-dev libzstd-dev
   # OTA: Ed25519 signatures and hashes, the registry's embedded store
   libsodium-dev libsqlite3-dev
+  # cloud server: gRPC, HTTP, TLS; tests talk to it with curl and scrape it with Prometheus
+  libgrpc++-dev protobuf-compiler-grpc libcpp-httplib-dev libssl-dev curl prometheus
   # data: Fashion-MNIST (training, compression accuracy)
   dataset-fashion-mnist
   # tests and benchmarks
