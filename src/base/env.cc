@@ -1,10 +1,13 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "hml/env.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -64,9 +67,15 @@ class PosixEnv final : public Env {
                                     " bytes, more than the limit of " +
                                     std::to_string(max_bytes));
     }
-    std::string data(static_cast<size_t>(st.st_size), '\0');
+    // Read to end of file, not to st_size: files whose size the kernel does not know (procfs
+    // reports 0) or that grow while read are read whole, still within max_bytes.
+    std::string data(static_cast<size_t>(std::max<off_t>(st.st_size, 4096)), '\0');
     size_t done = 0;
-    while (done < data.size()) {
+    while (true) {
+      if (done == data.size()) {
+        if (static_cast<int64_t>(done) > max_bytes) break;
+        data.resize(std::min<size_t>(data.size() * 2, static_cast<size_t>(max_bytes) + 1));
+      }
       const ssize_t n = ::read(fd, data.data() + done, data.size() - done);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -78,6 +87,10 @@ class PosixEnv final : public Env {
       done += static_cast<size_t>(n);
     }
     ::close(fd);
+    if (static_cast<int64_t>(done) > max_bytes) {
+      return ResourceExhaustedError("'" + path + "' grew past the limit of " +
+                                    std::to_string(max_bytes) + " bytes while read");
+    }
     data.resize(done);
     return data;
   }

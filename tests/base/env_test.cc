@@ -47,5 +47,14 @@ TEST(EnvTest, SizeLimitCheckedBeforeReading) {
   EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
 }
 
+TEST(EnvTest, FilesWithoutAKnownSizeAreReadToTheirEnd) {
+  // procfs reports size 0; the read must go to end of file, and still respect the limit.
+  auto stat = DefaultEnv()->ReadFile("/proc/self/stat");
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  EXPECT_GT(stat->size(), 20u);
+  auto maps = DefaultEnv()->ReadFile("/proc/self/maps", 16);
+  EXPECT_EQ(maps.status().code(), StatusCode::kResourceExhausted);
+}
+
 }  // namespace
 }  // namespace hml

@@ -1,8 +1,6 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/server/metrics/metrics.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +10,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "hml/env.h"
 #include "src/base/errno_status.h"
 #include "src/base/file_util.h"
 
@@ -124,30 +123,9 @@ std::array<std::string, 5> ProcessBlocks(const ProcessStats& stats) {
   return blocks;
 }
 
-// Reads a procfs file to its end. Env::ReadFile does not fit: procfs reports size 0 in stat.
+// A procfs file, read to its end (Env::ReadFile does not trust procfs's size of 0).
 Result<std::string> ReadProcFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "open '" + path + "'");
-  std::string data;
-  char buf[4096];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return ErrnoStatus(err, "read '" + path + "'");
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-    if (data.size() > kMaxProcFileBytes) {
-      ::close(fd);
-      return ResourceExhaustedError("'" + path + "' is larger than " +
-                                    std::to_string(kMaxProcFileBytes) + " bytes");
-    }
-  }
-  ::close(fd);
-  return data;
+  return DefaultEnv()->ReadFile(path, kMaxProcFileBytes);
 }
 
 Result<uint64_t> ParseUint(std::string_view text, const std::string& path, std::string_view what) {
