@@ -1,0 +1,88 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// The HTTP front end: the Open Inference Protocol v2 REST endpoints over an InferenceBackend,
+// Prometheus `/metrics`, `/healthz`, and the OTA repository files (`/ota/<target path>`) with
+// Range support. Plain HTTP only: TLS is not implemented yet, which is why `hybridml serve`
+// demands --insecure.
+//
+//   GET  /v2                                           server metadata
+//   GET  /v2/health/live, /v2/health/ready             200 or 503
+//   GET  /v2/models/{name}[/versions/{v}]              model metadata
+//   GET  /v2/models/{name}[/versions/{v}]/ready        200 or 404
+//   POST /v2/models/{name}[/versions/{v}]/infer        v2 JSON (src/server/protocol/v2_json.h)
+//   GET  /metrics                                      text/plain; version=0.0.4
+//   GET  /healthz                                      "ok"
+//   GET  /ota/{path}                                   a file under the repository dir
+//
+// Errors are {"error": "..."} with 400 (bad input), 404 (unknown model/version/file), 413 (body
+// over max_body_bytes, refused from Content-Length before the body is read), 429 with
+// Retry-After in seconds (queue full), 503 (not ready / draining), 504 (deadline from the
+// `Timeout-Ms` request header passed), 500 otherwise.
+//
+// cpp-httplib (Debian's compiled 0.11) is used only in http_server.cc and throws internally;
+// every handler catches at its boundary, so no exception leaves this class.
+//
+// Thread-safe: Start() and Stop() from one controlling thread; handlers run on httplib's pool.
+#ifndef HML_SRC_SERVER_HTTP_HTTP_SERVER_H_
+#define HML_SRC_SERVER_HTTP_HTTP_SERVER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "hml/clock.h"
+#include "hml/status.h"
+#include "src/server/metrics/metrics.h"
+#include "src/server/serving/inference_backend.h"
+
+namespace hml::server {
+
+struct HttpServerOptions {
+  // Address to bind. Default: "127.0.0.1".
+  std::string address = "127.0.0.1";
+  // Port; 0 picks a free one (see HttpServer::port()). Default: 0.
+  int port = 0;
+  // The registry's repo/ directory served under /ota/; empty = no /ota/ endpoint (404).
+  // Default: empty.
+  std::string ota_repo_dir;
+  // Largest request body; larger ones get 413 before they are read. Default: 64 MiB.
+  size_t max_body_bytes = size_t{64} << 20;
+  // Worker threads of the HTTP server. Default: 8.
+  int threads = 8;
+  // The clock of the backend's batchers (Timeout-Ms becomes a deadline in its NowNanos()); must
+  // outlive the server. Default: RealClock().
+  Clock* clock = RealClock();
+
+  // kInvalidArgument naming the field.
+  Status Validate() const;
+};
+
+class HttpServer {
+ public:
+  // `backend` and `metrics` must outlive the server.
+  HttpServer(InferenceBackend& backend, MetricsRegistry& metrics, HttpServerOptions options);
+  // Stops (see Stop()).
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts serving on a background thread. Errors: kInvalidArgument for bad options,
+  // kUnavailable naming the address and port when it cannot bind, kFailedPrecondition when
+  // already started.
+  Status Start();
+  // Stops accepting connections, lets the requests being handled finish, and joins the server
+  // thread. Idempotent.
+  void Stop();
+  // The bound port; 0 before Start().
+  int port() const { return port_; }
+
+ private:
+  class Impl;  // holds the httplib::Server, so that httplib.h stays out of this header
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+};
+
+}  // namespace hml::server
+
+#endif  // HML_SRC_SERVER_HTTP_HTTP_SERVER_H_

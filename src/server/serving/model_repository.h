@@ -1,0 +1,118 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// The model repository: the InferenceBackend the front ends serve. It holds models under
+// (name, version), each version behind its own DynamicBatcher, and is fed either one file at a
+// time (Load) or from a registry directory (LoadFromRegistry: the versions the channels point
+// at). Version 0 in GetModel/Infer means the latest (highest) loaded version of the name.
+//
+// Hot unload: Unload() removes the version from the map first, so requests that arrive after it
+// resolve to the remaining versions (or kNotFound); it then waits for Submit() calls that already
+// hold the version to return, and drains its batcher, so every request the version accepted is
+// answered before Unload() returns. The version is kept alive by a shared_ptr held by Unload()
+// (and by any Infer() still submitting to it) until then.
+//
+// Metrics: with a ServingMetrics, each version records requests and failures by final code,
+// admission refusals (queue full), and, from its batcher's counters after each answered request,
+// the batch sizes, compute time per batch and queue time (the batcher only keeps sums, so the
+// queue time observed per request is the mean over the requests computed since the last look).
+//
+// Thread-safe: every method may be called from any thread.
+#ifndef HML_SRC_SERVER_SERVING_MODEL_REPOSITORY_H_
+#define HML_SRC_SERVER_SERVING_MODEL_REPOSITORY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "hml/clock.h"
+#include "hml/env.h"
+#include "hml/runtime/model.h"
+#include "hml/status.h"
+#include "src/server/metrics/metrics.h"
+#include "src/server/serving/batcher.h"
+#include "src/server/serving/inference_backend.h"
+
+namespace hml::server {
+
+struct ModelRepositoryOptions {
+  // Batching of every model without an entry in `per_model`. Default: BatchingOptions{}.
+  BatchingOptions batching;
+  // Batching by model name. Default: empty.
+  std::map<std::string, BatchingOptions> per_model;
+  // Where requests are recorded in the metrics (`protocol` label); the HTTP front end is the
+  // only one so far. Default: kHttp.
+  ServingProtocol protocol = ServingProtocol::kHttp;
+  // The batchers' clock (deadlines are in its NowNanos()); must outlive the repository.
+  // Default: RealClock().
+  Clock* clock = RealClock();
+
+  // kInvalidArgument naming the model whose batching options are invalid.
+  Status Validate() const;
+};
+
+class ModelRepository final : public InferenceBackend {
+ public:
+  // `metrics` may be null (nothing recorded); otherwise it must outlive the repository.
+  // REQUIRES: options.Validate() is OK (Load() reports it otherwise).
+  explicit ModelRepository(ModelRepositoryOptions options = {}, ServingMetrics* metrics = nullptr);
+  // Drains every loaded version.
+  ~ModelRepository() override;
+  ModelRepository(const ModelRepository&) = delete;
+  ModelRepository& operator=(const ModelRepository&) = delete;
+
+  // Loads the ONNX file `path` as `name` at `version` (>= 1). Errors: kInvalidArgument for a
+  // bad name or version, kAlreadyExists when (name, version) is loaded, Model::Load's and
+  // DynamicBatcher::Create's errors prefixed with the model and version.
+  Status Load(const std::string& name, int64_t version, const std::string& path);
+  // The same for an already loaded Model (tests, and callers that loaded it themselves).
+  Status LoadModel(const std::string& name, int64_t version, const Model& model);
+  // Unloads (name, version) as described in the file comment. kNotFound when it is not loaded.
+  Status Unload(const std::string& name, int64_t version);
+  // Loads, for every model in the registry in `dir`, each version one of its channels points at
+  // (current and previous: devices outside a rollout keep the previous one), from
+  // <dir>/blobs/<blob>. Versions already loaded are skipped. Ready() is false while it runs.
+  // Errors: Registry::ListDir's, and the first Load() error (the versions loaded before stay).
+  Status LoadFromRegistry(Env& env, const std::string& dir);
+
+  bool Ready() const override { return ready_.load(std::memory_order_acquire); }
+  Result<ServedModel> GetModel(const std::string& name, int64_t version) const override;
+  std::vector<ServedModel> ListModels() const override;
+  SubmitResult Infer(const std::string& name, int64_t version, InferRequest request) override;
+
+ private:
+  // One loaded version.
+  struct Entry {
+    std::vector<TensorSpec> inputs;  // Model::inputs(), dynamic dims -1
+    std::vector<TensorSpec> outputs;
+    std::unique_ptr<DynamicBatcher> batcher;
+    ModelMetrics* metrics = nullptr;  // null without ServingMetrics
+    // Infer() holds it shared while it submits; Unload() takes it exclusively once the entry is
+    // out of the map, so that no Submit() races with Drain().
+    std::shared_mutex submit_mu;
+    // The batcher counters already turned into histogram observations.
+    std::mutex stats_mu;
+    BatcherStats seen;  // GUARDED_BY(stats_mu)
+  };
+
+  // Observes the batcher counters of `entry` that grew since the last call.
+  static void ObserveBatcherStats(Entry& entry);
+  // The entry for (name, version), version 0 = latest. REQUIRES: mu_ held.
+  Result<std::shared_ptr<Entry>> FindLocked(const std::string& name, int64_t version) const;
+  ServedModel DescribeLocked(const std::string& name, int64_t version, const Entry& entry) const;
+
+  const ModelRepositoryOptions options_;
+  ServingMetrics* const metrics_;
+  std::atomic<bool> ready_{true};
+  mutable std::mutex mu_;
+  // name -> version -> entry.
+  std::map<std::string, std::map<int64_t, std::shared_ptr<Entry>>> models_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace hml::server
+
+#endif  // HML_SRC_SERVER_SERVING_MODEL_REPOSITORY_H_
