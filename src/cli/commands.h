@@ -12,6 +12,8 @@ namespace hml::cli {
 void AddCompressCommand(CLI::App& app, int& exit_code);  // compress_command.cc
 // keys init|rotate, publish, rollout, rollback, models.
 void AddRegistryCommands(CLI::App& app, int& exit_code);  // registry_command.cc
+// serve: the registry's models over HTTP.
+void AddServeCommand(CLI::App& app, int& exit_code);  // serve_command.cc
 #ifdef HML_WITH_TRAIN
 void AddTrainCommand(CLI::App& app, int& exit_code);  // train_command.cc
 #endif
