@@ -38,15 +38,20 @@ Result<int64_t> ParseVersion(std::string_view model, std::string_view version) {
 // The client's deadline on `clock`, as InferRequest::deadline_nanos (0 = none). The remaining
 // time is measured on the system clock, which the gRPC deadline is expressed in, and added to
 // `clock`'s now, so a jump of the wall clock between the two reads costs at most that jump.
-int64_t DeadlineOnClock(std::chrono::system_clock::time_point deadline, Clock* clock) {
-  if (deadline == std::chrono::system_clock::time_point::max()) return 0;
+// kDeadlineExceeded naming the model when the deadline has already passed (the request is then
+// not submitted at all).
+Result<int64_t> DeadlineOnClock(std::chrono::system_clock::time_point deadline, Clock* clock,
+                                const std::string& model) {
+  if (deadline == std::chrono::system_clock::time_point::max()) return int64_t{0};
   const int64_t remaining = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 deadline - std::chrono::system_clock::now())
                                 .count();
-  // An already passed deadline maps to a time just in the past, which the batcher refuses.
+  if (remaining <= 0) {
+    return DeadlineExceededError("model '" + model +
+                                 "': the client's deadline passed before the request was queued");
+  }
   const int64_t now = clock->NowNanos();
-  if (remaining <= 0) return now > 1 ? now - 1 : 1;
-  if (remaining > std::numeric_limits<int64_t>::max() - now) return 0;
+  if (remaining > std::numeric_limits<int64_t>::max() - now) return int64_t{0};
   return now + remaining;
 }
 
@@ -191,12 +196,15 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     Result<std::vector<size_t>> outputs = RequestedOutputs(*model, decoded->outputs);
     if (!outputs.ok()) return FinishNow(context, ToGrpcStatus(outputs.status()));
 
+    Result<int64_t> deadline = DeadlineOnClock(context->deadline(), options_->clock, model->name);
+    if (!deadline.ok()) return FinishNow(context, ToGrpcStatus(deadline.status()));
+
     const std::string name = model->name;
     const int64_t served_version = model->version;
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     InferRequest infer;
     infer.inputs = std::move(*inputs);
-    infer.deadline_nanos = DeadlineOnClock(context->deadline(), options_->clock);
+    infer.deadline_nanos = *deadline;
     // The served model's identity is fixed now: the response names the version that accepted
     // the request even if a newer one is loaded meanwhile.
     infer.done = [reactor, context, response, served = std::move(*model),

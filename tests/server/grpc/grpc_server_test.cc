@@ -402,6 +402,9 @@ TEST_F(GrpcServerTest, ClientDeadlinePassedInQueueIsNotComputed) {
   grpc::Status status = Infer(message, &response, 200);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(backend_->batcher().stats().requests, 2);
+  // gRPC sends the deadline as a timeout, so the server's copy ends a little after the client's
+  // (by the transport latency): wait until it has surely passed before the worker frees up.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
 
   backend_->OpenGate();
   held.join();
