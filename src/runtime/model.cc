@@ -32,6 +32,7 @@ Result<Model> Model::Load(const std::string& path) {
 
 Result<Model> Model::FromGraph(runtime::Graph graph) {
   HML_RETURN_IF_ERROR(graph.Validate());
+  runtime::FillOutputTypes(graph);
   return Model(std::make_shared<const Graph>(std::move(graph)));
 }
 

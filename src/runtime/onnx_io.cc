@@ -6,6 +6,7 @@
 
 #include "onnx/onnx_pb.h"
 #include "src/runtime/op_registry.h"
+#include "src/runtime/passes.h"
 
 namespace hml::runtime {
 namespace {
@@ -392,36 +393,6 @@ void ValueInfoToProto(const Value& v, onnx::ValueInfoProto& info) {
   }
 }
 
-// Fills in the dtype and shape of graph outputs that a pass left unknown: shapes are inferred
-// with every dynamic input dim set to 1 and again set to 2; an output dim that follows them is
-// dynamic (-1). Outputs stay as they are when inference fails.
-void InferMissingOutputTypes(const Graph& graph, std::vector<Value>& outputs) {
-  bool missing = false;
-  for (const Value& v : outputs) missing |= v.dtype == DType::kUndefined || !v.shape_known;
-  if (!missing) return;
-  std::vector<Graph> runs;
-  for (int64_t fill : {1, 2}) {
-    Graph g = graph;
-    for (ValueId in : g.inputs) {
-      for (int64_t& d : g.value(in).shape) d = d < 0 ? fill : d;
-    }
-    if (!InferShapes(g, BuiltinOps()).ok()) return;
-    runs.push_back(std::move(g));
-  }
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    const Value& a = runs[0].value(graph.outputs[i]);
-    const Value& b = runs[1].value(graph.outputs[i]);
-    Value& v = outputs[i];
-    if (v.dtype == DType::kUndefined) v.dtype = a.dtype;
-    if (v.shape_known || !a.shape_known || !b.shape_known || a.shape.size() != b.shape.size()) {
-      continue;
-    }
-    v.shape = a.shape;
-    for (size_t d = 0; d < v.shape.size(); ++d) v.shape[d] = a.shape[d] == b.shape[d] ? a.shape[d] : -1;
-    v.shape_known = true;
-  }
-}
-
 }  // namespace
 
 Result<std::string> SerializeOnnxModel(const Graph& graph) {
@@ -447,10 +418,17 @@ Result<std::string> SerializeOnnxModel(const Graph& graph) {
   }
   for (ValueId in : graph.inputs) ValueInfoToProto(graph.value(in), *gp->add_input());
   // Graph outputs must carry a type and shape (the ONNX checker and OpenCV insist).
-  std::vector<Value> outputs;
-  for (ValueId out : graph.outputs) outputs.push_back(graph.value(out));
-  InferMissingOutputTypes(graph, outputs);
-  for (const Value& v : outputs) ValueInfoToProto(v, *gp->add_output());
+  bool untyped = false;
+  for (ValueId out : graph.outputs) {
+    untyped |= graph.value(out).dtype == DType::kUndefined || !graph.value(out).shape_known;
+  }
+  Graph typed;
+  if (untyped) {
+    typed = graph;
+    FillOutputTypes(typed);
+  }
+  const Graph& g = untyped ? typed : graph;
+  for (ValueId out : g.outputs) ValueInfoToProto(g.value(out), *gp->add_output());
   for (const Node& n : graph.nodes) {
     onnx::NodeProto* np = gp->add_node();
     np->set_name(n.name);

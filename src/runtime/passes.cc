@@ -164,7 +164,40 @@ Status RunImportPasses(Graph& graph) {
   HML_RETURN_IF_ERROR(RemoveIdentityNodes(graph));
   HML_RETURN_IF_ERROR(FoldBatchNormIntoConv(graph));
   graph.RemoveDeadCode();
-  return graph.Validate();
+  HML_RETURN_IF_ERROR(graph.Validate());
+  FillOutputTypes(graph);
+  return Status::Ok();
+}
+
+void FillOutputTypes(Graph& graph) {
+  bool missing = false;
+  for (ValueId out : graph.outputs) {
+    missing |= graph.value(out).dtype == DType::kUndefined || !graph.value(out).shape_known;
+  }
+  if (!missing) return;
+  std::vector<Graph> runs;
+  for (int64_t fill : {1, 2}) {
+    Graph g = graph;
+    for (ValueId in : g.inputs) {
+      for (int64_t& d : g.value(in).shape) d = d < 0 ? fill : d;
+    }
+    if (!InferShapes(g, BuiltinOps()).ok()) return;
+    runs.push_back(std::move(g));
+  }
+  for (ValueId out : graph.outputs) {
+    const Value& a = runs[0].value(out);
+    const Value& b = runs[1].value(out);
+    Value& v = graph.value(out);
+    if (v.dtype == DType::kUndefined) v.dtype = a.dtype;
+    if (v.shape_known || !a.shape_known || !b.shape_known || a.shape.size() != b.shape.size()) {
+      continue;
+    }
+    v.shape = a.shape;
+    for (size_t d = 0; d < v.shape.size(); ++d) {
+      v.shape[d] = a.shape[d] == b.shape[d] ? a.shape[d] : -1;
+    }
+    v.shape_known = true;
+  }
 }
 
 namespace {

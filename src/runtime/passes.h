@@ -26,6 +26,13 @@ Status FoldBatchNormIntoConv(Graph& graph);
 // dead code removal.
 Status RunImportPasses(Graph& graph);
 
+// Fills in the dtype and shape of graph outputs that are not declared (graphs built in code,
+// ONNX files that leave them out, passes that forget them): shapes are inferred with every
+// dynamic input dim set to 1 and again to 2, and an output dim that follows them is dynamic
+// (-1). Graph outputs must carry a type and shape in ONNX files (the checker and OpenCV insist)
+// and in Model::outputs(). Outputs stay as they are when inference fails.
+void FillOutputTypes(Graph& graph);
+
 // Fixes graph input shapes and infers all others, folding constant subgraphs as it goes (so
 // Shape -> Gather -> Concat -> Reshape chains, as PyTorch exports them, become a constant shape).
 // `input_shapes` overrides the declared shape of the named inputs; remaining unknown dims become

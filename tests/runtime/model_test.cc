@@ -83,5 +83,17 @@ TEST(ModelTest, SliceRejectsInsufficientInputs) {
   EXPECT_EQ(model->Slice(unknown, {}).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ModelTest, OutputsAreTypedEvenWhenTheGraphDoesNotSayHow) {
+  // Cnn28Graph declares no output type; the model infers it, keeping the batch dim dynamic.
+  runtime::Graph g = testing::Cnn28Graph();
+  g.value(g.inputs[0]).shape[0] = -1;
+  ASSERT_EQ(g.value(g.outputs[0]).dtype, DType::kUndefined);
+  auto model = Model::FromGraph(g);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ASSERT_EQ(model->outputs().size(), 1u);
+  EXPECT_EQ(model->outputs()[0].dtype, DType::kFloat32);
+  EXPECT_EQ(model->outputs()[0].shape, (Shape{-1, 10}));
+}
+
 }  // namespace
 }  // namespace hml

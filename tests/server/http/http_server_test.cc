@@ -77,7 +77,9 @@ class HttpServerTest : public ::testing::Test {
 };
 
 TEST_F(HttpServerTest, HealthMetadataAndInferAgainstARealModel) {
-  ModelRepository repo;
+  auto serving = ServingMetrics::Create(metrics_);
+  ASSERT_TRUE(serving.ok()) << serving.status().ToString();
+  ModelRepository repo({}, serving->get());
   auto model = Model::FromGraph(testing::Cnn28Graph());
   ASSERT_TRUE(model.ok());
   ASSERT_TRUE(repo.LoadModel("cnn", 1, *model).ok());
@@ -115,7 +117,9 @@ TEST_F(HttpServerTest, HealthMetadataAndInferAgainstARealModel) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_FLOAT_EQ(got[i], w[i]);
   auto scraped = client_->Get("/metrics");
   ASSERT_TRUE(scraped);
-  EXPECT_THAT(scraped->body, HasSubstr("hml_inference_requests_total"));
+  EXPECT_THAT(scraped->body,
+              HasSubstr("hml_inference_requests_total{model=\"cnn\",version=\"1\",protocol=\"http\","
+                        "code=\"OK\"} 1"));
 }
 
 TEST_F(HttpServerTest, ErrorsMapToTheirStatusCodes) {

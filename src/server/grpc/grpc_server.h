@@ -1,0 +1,107 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// The gRPC front end: the Open Inference Protocol v2 service (inference.GRPCInferenceService:
+// ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer) served over an
+// InferenceBackend.
+//
+// It uses gRPC's callback API, so no thread is held while a request waits in a batcher:
+// ModelInfer decodes the message, submits it to the backend and returns; the batcher's `done`
+// callback encodes the response and finishes the call from the batcher's worker thread.
+//
+// Status mapping: hml::StatusCode has gRPC's numbers, so a backend error becomes the gRPC status
+// of the same code with the same message (kNotFound -> NOT_FOUND, kInvalidArgument ->
+// INVALID_ARGUMENT, kDeadlineExceeded -> DEADLINE_EXCEEDED, ...). A full queue becomes
+// RESOURCE_EXHAUSTED with the trailing metadata `retry-after-ms` (decimal milliseconds, rounded
+// up), so that clients can back off without parsing the message.
+//
+// Deadlines: the client's deadline (ServerContext::deadline(), system time) is converted to the
+// batchers' clock as "now on that clock + time remaining", and becomes
+// InferRequest::deadline_nanos, so work whose deadline passes in the queue is never computed.
+//
+// Cancellation: a cancelled call is still finished exactly once, when the backend calls `done`
+// (the backend promises one call for every accepted request), so nothing leaks; the result is
+// then dropped by gRPC.
+//
+// Transport: insecure (plain text) credentials only for now. TLS and mutual TLS from PEM files
+// come later (issue 5); until then this server must only listen on trusted networks.
+//
+// Thread safety: Start() and Shutdown() are called from one thread; the service's handlers run
+// on gRPC's threads and on the backend's worker threads concurrently.
+#ifndef HML_SRC_SERVER_GRPC_GRPC_SERVER_H_
+#define HML_SRC_SERVER_GRPC_GRPC_SERVER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "hml/clock.h"
+#include "hml/status.h"
+#include "src/server/serving/inference_backend.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace hml::server {
+
+struct GrpcServerOptions {
+  // Largest request message accepted. gRPC checks the declared message length before reading
+  // the message and refuses larger ones with RESOURCE_EXHAUSTED. Default: 64 MiB.
+  int64_t max_receive_message_bytes = int64_t{64} << 20;
+  // The clock of the backend's batchers: client deadlines are converted onto it.
+  // Default: RealClock().
+  Clock* clock = RealClock();
+  // What ServerMetadata reports. Default: "hybridml", "0.1.0".
+  std::string server_name = "hybridml";
+  std::string server_version = "0.1.0";
+  // What ModelMetadata reports as the platform. Default: "hybridml_onnx".
+  std::string platform = "hybridml_onnx";
+
+  // kInvalidArgument naming the field: max_receive_message_bytes in [1, 2 GiB - 1], a non-null
+  // clock, a non-empty server_name.
+  Status Validate() const;
+};
+
+// Owns a grpc::Server serving the v2 inference service over `backend`.
+class GrpcServer {
+ public:
+  // `backend` must outlive the server (until Shutdown() returned or the destructor ran).
+  GrpcServer(InferenceBackend* backend, GrpcServerOptions options = {});
+  // Shuts down with an immediate deadline if Start() succeeded and Shutdown() was not called:
+  // in-flight calls are cancelled. Like Shutdown(), it returns only once the backend has
+  // answered every request it accepted (gRPC waits for every call to be finished).
+  ~GrpcServer();
+  GrpcServer(const GrpcServer&) = delete;
+  GrpcServer& operator=(const GrpcServer&) = delete;
+
+  // Listens on `address` ("host:port"; port 0 picks a free port) and starts serving. Returns the
+  // port actually bound. Errors: the options' Validate() error; kFailedPrecondition when already
+  // started; kUnavailable naming the address when it cannot be bound or the server cannot
+  // start. REQUIRES: called at most once successfully.
+  Result<int> Start(const std::string& address);
+
+  // Graceful stop: refuses new calls at once and lets in-flight calls complete normally until
+  // `deadline`; calls still running then are cancelled on the wire. Returns once every call has
+  // been finished, which for an accepted ModelInfer means the backend has answered it (the
+  // batcher always does: it drains, it never drops), and gRPC's threads have stopped.
+  // Idempotent.
+  void Shutdown(std::chrono::system_clock::time_point deadline);
+
+  // The port Start() bound; 0 before.
+  int port() const { return port_; }
+
+ private:
+  class Service;
+
+  InferenceBackend* const backend_;
+  const GrpcServerOptions options_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace hml::server
+
+#endif  // HML_SRC_SERVER_GRPC_GRPC_SERVER_H_
