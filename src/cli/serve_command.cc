@@ -1,9 +1,11 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
 // `hybridml serve`: loads the models a registry's channels point at into a ModelRepository,
-// serves them over HTTP (src/server/http/http_server.h) together with /metrics and the
-// registry's OTA files, and drains on SIGTERM/SIGINT. Plain HTTP only: TLS is not implemented
-// yet, so --insecure is required and says so.
+// serves them over HTTP (src/server/http/http_server.h: v2 REST, /metrics, the registry's OTA
+// files) and gRPC (src/server/grpc/grpc_server.h: the v2 inference service), and drains on
+// SIGTERM/SIGINT. Plain text only: TLS is not implemented yet, so --insecure is required and
+// says so.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -11,6 +13,7 @@
 
 #include "hml/env.h"
 #include "src/cli/commands.h"
+#include "src/server/grpc/grpc_server.h"
 #include "src/server/http/http_server.h"
 #include "src/server/metrics/metrics.h"
 #include "src/server/serving/model_repository.h"
@@ -22,6 +25,7 @@ struct ServeFlags {
   std::string registry_dir;
   std::string address = "127.0.0.1";
   int http_port = 8000;
+  int grpc_port = 8001;
   bool insecure = false;
 };
 
@@ -58,12 +62,17 @@ int Serve(const ServeFlags& flags) {
   options.ota_repo_dir = flags.registry_dir + "/repo";
   server::HttpServer http(repository, metrics, options);
   if (Status s = http.Start(); !s.ok()) return Fail(s);
+  server::GrpcServer grpc(&repository);
+  Result<int> grpc_port =
+      grpc.Start(flags.address + ":" + std::to_string(flags.grpc_port));
+  if (!grpc_port.ok()) return Fail(grpc_port.status());
   for (const server::ServedModel& m : repository.ListModels()) {
     std::printf("serving model '%s' version %lld\n", m.name.c_str(),
                 static_cast<long long>(m.version));
   }
   std::printf("http listening on %s:%d (plain HTTP, insecure)\n", flags.address.c_str(),
               http.port());
+  std::printf("grpc listening on %s:%d (insecure)\n", flags.address.c_str(), *grpc_port);
   std::fflush(stdout);
 
   int signal_number = 0;
@@ -71,6 +80,7 @@ int Serve(const ServeFlags& flags) {
   std::printf("signal %d: draining\n", signal_number);
   std::fflush(stdout);
   http.Stop();  // stop accepting, finish the requests being handled
+  grpc.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   return 0;     // the repository drains its batchers when it goes out of scope
 }
 
@@ -78,12 +88,14 @@ int Serve(const ServeFlags& flags) {
 
 void AddServeCommand(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<ServeFlags>();
-  auto* serve = app.add_subcommand("serve", "Serve the registry's models over HTTP (v2 REST)");
+  auto* serve = app.add_subcommand(
+      "serve", "Serve the registry's models over HTTP (v2 REST) and gRPC (v2 inference service)");
   serve->add_option("--registry", flags->registry_dir, "Registry directory")->required();
   serve->add_option("--http-port", flags->http_port, "HTTP port; 0 picks a free one");
+  serve->add_option("--grpc-port", flags->grpc_port, "gRPC port; 0 picks a free one");
   serve->add_option("--address", flags->address, "Address to bind (default 127.0.0.1)");
   serve->add_flag("--insecure", flags->insecure,
-                  "Serve plain HTTP (required: TLS is not implemented yet)");
+                  "Serve plain HTTP and gRPC (required: TLS is not implemented yet)");
   serve->callback([flags, &exit_code] { exit_code = Serve(*flags); });
 }
 

@@ -234,7 +234,7 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
                                                 named, response);
       reactor->Finish(ToGrpcStatus(encoded));
     };
-    SubmitResult submitted = backend_->Infer(name, served_version, std::move(infer));
+    SubmitResult submitted = backend_->Infer(name, served_version, ServingProtocol::kGrpc, std::move(infer));
     if (!submitted.ok()) {
       // Refused: `done` will not be called, so the call is finished here.
       if (submitted.retry_after_micros > 0) {

@@ -277,7 +277,7 @@ class HttpServer::Impl {
     request.done = [promise](Result<std::vector<Tensor>> result) {
       promise->set_value(std::move(result));
     };
-    SubmitResult submitted = backend_.Infer(name, model->version, std::move(request));
+    SubmitResult submitted = backend_.Infer(name, model->version, ServingProtocol::kHttp, std::move(request));
     if (!submitted.ok()) {
       if (submitted.status.code() == StatusCode::kResourceExhausted) {
         const int64_t seconds = std::max<int64_t>(1, (submitted.retry_after_micros + 999999) /

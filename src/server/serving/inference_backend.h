@@ -15,6 +15,7 @@
 #include "hml/runtime/model.h"
 #include "hml/runtime/tensor.h"
 #include "hml/status.h"
+#include "src/server/metrics/metrics.h"
 #include "src/server/serving/batcher.h"
 
 namespace hml::server {
@@ -44,7 +45,9 @@ class InferenceBackend {
   // kInvalidArgument for inputs that do not fit, kDeadlineExceeded for a deadline already
   // passed), or kNotFound for an unknown model/version; request.done is called exactly once
   // for every request accepted. A version being unloaded finishes the requests it accepted.
-  virtual SubmitResult Infer(const std::string& name, int64_t version, InferRequest request) = 0;
+  // `protocol` is the front end's, for the metrics' `protocol` label.
+  virtual SubmitResult Infer(const std::string& name, int64_t version, ServingProtocol protocol,
+                             InferRequest request) = 0;
 };
 
 }  // namespace hml::server

@@ -180,6 +180,7 @@ std::vector<ServedModel> ModelRepository::ListModels() const {
 }
 
 SubmitResult ModelRepository::Infer(const std::string& name, int64_t version,
+                                    ServingProtocol protocol,
                                     InferRequest request) {
   std::shared_ptr<Entry> entry;
   {
@@ -194,7 +195,6 @@ SubmitResult ModelRepository::Infer(const std::string& name, int64_t version,
   // entry until Drain() has answered every request.
   std::shared_lock<std::shared_mutex> submit_lock(entry->submit_mu);
   Entry* raw = entry.get();
-  const ServingProtocol protocol = options_.protocol;
   std::function<void(Result<std::vector<Tensor>>)> done = std::move(request.done);
   request.done = [raw, protocol, done = std::move(done)](Result<std::vector<Tensor>> result) {
     if (raw->metrics != nullptr) {

@@ -44,9 +44,6 @@ struct ModelRepositoryOptions {
   BatchingOptions batching;
   // Batching by model name. Default: empty.
   std::map<std::string, BatchingOptions> per_model;
-  // Where requests are recorded in the metrics (`protocol` label); the HTTP front end is the
-  // only one so far. Default: kHttp.
-  ServingProtocol protocol = ServingProtocol::kHttp;
   // The batchers' clock (deadlines are in its NowNanos()); must outlive the repository.
   // Default: RealClock().
   Clock* clock = RealClock();
@@ -82,7 +79,8 @@ class ModelRepository final : public InferenceBackend {
   bool Ready() const override { return ready_.load(std::memory_order_acquire); }
   Result<ServedModel> GetModel(const std::string& name, int64_t version) const override;
   std::vector<ServedModel> ListModels() const override;
-  SubmitResult Infer(const std::string& name, int64_t version, InferRequest request) override;
+  SubmitResult Infer(const std::string& name, int64_t version, ServingProtocol protocol,
+                     InferRequest request) override;
 
  private:
   // One loaded version.

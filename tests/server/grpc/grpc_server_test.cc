@@ -66,7 +66,8 @@ class FakeBackend final : public InferenceBackend {
 
   std::vector<ServedModel> ListModels() const override { return {Served()}; }
 
-  SubmitResult Infer(const std::string& name, int64_t version, InferRequest request) override {
+  SubmitResult Infer(const std::string& name, int64_t version, ServingProtocol,
+                     InferRequest request) override {
     Result<ServedModel> model = GetModel(name, version);
     if (!model.ok()) return {model.status()};
     // Holds the answer while the gate is closed; the worker thread waits here.

@@ -40,7 +40,8 @@ class ScriptedBackend : public InferenceBackend {
     return m;
   }
   std::vector<ServedModel> ListModels() const override { return {*GetModel("m", 0)}; }
-  SubmitResult Infer(const std::string&, int64_t, InferRequest request) override {
+  SubmitResult Infer(const std::string&, int64_t, ServingProtocol,
+                     InferRequest request) override {
     last_deadline = request.deadline_nanos;
     if (!next.ok()) return next;
     if (done_with.ok()) {

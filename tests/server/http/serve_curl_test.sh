@@ -21,14 +21,16 @@ fail() { echo "FAIL: $*"; exit 1; }
   && fail "serve without --insecure must fail"
 grep -q "TLS is not implemented" "$tmp/noinsecure.out" || fail "no TLS message"
 
-"$hml" serve --registry "$tmp/reg" --insecure --http-port 0 >"$tmp/serve.out" 2>&1 &
+"$hml" serve --registry "$tmp/reg" --insecure --http-port 0 --grpc-port 0 >"$tmp/serve.out" 2>&1 &
 pid=$!
 port=""
 for _ in $(seq 100); do
-  port="$(sed -n 's/.*listening on [^:]*:\([0-9]*\).*/\1/p' "$tmp/serve.out")"
-  [ -n "$port" ] && break; sleep 0.1
+  port="$(sed -n 's/^http listening on [^:]*:\([0-9]*\).*/\1/p' "$tmp/serve.out")"
+  [ -n "$port" ] && grep -q "^grpc listening on 127.0.0.1:[0-9]" "$tmp/serve.out" && break
+  sleep 0.1
 done
 [ -n "$port" ] || { cat "$tmp/serve.out"; fail "server did not print its port"; }
+grep -q "^grpc listening on 127.0.0.1:[0-9]" "$tmp/serve.out" || fail "no gRPC listener"
 url="http://127.0.0.1:$port"
 
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/v2/health/ready")" = 200 ] || fail "ready"

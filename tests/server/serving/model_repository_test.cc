@@ -21,7 +21,7 @@ TEST(ModelRepositoryTest, UnknownModelIsNotFound) {
   EXPECT_EQ(repo.GetModel("m", 0).status().code(), StatusCode::kNotFound);
   InferRequest r;
   r.done = [](Result<std::vector<Tensor>>) {};
-  EXPECT_EQ(repo.Infer("m", 0, std::move(r)).status.code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo.Infer("m", 0, ServingProtocol::kHttp, std::move(r)).status.code(), StatusCode::kNotFound);
 }
 
 TEST(ModelRepositoryTest, LatestAndPinnedVersionsAndUnloadLosesNoRequest) {
@@ -41,7 +41,7 @@ TEST(ModelRepositoryTest, LatestAndPinnedVersionsAndUnloadLosesNoRequest) {
       r.done = [&](Result<std::vector<Tensor>> out) {
         if (out.ok()) ++answered;
       };
-      if (repo.Infer("m", 0, std::move(r)).ok()) ++accepted;
+      if (repo.Infer("m", 0, ServingProtocol::kHttp, std::move(r)).ok()) ++accepted;
     }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -68,7 +68,7 @@ TEST(ModelRepositoryTest, InferMatchesASession) {
   InferRequest r;
   r.inputs.push_back(std::move(image));
   r.done = [&](Result<std::vector<Tensor>> out) { p.set_value(std::move(out)); };
-  ASSERT_TRUE(repo.Infer("m", 1, std::move(r)).ok());
+  ASSERT_TRUE(repo.Infer("m", 1, ServingProtocol::kHttp, std::move(r)).ok());
   auto got = p.get_future().get();
   ASSERT_TRUE(got.ok());
   auto a = (*got)[0].data<float>();
