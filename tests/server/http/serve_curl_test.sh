@@ -24,7 +24,7 @@ grep -q "TLS is not implemented" "$tmp/noinsecure.out" || fail "no TLS message"
 "$hml" serve --registry "$tmp/reg" --insecure --http-port 0 --grpc-port 0 >"$tmp/serve.out" 2>&1 &
 pid=$!
 port=""
-for _ in $(seq 100); do
+for _ in $(seq 600); do  # up to 60 s: a loaded CI machine starts slowly
   port="$(sed -n 's/^http listening on [^:]*:\([0-9]*\).*/\1/p' "$tmp/serve.out")"
   [ -n "$port" ] && grep -q "^grpc listening on 127.0.0.1:[0-9]" "$tmp/serve.out" && break
   sleep 0.1
