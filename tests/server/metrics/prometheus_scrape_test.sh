@@ -39,13 +39,13 @@ fail() {
 "$server_bin" >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 port=""
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/server.out")"
   [[ -n "$port" ]] && break
   kill -0 "$server_pid" 2>/dev/null || fail "metrics_test_server exited"
   sleep 0.1
 done
-[[ -n "$port" ]] || fail "metrics_test_server printed no port within 10 s"
+[[ -n "$port" ]] || fail "metrics_test_server printed no port within 60 s"
 echo "metrics_test_server on 127.0.0.1:$port"
 
 for _ in $(seq "$requests"); do
