@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "hml/env.h"
 #include "proto/inference.grpc.pb.h"
 #include "proto/inference.pb.h"
 #include "src/server/protocol/v2_grpc_codec.h"
@@ -111,6 +112,45 @@ Result<std::vector<size_t>> RequestedOutputs(const ServedModel& model,
   return indices;
 }
 
+// Largest PEM file read: certificate chains and CA bundles are a few KiB; Debian's whole system
+// bundle is about 200 KiB.
+constexpr int64_t kMaxPemBytes = int64_t{1} << 20;
+
+// The contents of the PEM file `path`, the `role` of which ("cert_file", ...) names it in errors.
+// kInvalidArgument naming the option and the path when the file cannot be read (the Env's reason
+// is kept) or holds no PEM block.
+Result<std::string> ReadPemFile(const char* role, const std::string& path) {
+  Result<std::string> contents = DefaultEnv()->ReadFile(path, kMaxPemBytes);
+  if (!contents.ok()) {
+    return InvalidArgumentError("gRPC server: " + std::string(role) + " '" + path +
+                                "' cannot be read: " + std::string(contents.status().message()));
+  }
+  if (contents->find("-----BEGIN") == std::string::npos) {
+    return InvalidArgumentError("gRPC server: " + std::string(role) + " '" + path +
+                                "' is not PEM (no -----BEGIN line)");
+  }
+  return contents;
+}
+
+// The listening port's credentials: plain text when no certificate is configured, else TLS from
+// the PEM files, requesting client certificates when a client CA is given.
+Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const GrpcServerOptions& options) {
+  if (options.cert_file.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  HML_ASSIGN_OR_RETURN(pair.cert_chain, ReadPemFile("cert_file", options.cert_file));
+  HML_ASSIGN_OR_RETURN(pair.private_key, ReadPemFile("key_file", options.key_file));
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!options.client_ca_file.empty()) {
+    HML_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile("client_ca_file", options.client_ca_file));
+    ssl.client_certificate_request =
+        options.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                    : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
 }  // namespace
 
 Status GrpcServerOptions::Validate() const {
@@ -122,6 +162,16 @@ Status GrpcServerOptions::Validate() const {
   }
   if (clock == nullptr) return InvalidArgumentError("GrpcServerOptions: clock is null");
   if (server_name.empty()) return InvalidArgumentError("GrpcServerOptions: server_name is empty");
+  if (cert_file.empty() != key_file.empty()) {
+    return InvalidArgumentError(cert_file.empty()
+                                    ? "GrpcServerOptions: key_file is set but cert_file is empty"
+                                    : "GrpcServerOptions: cert_file is set but key_file is empty");
+  }
+  if (!client_ca_file.empty() && cert_file.empty()) {
+    return InvalidArgumentError(
+        "GrpcServerOptions: client_ca_file is set but cert_file and key_file are empty (client "
+        "certificates need TLS)");
+  }
   return Status::Ok();
 }
 
@@ -234,7 +284,8 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
                                                 named, response);
       reactor->Finish(ToGrpcStatus(encoded));
     };
-    SubmitResult submitted = backend_->Infer(name, served_version, ServingProtocol::kGrpc, std::move(infer));
+    SubmitResult submitted =
+        backend_->Infer(name, served_version, ServingProtocol::kGrpc, std::move(infer));
     if (!submitted.ok()) {
       // Refused: `done` will not be called, so the call is finished here.
       if (submitted.retry_after_micros > 0) {
@@ -270,10 +321,14 @@ Result<int> GrpcServer::Start(const std::string& address) {
   if (server_ != nullptr) {
     return FailedPreconditionError("gRPC server: already started on port " + std::to_string(port_));
   }
+  // The PEM files are checked before anything is bound, so a bad path fails fast and clearly
+  // instead of as a handshake failure on every call.
+  HML_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                       MakeServerCredentials(options_));
   service_ = std::make_unique<Service>(backend_, &options_);
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &selected_port);
+  builder.AddListeningPort(address, credentials, &selected_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_receive_message_bytes));
   builder.RegisterService(service_.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

@@ -22,8 +22,10 @@
 // (the backend promises one call for every accepted request), so nothing leaks; the result is
 // then dropped by gRPC.
 //
-// Transport: insecure (plain text) credentials only for now. TLS and mutual TLS from PEM files
-// come later (issue 5); until then this server must only listen on trusted networks.
+// Transport: TLS when GrpcServerOptions::cert_file and key_file are set, optionally with client
+// certificates verified against client_ca_file (mutual TLS, for devices). With none of the three
+// set the server speaks plain text and must only listen on trusted networks; `hybridml serve`
+// asks for an explicit --insecure flag for that. The PEM files are read once, in Start().
 //
 // Thread safety: Start() and Shutdown() are called from one thread; the service's handlers run
 // on gRPC's threads and on the backend's worker threads concurrently.
@@ -58,8 +60,21 @@ struct GrpcServerOptions {
   // What ModelMetadata reports as the platform. Default: "hybridml_onnx".
   std::string platform = "hybridml_onnx";
 
+  // TLS. Paths of PEM files: the server's certificate chain (leaf first) and its private key. Both
+  // empty = plain text; one without the other is an error. Default: "" (plain text).
+  std::string cert_file;
+  std::string key_file;
+  // PEM file of the CA certificates that client certificates must chain to. Empty = clients are
+  // not asked for a certificate. Requires cert_file and key_file. Default: "".
+  std::string client_ca_file;
+  // With client_ca_file: true = a client without a valid certificate is refused in the handshake
+  // (mutual TLS); false = a certificate is requested and verified if the client sends one, but a
+  // client without one is let in. Default: true.
+  bool require_client_cert = true;
+
   // kInvalidArgument naming the field: max_receive_message_bytes in [1, 2 GiB - 1], a non-null
-  // clock, a non-empty server_name.
+  // clock, a non-empty server_name, cert_file and key_file both set or both empty, client_ca_file
+  // only together with them.
   Status Validate() const;
 };
 
@@ -77,7 +92,8 @@ class GrpcServer {
 
   // Listens on `address` ("host:port"; port 0 picks a free port) and starts serving. Returns the
   // port actually bound. Errors: the options' Validate() error; kFailedPrecondition when already
-  // started; kUnavailable naming the address when it cannot be bound or the server cannot
+  // started; kInvalidArgument naming a TLS file that cannot be read or holds no PEM block (checked
+  // before binding); kUnavailable naming the address when it cannot be bound or the server cannot
   // start. REQUIRES: called at most once successfully.
   Result<int> Start(const std::string& address);
 

@@ -6,9 +6,8 @@
 // whose client deadline passes in the queue is never computed, concurrent calls are all answered,
 // and a graceful shutdown finishes in-flight calls.
 //
-// The backend is a fake over one DynamicBatcher on the 28x28 CNN, served as "cnn28" version 3.
-// Its gate, when closed, holds every answer in the batcher's worker thread (inside `done`), which
-// blocks the only instance: the test controls what is queued and what is computed.
+// The backend is testing::FakeCnnBackend: one DynamicBatcher on the 28x28 CNN, served as "cnn28"
+// version 3, with a gate that holds answers so the test controls what is queued and computed.
 #include "src/server/grpc/grpc_server.h"
 
 #include <gmock/gmock.h>
@@ -33,14 +32,15 @@
 #include "src/server/protocol/v2_grpc_codec.h"
 #include "src/server/serving/batcher.h"
 #include "tests/testing/models.h"
+#include "tests/testing/serving_fakes.h"
 
 namespace hml::server {
 namespace {
 
 using ::testing::HasSubstr;
 
-constexpr char kModel[] = "cnn28";
-constexpr int64_t kVersion = 3;
+constexpr const char* kModel = testing::kFakeCnnModel;
+constexpr int64_t kVersion = testing::kFakeCnnVersion;
 
 Model Cnn28() { return *Model::FromGraph(testing::Cnn28Graph()); }
 
@@ -48,80 +48,7 @@ Tensor Images(int64_t samples, uint64_t seed) {
   return testing::RandomTensor({samples, 1, 28, 28}, seed, 1.0f);
 }
 
-class FakeBackend final : public InferenceBackend {
- public:
-  explicit FakeBackend(const BatchingOptions& options) : model_(Cnn28()) {
-    batcher_ = std::move(*DynamicBatcher::Create(model_, options));
-  }
-
-  bool Ready() const override { return true; }
-
-  Result<ServedModel> GetModel(const std::string& name, int64_t version) const override {
-    if (name != kModel) return NotFoundError("model '" + name + "' is not loaded");
-    if (version != 0 && version != kVersion) {
-      return NotFoundError("model '" + name + "' has no version " + std::to_string(version));
-    }
-    return Served();
-  }
-
-  std::vector<ServedModel> ListModels() const override { return {Served()}; }
-
-  SubmitResult Infer(const std::string& name, int64_t version, ServingProtocol,
-                     InferRequest request) override {
-    Result<ServedModel> model = GetModel(name, version);
-    if (!model.ok()) return {model.status()};
-    // Holds the answer while the gate is closed; the worker thread waits here.
-    request.done = [this, done = std::move(request.done)](Result<std::vector<Tensor>> result) {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return open_; });
-      }
-      done(std::move(result));
-    };
-    return batcher_->Submit(std::move(request));
-  }
-
-  void CloseGate() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = false;
-  }
-  void OpenGate() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
-  // Waits (real time, up to 10 s) until `predicate` holds for the batcher's stats.
-  bool WaitForStats(const std::function<bool(const BatcherStats&)>& predicate) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < until) {
-      if (predicate(batcher_->stats())) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return false;
-  }
-
-  DynamicBatcher& batcher() { return *batcher_; }
-
- private:
-  ServedModel Served() const {
-    ServedModel served;
-    served.name = kModel;
-    served.version = kVersion;
-    served.versions = {kVersion};
-    served.inputs = model_.inputs();
-    // The graph's output carries no element type before shape inference; the model repository
-    // reports the inferred one, so the fake states it.
-    served.outputs = {{"probs", DType::kFloat32, {-1, 10}}};
-    return served;
-  }
-
-  const Model model_;
-  std::unique_ptr<DynamicBatcher> batcher_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = true;  // GUARDED_BY(mu_)
-};
+using FakeBackend = testing::FakeCnnBackend;
 
 // One backend, server and client stub per test.
 class GrpcServerTest : public ::testing::Test {
