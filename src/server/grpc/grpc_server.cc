@@ -117,13 +117,12 @@ Result<std::vector<size_t>> RequestedOutputs(const ServedModel& model,
 constexpr int64_t kMaxPemBytes = int64_t{1} << 20;
 
 // The contents of the PEM file `path`, the `role` of which ("cert_file", ...) names it in errors.
-// kInvalidArgument naming the option and the path when the file cannot be read (the Env's reason
-// is kept) or holds no PEM block.
+// The Env's error (kNotFound for a missing file, ...) with the option named when the file cannot
+// be read; kInvalidArgument naming the option and the path when it holds no PEM block.
 Result<std::string> ReadPemFile(const char* role, const std::string& path) {
   Result<std::string> contents = DefaultEnv()->ReadFile(path, kMaxPemBytes);
   if (!contents.ok()) {
-    return InvalidArgumentError("gRPC server: " + std::string(role) + " '" + path +
-                                "' cannot be read: " + std::string(contents.status().message()));
+    return contents.status().WithContext("gRPC server: " + std::string(role));
   }
   if (contents->find("-----BEGIN") == std::string::npos) {
     return InvalidArgumentError("gRPC server: " + std::string(role) + " '" + path +

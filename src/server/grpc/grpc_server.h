@@ -92,8 +92,8 @@ class GrpcServer {
 
   // Listens on `address` ("host:port"; port 0 picks a free port) and starts serving. Returns the
   // port actually bound. Errors: the options' Validate() error; kFailedPrecondition when already
-  // started; kInvalidArgument naming a TLS file that cannot be read or holds no PEM block (checked
-  // before binding); kUnavailable naming the address when it cannot be bound or the server cannot
+  // started; a TLS file that cannot be read (the Env's error, e.g. kNotFound) or holds no PEM
+  // block (kInvalidArgument), naming the option and the path, checked before binding; kUnavailable naming the address when it cannot be bound or the server cannot
   // start. REQUIRES: called at most once successfully.
   Result<int> Start(const std::string& address);
 

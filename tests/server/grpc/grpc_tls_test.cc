@@ -4,7 +4,8 @@
 // server's CA gets answers (ServerLive, ModelInfer); a client that trusts another CA, or speaks
 // plain text, is refused; with a client CA and require_client_cert, a client without a
 // certificate (or with one from another CA) is refused and a client with one is served; bad PEM
-// paths fail Start() with kInvalidArgument naming the file, before anything is bound.
+// paths fail Start() (kNotFound for a missing file, kInvalidArgument for one that is not PEM)
+// naming the file, before anything is bound.
 //
 // The certificates are made once per test binary by the `openssl` command line (Debian's
 // /usr/bin/openssl) in a fresh temporary directory: a CA, a server certificate for localhost and
@@ -256,7 +257,7 @@ TEST_F(GrpcTlsTest, MissingCertFileFailsStartNamingIt) {
   GrpcServer server(backend_.get(), options);
   Result<int> port = server.Start("127.0.0.1:0");
   ASSERT_FALSE(port.ok());
-  EXPECT_EQ(port.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(port.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(std::string(port.status().message()), HasSubstr("cert_file"));
   EXPECT_THAT(std::string(port.status().message()), HasSubstr(options.cert_file));
   EXPECT_EQ(server.port(), 0);
@@ -276,7 +277,7 @@ TEST_F(GrpcTlsTest, NonPemFilesFailStartNamingThem) {
   ca.client_ca_file = pki_->Path("missing_ca.pem");
   port = GrpcServer(backend_.get(), ca).Start("127.0.0.1:0");
   ASSERT_FALSE(port.ok());
-  EXPECT_EQ(port.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(port.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(std::string(port.status().message()), HasSubstr(ca.client_ca_file));
 }
 
