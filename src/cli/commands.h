@@ -9,10 +9,12 @@
 
 namespace hml::cli {
 
+// certs: a development CA and server/client certificates for TLS.
+void AddCertsCommand(CLI::App& app, int& exit_code);     // certs_command.cc
 void AddCompressCommand(CLI::App& app, int& exit_code);  // compress_command.cc
 // keys init|rotate, publish, rollout, rollback, models.
 void AddRegistryCommands(CLI::App& app, int& exit_code);  // registry_command.cc
-// serve: the registry's models over HTTP.
+// serve: the registry's models over HTTP(S) and gRPC.
 void AddServeCommand(CLI::App& app, int& exit_code);  // serve_command.cc
 #ifdef HML_WITH_TRAIN
 void AddTrainCommand(CLI::App& app, int& exit_code);  // train_command.cc

@@ -3,8 +3,13 @@
 // `hybridml serve`: loads the models a registry's channels point at into a ModelRepository,
 // serves them over HTTP (src/server/http/http_server.h: v2 REST, /metrics, the registry's OTA
 // files) and gRPC (src/server/grpc/grpc_server.h: the v2 inference service), and drains on
-// SIGTERM/SIGINT. Plain text only: TLS is not implemented yet, so --insecure is required and
-// says so.
+// SIGTERM/SIGINT.
+//
+// Transport security: HTTP is HTTPS with --tls-cert/--tls-key (and mutual TLS with
+// --tls-client-ca); plain text needs an explicit --insecure. The gRPC front end has no TLS yet,
+// so it runs only with --insecure (TLS flags plus --insecure: HTTPS and plain gRPC). With TLS
+// flags and without --insecure, pass --grpc-port -1, which disables gRPC; serve refuses to start
+// otherwise rather than serve gRPC in plain text.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -25,8 +30,11 @@ struct ServeFlags {
   std::string registry_dir;
   std::string address = "127.0.0.1";
   int http_port = 8000;
-  int grpc_port = 8001;
+  int grpc_port = 8001;  // -1: no gRPC front end
   bool insecure = false;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
 };
 
 int Fail(const Status& s) {
@@ -35,11 +43,28 @@ int Fail(const Status& s) {
 }
 
 int Serve(const ServeFlags& flags) {
-  if (!flags.insecure) {
+  const bool tls = !flags.tls_cert.empty() || !flags.tls_key.empty();
+  if (tls && (flags.tls_cert.empty() || flags.tls_key.empty())) {
+    return Fail(InvalidArgumentError("--tls-cert and --tls-key must be given together"));
+  }
+  if (!tls && !flags.tls_client_ca.empty()) {
+    return Fail(InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key"));
+  }
+  if (!tls && !flags.insecure) {
     std::fprintf(stderr,
-                 "hybridml serve: TLS is not implemented yet; pass --insecure to serve plain "
-                 "HTTP\n");
+                 "hybridml serve: refusing to serve plain text; pass --tls-cert/--tls-key, or "
+                 "--insecure\n");
     return 1;
+  }
+  const bool grpc_enabled = flags.grpc_port != -1;
+  if (flags.grpc_port < -1 || flags.grpc_port > 65535) {
+    return Fail(InvalidArgumentError("--grpc-port " + std::to_string(flags.grpc_port) +
+                                     " is not -1 (disabled) or in [0, 65535]"));
+  }
+  if (grpc_enabled && !flags.insecure) {
+    return Fail(UnimplementedError(
+        "gRPC has no TLS yet and would serve plain text; pass --grpc-port -1 to serve HTTPS "
+        "only, or --insecure to allow plain gRPC"));
   }
   // Block the stop signals before any thread starts, so that every thread inherits the mask and
   // sigwait below is the one place they arrive.
@@ -60,19 +85,31 @@ int Serve(const ServeFlags& flags) {
   options.address = flags.address;
   options.port = flags.http_port;
   options.ota_repo_dir = flags.registry_dir + "/repo";
+  options.cert_file = flags.tls_cert;
+  options.key_file = flags.tls_key;
+  options.client_ca_file = flags.tls_client_ca;
   server::HttpServer http(repository, metrics, options);
   if (Status s = http.Start(); !s.ok()) return Fail(s);
   server::GrpcServer grpc(&repository);
-  Result<int> grpc_port =
-      grpc.Start(flags.address + ":" + std::to_string(flags.grpc_port));
-  if (!grpc_port.ok()) return Fail(grpc_port.status());
+  int grpc_port = -1;
+  if (grpc_enabled) {
+    Result<int> bound = grpc.Start(flags.address + ":" + std::to_string(flags.grpc_port));
+    if (!bound.ok()) return Fail(bound.status());
+    grpc_port = *bound;
+  }
   for (const server::ServedModel& m : repository.ListModels()) {
     std::printf("serving model '%s' version %lld\n", m.name.c_str(),
                 static_cast<long long>(m.version));
   }
-  std::printf("http listening on %s:%d (plain HTTP, insecure)\n", flags.address.c_str(),
-              http.port());
-  std::printf("grpc listening on %s:%d (insecure)\n", flags.address.c_str(), *grpc_port);
+  std::printf("http listening on %s:%d (%s)\n", flags.address.c_str(), http.port(),
+              !tls                          ? "plain HTTP, insecure"
+              : flags.tls_client_ca.empty() ? "HTTPS"
+                                            : "HTTPS, mutual TLS");
+  if (grpc_enabled) {
+    std::printf("grpc listening on %s:%d (insecure)\n", flags.address.c_str(), grpc_port);
+  } else {
+    std::printf("grpc disabled (--grpc-port -1)\n");
+  }
   std::fflush(stdout);
 
   int signal_number = 0;
@@ -80,7 +117,7 @@ int Serve(const ServeFlags& flags) {
   std::printf("signal %d: draining\n", signal_number);
   std::fflush(stdout);
   http.Stop();  // stop accepting, finish the requests being handled
-  grpc.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (grpc_enabled) grpc.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   return 0;     // the repository drains its batchers when it goes out of scope
 }
 
@@ -92,10 +129,16 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       "serve", "Serve the registry's models over HTTP (v2 REST) and gRPC (v2 inference service)");
   serve->add_option("--registry", flags->registry_dir, "Registry directory")->required();
   serve->add_option("--http-port", flags->http_port, "HTTP port; 0 picks a free one");
-  serve->add_option("--grpc-port", flags->grpc_port, "gRPC port; 0 picks a free one");
+  serve->add_option("--grpc-port", flags->grpc_port,
+                    "gRPC port; 0 picks a free one, -1 disables gRPC (gRPC has no TLS yet, so TLS "
+                    "without --insecure needs -1)");
   serve->add_option("--address", flags->address, "Address to bind (default 127.0.0.1)");
   serve->add_flag("--insecure", flags->insecure,
-                  "Serve plain HTTP and gRPC (required: TLS is not implemented yet)");
+                  "Allow plain text: HTTP without --tls-cert/--tls-key, and gRPC (no TLS yet)");
+  serve->add_option("--tls-cert", flags->tls_cert, "PEM certificate (chain) of the HTTPS server");
+  serve->add_option("--tls-key", flags->tls_key, "Unencrypted PEM private key of --tls-cert");
+  serve->add_option("--tls-client-ca", flags->tls_client_ca,
+                    "PEM CA file: require client certificates signed by it (mutual TLS)");
   serve->callback([flags, &exit_code] { exit_code = Serve(*flags); });
 }
 

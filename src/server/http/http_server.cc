@@ -18,6 +18,7 @@
 
 #include "src/ota/metadata.h"
 #include "src/server/protocol/v2_json.h"
+#include "src/server/tls/certs.h"
 
 namespace hml::server {
 namespace {
@@ -103,6 +104,12 @@ Status HttpServerOptions::Validate() const {
                                 " is not in [1, 1024]");
   }
   if (clock == nullptr) return InvalidArgumentError("HttpServerOptions: clock is null");
+  if (cert_file.empty() != key_file.empty()) {
+    return InvalidArgumentError("HttpServerOptions: cert_file and key_file must be set together");
+  }
+  if (!client_ca_file.empty() && cert_file.empty()) {
+    return InvalidArgumentError("HttpServerOptions: client_ca_file needs cert_file and key_file");
+  }
   return Status::Ok();
 }
 
@@ -114,16 +121,37 @@ class HttpServer::Impl {
   // Binds and starts the listener thread; returns the port.
   Result<int> Start() {
     HML_RETURN_IF_ERROR(options_.Validate());
+    const bool tls = !options_.cert_file.empty();
+    // httplib's loader only reports "invalid"; this check names the file and the reason first.
+    if (tls) {
+      HML_RETURN_IF_ERROR(
+          CheckPemFiles(options_.cert_file, options_.key_file, options_.client_ca_file));
+    }
     try {
+      if (tls) {
+        // With a client CA file, httplib sets SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT:
+        // a client without a certificate signed by that CA fails the handshake (mutual TLS).
+        auto ssl = std::make_unique<httplib::SSLServer>(
+            options_.cert_file.c_str(), options_.key_file.c_str(),
+            options_.client_ca_file.empty() ? nullptr : options_.client_ca_file.c_str());
+        if (!ssl->is_valid()) {
+          return InvalidArgumentError("HTTPS server: cannot load certificate '" +
+                                      options_.cert_file + "', key '" + options_.key_file +
+                                      "' or client CA '" + options_.client_ca_file + "'");
+        }
+        server_ = std::move(ssl);
+      } else {
+        server_ = std::make_unique<httplib::Server>();
+      }
       Routes();
-      server_.new_task_queue = [threads = options_.threads] {
+      server_->new_task_queue = [threads = options_.threads] {
         return new httplib::ThreadPool(static_cast<size_t>(threads));
       };
-      server_.set_payload_max_length(options_.max_body_bytes);
+      server_->set_payload_max_length(options_.max_body_bytes);
       int port = options_.port;
       if (port == 0) {
-        port = server_.bind_to_any_port(options_.address);
-      } else if (!server_.bind_to_port(options_.address, port)) {
+        port = server_->bind_to_any_port(options_.address);
+      } else if (!server_->bind_to_port(options_.address, port)) {
         port = -1;
       }
       if (port <= 0) {
@@ -132,7 +160,7 @@ class HttpServer::Impl {
       }
       thread_ = std::thread([this] {
         try {
-          server_.listen_after_bind();
+          server_->listen_after_bind();
         } catch (...) {
           // The listener ends; Stop() still joins.
         }
@@ -144,8 +172,9 @@ class HttpServer::Impl {
   }
 
   void Stop() {
+    if (server_ == nullptr) return;
     try {
-      server_.stop();
+      server_->stop();
     } catch (...) {
     }
     if (thread_.joinable()) thread_.join();
@@ -153,53 +182,53 @@ class HttpServer::Impl {
 
  private:
   void Routes() {
-    server_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
       // httplib's own errors (404 without a route, 413 from Content-Length) get a JSON body.
       if (res.body.empty()) {
         SetError(res, res.status,
                  res.status == 413 ? "request body exceeds the size limit" : "no such resource");
       }
     });
-    server_.set_exception_handler(
+    server_->set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
           SetError(res, 500, "internal error");
         });
-    server_.Get("/v2", Guarded([](const httplib::Request&, httplib::Response& res) {
-                  nlohmann::json body = {{"name", "hybridml"},
-                                         {"version", "0.1.0"},
-                                         {"extensions", nlohmann::json::array()}};
-                  res.set_content(body.dump(), kJson);
-                }));
-    server_.Get("/v2/health/live",
-                Guarded([](const httplib::Request&, httplib::Response& res) { res.status = 200; }));
-    server_.Get("/v2/health/ready",
-                Guarded([this](const httplib::Request&, httplib::Response& res) {
-                  res.status = backend_.Ready() ? 200 : 503;
-                }));
-    server_.Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)",
-                Guarded([this](const httplib::Request& req, httplib::Response& res) {
-                  ModelMetadata(req, res);
-                }));
-    server_.Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/ready)",
-                Guarded([this](const httplib::Request& req, httplib::Response& res) {
-                  Result<int64_t> version = ParseVersion(req.matches[2]);
-                  if (!version.ok()) return SetStatusError(res, version.status());
-                  Result<ServedModel> model = backend_.GetModel(req.matches[1], *version);
-                  if (!model.ok()) return SetStatusError(res, model.status());
-                  res.status = 200;
-                }));
-    server_.Post(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/infer)",
-                 Guarded([this](const httplib::Request& req, httplib::Response& res) {
-                   Infer(req, res);
+    server_->Get("/v2", Guarded([](const httplib::Request&, httplib::Response& res) {
+                   nlohmann::json body = {{"name", "hybridml"},
+                                          {"version", "0.1.0"},
+                                          {"extensions", nlohmann::json::array()}};
+                   res.set_content(body.dump(), kJson);
                  }));
-    server_.Get("/metrics", Guarded([this](const httplib::Request&, httplib::Response& res) {
-                  res.set_content(metrics_.Expose(), std::string(kExpositionContentType).c_str());
-                }));
-    server_.Get("/healthz", Guarded([](const httplib::Request&, httplib::Response& res) {
-                  res.set_content("ok\n", "text/plain");
-                }));
-    server_.Get(R"(/ota/(.*))", Guarded([this](const httplib::Request& req,
-                                               httplib::Response& res) { OtaFile(req, res); }));
+    server_->Get("/v2/health/live", Guarded([](const httplib::Request&, httplib::Response& res) {
+                   res.status = 200;
+                 }));
+    server_->Get("/v2/health/ready",
+                 Guarded([this](const httplib::Request&, httplib::Response& res) {
+                   res.status = backend_.Ready() ? 200 : 503;
+                 }));
+    server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)",
+                 Guarded([this](const httplib::Request& req, httplib::Response& res) {
+                   ModelMetadata(req, res);
+                 }));
+    server_->Get(R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/ready)",
+                 Guarded([this](const httplib::Request& req, httplib::Response& res) {
+                   Result<int64_t> version = ParseVersion(req.matches[2]);
+                   if (!version.ok()) return SetStatusError(res, version.status());
+                   Result<ServedModel> model = backend_.GetModel(req.matches[1], *version);
+                   if (!model.ok()) return SetStatusError(res, model.status());
+                   res.status = 200;
+                 }));
+    server_->Post(
+        R"(/v2/models/([^/]+)(?:/versions/([^/]+))?/infer)",
+        Guarded([this](const httplib::Request& req, httplib::Response& res) { Infer(req, res); }));
+    server_->Get("/metrics", Guarded([this](const httplib::Request&, httplib::Response& res) {
+                   res.set_content(metrics_.Expose(), std::string(kExpositionContentType).c_str());
+                 }));
+    server_->Get("/healthz", Guarded([](const httplib::Request&, httplib::Response& res) {
+                   res.set_content("ok\n", "text/plain");
+                 }));
+    server_->Get(R"(/ota/(.*))", Guarded([this](const httplib::Request& req,
+                                                httplib::Response& res) { OtaFile(req, res); }));
   }
 
   void ModelMetadata(const httplib::Request& req, httplib::Response& res) {
@@ -335,7 +364,9 @@ class HttpServer::Impl {
   InferenceBackend& backend_;
   MetricsRegistry& metrics_;
   const HttpServerOptions options_;
-  httplib::Server server_;
+  // An httplib::SSLServer when TLS is configured, a plain httplib::Server otherwise; created by
+  // Start().
+  std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };
 

@@ -2,8 +2,9 @@
 //
 // The HTTP front end: the Open Inference Protocol v2 REST endpoints over an InferenceBackend,
 // Prometheus `/metrics`, `/healthz`, and the OTA repository files (`/ota/<target path>`) with
-// Range support. Plain HTTP only: TLS is not implemented yet, which is why `hybridml serve`
-// demands --insecure.
+// Range support. HTTPS from PEM files (HttpServerOptions::cert_file/key_file), with optional
+// mutual TLS (client_ca_file); plain HTTP when they are empty, which `hybridml serve` allows only
+// with --insecure.
 //
 //   GET  /v2                                           server metadata
 //   GET  /v2/health/live, /v2/health/ready             200 or 503
@@ -53,6 +54,14 @@ struct HttpServerOptions {
   // The clock of the backend's batchers (Timeout-Ms becomes a deadline in its NowNanos()); must
   // outlive the server. Default: RealClock().
   Clock* clock = RealClock();
+  // TLS: the server's PEM certificate (chain) and its unencrypted PEM private key. Both empty =
+  // plain HTTP; one without the other is invalid. Default: empty.
+  std::string cert_file;
+  std::string key_file;
+  // Mutual TLS: PEM file of the CA(s) whose client certificates are accepted. When set, every
+  // client must present a certificate signed by one of them or the handshake fails. Needs
+  // cert_file/key_file. Default: empty (clients are not asked for a certificate).
+  std::string client_ca_file;
 
   // kInvalidArgument naming the field.
   Status Validate() const;
@@ -67,7 +76,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts serving on a background thread. Errors: kInvalidArgument for bad options,
+  // Binds and starts serving on a background thread. Errors: kInvalidArgument for bad options
+  // or PEM files that cannot be loaded (naming the file), kNotFound for a missing PEM file,
   // kUnavailable naming the address and port when it cannot bind, kFailedPrecondition when
   // already started.
   Status Start();
