@@ -5,11 +5,10 @@
 // files) and gRPC (src/server/grpc/grpc_server.h: the v2 inference service), and drains on
 // SIGTERM/SIGINT.
 //
-// Transport security: HTTP is HTTPS with --tls-cert/--tls-key (and mutual TLS with
-// --tls-client-ca); plain text needs an explicit --insecure. The gRPC front end has no TLS yet,
-// so it runs only with --insecure (TLS flags plus --insecure: HTTPS and plain gRPC). With TLS
-// flags and without --insecure, pass --grpc-port -1, which disables gRPC; serve refuses to start
-// otherwise rather than serve gRPC in plain text.
+// Transport security: with --tls-cert/--tls-key both ports speak TLS with the same certificate
+// (HTTPS and gRPC over TLS), and --tls-client-ca makes both require client certificates signed
+// by that CA (mutual TLS). Plain text on both needs an explicit --insecure. --grpc-port -1
+// disables the gRPC front end.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -61,10 +60,8 @@ int Serve(const ServeFlags& flags) {
     return Fail(InvalidArgumentError("--grpc-port " + std::to_string(flags.grpc_port) +
                                      " is not -1 (disabled) or in [0, 65535]"));
   }
-  if (grpc_enabled && !flags.insecure) {
-    return Fail(UnimplementedError(
-        "gRPC has no TLS yet and would serve plain text; pass --grpc-port -1 to serve HTTPS "
-        "only, or --insecure to allow plain gRPC"));
+  if (tls && flags.insecure) {
+    return Fail(InvalidArgumentError("--insecure contradicts --tls-cert/--tls-key"));
   }
   // Block the stop signals before any thread starts, so that every thread inherits the mask and
   // sigwait below is the one place they arrive.
@@ -90,7 +87,11 @@ int Serve(const ServeFlags& flags) {
   options.client_ca_file = flags.tls_client_ca;
   server::HttpServer http(repository, metrics, options);
   if (Status s = http.Start(); !s.ok()) return Fail(s);
-  server::GrpcServer grpc(&repository);
+  server::GrpcServerOptions grpc_options;
+  grpc_options.cert_file = flags.tls_cert;
+  grpc_options.key_file = flags.tls_key;
+  grpc_options.client_ca_file = flags.tls_client_ca;
+  server::GrpcServer grpc(&repository, grpc_options);
   int grpc_port = -1;
   if (grpc_enabled) {
     Result<int> bound = grpc.Start(flags.address + ":" + std::to_string(flags.grpc_port));
@@ -101,12 +102,15 @@ int Serve(const ServeFlags& flags) {
     std::printf("serving model '%s' version %lld\n", m.name.c_str(),
                 static_cast<long long>(m.version));
   }
+  const char* security = !tls                          ? "insecure"
+                         : flags.tls_client_ca.empty() ? "TLS"
+                                                       : "mutual TLS";
   std::printf("http listening on %s:%d (%s)\n", flags.address.c_str(), http.port(),
-              !tls                          ? "plain HTTP, insecure"
-              : flags.tls_client_ca.empty() ? "HTTPS"
-                                            : "HTTPS, mutual TLS");
+              !tls ? "plain HTTP, insecure" : tls && flags.tls_client_ca.empty()
+                                                  ? "HTTPS"
+                                                  : "HTTPS, mutual TLS");
   if (grpc_enabled) {
-    std::printf("grpc listening on %s:%d (insecure)\n", flags.address.c_str(), grpc_port);
+    std::printf("grpc listening on %s:%d (%s)\n", flags.address.c_str(), grpc_port, security);
   } else {
     std::printf("grpc disabled (--grpc-port -1)\n");
   }
@@ -130,8 +134,7 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   serve->add_option("--registry", flags->registry_dir, "Registry directory")->required();
   serve->add_option("--http-port", flags->http_port, "HTTP port; 0 picks a free one");
   serve->add_option("--grpc-port", flags->grpc_port,
-                    "gRPC port; 0 picks a free one, -1 disables gRPC (gRPC has no TLS yet, so TLS "
-                    "without --insecure needs -1)");
+                    "gRPC port; 0 picks a free one, -1 disables gRPC");
   serve->add_option("--address", flags->address, "Address to bind (default 127.0.0.1)");
   serve->add_flag("--insecure", flags->insecure,
                   "Allow plain text: HTTP without --tls-cert/--tls-key, and gRPC (no TLS yet)");

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end TLS: `hybridml certs` writes a dev CA and server/client certificates;
-# `hybridml serve --tls-cert --tls-key --grpc-port -1` serves HTTPS (gRPC off: it has no TLS yet)
-# and curl trusting ca.pem gets 200 from /v2/health/ready, while curl without --cacert fails
-# verification. Then the same with --tls-client-ca (mutual TLS): curl without the client
-# certificate fails, with it gets 200. Also: certs refuses to overwrite, serve refuses TLS with
-# gRPC enabled, and SIGTERM drains and exits 0.
+# `hybridml serve --tls-cert --tls-key` serves HTTPS and gRPC over TLS with that certificate:
+# curl trusting ca.pem gets 200 from /v2/health/ready while curl without --cacert fails
+# verification, and `openssl s_client` completes a verified TLS handshake (ALPN h2) on the gRPC
+# port. Then the same with --tls-client-ca (mutual TLS): curl without the client certificate
+# fails, with it gets 200. Also: certs refuses to overwrite, serve refuses TLS together with
+# --insecure, and SIGTERM drains and exits 0.
 # Usage: serve_tls_curl_test.sh PATH/TO/hybridml
 set -uo pipefail
 hml="$1"
@@ -29,24 +30,25 @@ done
 grep -q "exists" "$tmp/again.out" || fail "no overwrite message: $(cat "$tmp/again.out")"
 
 tls=(--tls-cert "$pki/server.pem" --tls-key "$pki/server.key")
-"$hml" serve --registry "$tmp/reg" "${tls[@]}" --http-port 0 >"$tmp/grpc.out" 2>&1 \
-  && fail "serve with TLS and plain gRPC must fail"
-grep -q -- "--grpc-port -1" "$tmp/grpc.out" || fail "no gRPC message: $(cat "$tmp/grpc.out")"
+"$hml" serve --registry "$tmp/reg" "${tls[@]}" --insecure --http-port 0 >"$tmp/both.out" 2>&1 \
+  && fail "serve with TLS and --insecure must fail"
+grep -q "contradicts" "$tmp/both.out" || fail "no TLS/insecure message: $(cat "$tmp/both.out")"
 
 # Starts serve with the given extra flags; sets pid, port and url.
 start() {
-  "$hml" serve --registry "$tmp/reg" "${tls[@]}" --http-port 0 --grpc-port -1 "$@" \
+  "$hml" serve --registry "$tmp/reg" "${tls[@]}" --http-port 0 --grpc-port 0 "$@" \
     >"$tmp/serve.out" 2>&1 &
   pid=$!
   port=""
   for _ in $(seq 600); do  # up to 60 s: a loaded CI machine starts slowly
     port="$(sed -n 's/^http listening on [^:]*:\([0-9]*\).*/\1/p' "$tmp/serve.out")"
-    [ -n "$port" ] && break
+    [ -n "$port" ] && grep -q "^grpc listening" "$tmp/serve.out" && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   [ -n "$port" ] || { cat "$tmp/serve.out"; fail "server did not print its port"; }
-  grep -q "^grpc disabled" "$tmp/serve.out" || fail "gRPC not reported disabled"
+  gport="$(sed -n 's/^grpc listening on [^:]*:\([0-9]*\).*/\1/p' "$tmp/serve.out")"
+  [ -n "$gport" ] || fail "no gRPC port"
   url="https://localhost:$port"
 }
 stop() {
@@ -56,6 +58,11 @@ stop() {
 
 start
 grep -q "(HTTPS)" "$tmp/serve.out" || fail "not reported as HTTPS"
+grep -q "^grpc listening on .* (TLS)" "$tmp/serve.out" || fail "gRPC not reported as TLS"
+echo | openssl s_client -connect "127.0.0.1:$gport" -servername localhost -CAfile "$pki/ca.pem" \
+  -alpn h2 >"$tmp/sclient.out" 2>&1
+grep -q "Verify return code: 0 (ok)" "$tmp/sclient.out" || fail "gRPC TLS handshake not verified"
+grep -q "ALPN protocol: h2" "$tmp/sclient.out" || fail "gRPC port did not negotiate h2"
 code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" "$url/v2/health/ready")"
 [ "$code" = 200 ] || fail "ready over HTTPS got $code"
 curl -sf --cacert "$pki/ca.pem" "$url/v2/models/relu" | grep -q '"name":"relu"' \
