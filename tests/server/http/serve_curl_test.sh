@@ -6,16 +6,7 @@
 # Usage: serve_curl_test.sh PATH/TO/hybridml
 set -uo pipefail
 hml="$1"
-model=/usr/share/libonnx-testdata/data/node/test_relu/model.onnx  # x: float [3,4,5]
-tmp="$(mktemp -d)"; pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-
-"$hml" keys init --dir "$tmp/keys" >/dev/null || fail "keys init"
-"$hml" publish "$model" --name relu --semver 1.0.0 --registry "$tmp/reg" --keys "$tmp/keys" \
-  >/dev/null || fail "publish"
-"$hml" rollout --name relu --version 1 --channel stable --percent 100 --registry "$tmp/reg" \
-  --keys "$tmp/keys" >/dev/null || fail "rollout"
+source "$(dirname "$0")/serve_test_setup.sh"
 
 "$hml" serve --registry "$tmp/reg" --http-port 0 >"$tmp/noinsecure.out" 2>&1 \
   && fail "serve without --insecure must fail"

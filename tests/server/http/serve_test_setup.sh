@@ -1,0 +1,14 @@
+# Shared start of the `hybridml serve` end-to-end scripts (sourced, not run): a temp dir cleaned
+# on exit (killing the server in $pid if one runs), `fail`, and a registry in $tmp/reg holding
+# model "relu" (ONNX test_relu: x float [3,4,5]) version 1 released to "stable" at 100 %.
+# Needs: hml (the hybridml binary).
+model=/usr/share/libonnx-testdata/data/node/test_relu/model.onnx
+tmp="$(mktemp -d)"; pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$hml" keys init --dir "$tmp/keys" >/dev/null || fail "keys init"
+"$hml" publish "$model" --name relu --semver 1.0.0 --registry "$tmp/reg" --keys "$tmp/keys" \
+  >/dev/null || fail "publish"
+"$hml" rollout --name relu --version 1 --channel stable --percent 100 --registry "$tmp/reg" \
+  --keys "$tmp/keys" >/dev/null || fail "rollout"
