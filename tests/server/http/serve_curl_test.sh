@@ -26,7 +26,8 @@ grep -q "^grpc listening on 127.0.0.1:[0-9]" "$tmp/serve.out" || fail "no gRPC l
 url="http://127.0.0.1:$port"
 
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/v2/health/ready")" = 200 ] || fail "ready"
-curl -sf "$url/v2/models/relu" | grep -q '"name":"relu"' || fail "metadata"
+meta="$(curl -sf "$url/v2/models/relu")" || fail "GET metadata"
+grep -q '"name":"relu"' <<<"$meta" || fail "metadata: $meta"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/v2/models/nope")" = 404 ] || fail "404"
 
 data="$(seq -s, -30 29)"
@@ -36,9 +37,11 @@ out="$(curl -sf -X POST -H 'Content-Type: application/json' -d "$body" \
 echo "$out" | grep -q '"shape":\[3,4,5\]' || fail "infer output shape: $out"
 echo "$out" | grep -q '"data":\[0,0,' || fail "infer output data: $out"
 
-curl -sf "$url/metrics" | \
-  grep -q 'hml_inference_requests_total{model="relu",version="1",protocol="http",code="OK"} 1' \
-  || fail "metrics request counter"
+# Whole responses into variables, not `curl | grep -q`: grep -q exits at its first match, curl
+# then dies of SIGPIPE and pipefail fails the check on a loaded machine.
+metrics="$(curl -sf "$url/metrics")" || fail "GET /metrics"
+grep -qF 'hml_inference_requests_total{model="relu",version="1",protocol="http",code="OK"} 1' \
+  <<<"$metrics" || fail "metrics request counter: $(grep hml_inference_requests <<<"$metrics")"
 
 size="$(stat -c %s "$tmp/reg/repo/targets.json")"
 code="$(curl -s -o "$tmp/part" -w '%{http_code}' -H 'Range: bytes=0-9' "$url/ota/targets.json")"

@@ -56,8 +56,8 @@ grep -q "Verify return code: 0 (ok)" "$tmp/sclient.out" || fail "gRPC TLS handsh
 grep -q "ALPN protocol: h2" "$tmp/sclient.out" || fail "gRPC port did not negotiate h2"
 code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" "$url/v2/health/ready")"
 [ "$code" = 200 ] || fail "ready over HTTPS got $code"
-curl -sf --cacert "$pki/ca.pem" "$url/v2/models/relu" | grep -q '"name":"relu"' \
-  || fail "metadata over HTTPS"
+meta="$(curl -sf --cacert "$pki/ca.pem" "$url/v2/models/relu")" || fail "GET metadata over HTTPS"
+grep -q '"name":"relu"' <<<"$meta" || fail "metadata over HTTPS: $meta"
 curl -s -o /dev/null "$url/v2/health/ready" && fail "curl without --cacert must fail"
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://localhost:$port/v2/health/ready")"
 [ "$code" != 200 ] || fail "plain HTTP must not be answered"
