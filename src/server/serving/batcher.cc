@@ -308,6 +308,7 @@ bool DynamicBatcher::NextBatch(std::vector<Pending>* batch, std::vector<Pending>
     }
     // An empty batch here means the queue held only expired requests.
     if (batch->empty() || closed || draining_) break;
+    if (options_.wait_only_when_busy && running_ < options_.instances - 1) break;
     const int64_t wait_until =
         batch->front().enqueue_nanos + options_.max_queue_delay_micros * 1000;
     if (now >= wait_until) break;
@@ -323,6 +324,7 @@ bool DynamicBatcher::NextBatch(std::vector<Pending>* batch, std::vector<Pending>
 
   stats_.expired += static_cast<int64_t>(expired->size());
   stats_.queue_depth = static_cast<int64_t>(queue_.size());
+  if (!batch->empty()) ++running_;  // until WorkerLoop has run it
   forming_ = false;
   lock.unlock();
   cv_.notify_all();  // the forming token is free for the next idle worker
@@ -432,7 +434,11 @@ void DynamicBatcher::WorkerLoop(size_t index) {
       p.request.done(DeadlineExceededError("model " + Quoted(model_.name()) +
                                            ": deadline passed while the request was queued"));
     }
-    if (!batch.empty()) RunBatch(instance, batch);
+    if (!batch.empty()) {
+      RunBatch(instance, batch);
+      std::lock_guard<std::mutex> lock(mu_);
+      --running_;
+    }
     if (!more) return;
   }
 }

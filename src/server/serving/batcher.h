@@ -63,6 +63,12 @@ struct BatchingOptions {
   // How long a forming batch waits for more requests, measured from the time its oldest request
   // was queued. 0 runs whatever is queued at once. Default: 1000 (1 ms).
   int64_t max_queue_delay_micros = 1000;
+  // Wait for more requests only while every other instance is running a batch. When an
+  // instance is idle, waiting cannot raise throughput (the idle one would take the next
+  // requests) and only adds latency: at low load requests then run at once, as without
+  // batching, and batches still grow under load, as requests queue behind busy instances
+  // (bench/serving_batcher). false: always wait up to max_queue_delay_micros. Default: true.
+  bool wait_only_when_busy = true;
   // Batch sizes that are run at once when reached, without waiting for max_queue_delay. Each in
   // [1, max_batch_size]. Default: none.
   std::vector<int64_t> preferred_batch_sizes;
@@ -216,6 +222,7 @@ class DynamicBatcher {
   std::deque<Pending> queue_;  // GUARDED_BY(mu_)
   bool draining_ = false;      // GUARDED_BY(mu_)
   bool forming_ = false;       // GUARDED_BY(mu_): a worker is forming a batch
+  int running_ = 0;            // GUARDED_BY(mu_): instances running a batch
   BatcherStats stats_;         // GUARDED_BY(mu_)
 };
 

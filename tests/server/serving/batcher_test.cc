@@ -223,6 +223,30 @@ TEST(DynamicBatcherTest, PartialBatchWaitsForTheDelayOnTheInjectedClock) {
   EXPECT_EQ(stats.queue_nanos_sum, 3 * kMs);
 }
 
+TEST(DynamicBatcherTest, WithAnIdleInstanceRequestsRunWithoutWaiting) {
+  // Two instances and a clock that stands still: a lone request must not wait for company while
+  // the other instance is idle (wait_only_when_busy, the default) ...
+  ManualClock clock;
+  BatchingOptions options;
+  options.instances = 2;
+  options.max_queue_delay_micros = 1000;
+  auto batcher = *DynamicBatcher::Create(Cnn28(), options, &clock);
+  Collector collector;
+  ASSERT_TRUE(batcher->Submit(Request(Images(1, 0), collector.Done(0))).ok());
+  ASSERT_TRUE(collector.WaitFor(1));
+  EXPECT_EQ(batcher->stats().queue_nanos_sum, 0);
+
+  // ... and always waits the delay when told to.
+  options.wait_only_when_busy = false;
+  auto waiting = *DynamicBatcher::Create(Cnn28(), options, &clock);
+  Collector later;
+  ASSERT_TRUE(waiting->Submit(Request(Images(1, 1), later.Done(0))).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(later.total(), 0);
+  clock.Advance(1 * kMs);
+  ASSERT_TRUE(later.WaitFor(1));
+}
+
 TEST(DynamicBatcherTest, PreferredSizeRunsWithoutWaiting) {
   ManualClock clock;
   BatchingOptions options;
