@@ -5,13 +5,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "hml/env.h"
 #include "hml/runtime/model.h"
 #include "src/cli/commands.h"
-#include "src/runtime/onnx_io.h"
 #include "src/data/dataset.h"
+#include "src/runtime/onnx_io.h"
 #include "src/train/graph_module.h"
 #include "src/train/sweep.h"
 #include "src/train/trainer.h"
@@ -55,13 +56,18 @@ struct TrainFlags {
   bool sweeping() const { return !sweep_lr.empty() || !sweep_batch.empty() || !sweep_width.empty(); }
 };
 
-// Loads the distillation teacher: the ONNX graph as written (like --model), as a module the
-// trainer runs in eval mode. Errors name the file.
+// The ONNX file's graph as written: not Model::Load's inference passes, which fold BatchNorm
+// and drop Dropout (right for inference, wrong for training).
+Result<runtime::Graph> ReadGraphAsWritten(const std::string& path) {
+  HML_ASSIGN_OR_RETURN(std::string bytes, DefaultEnv()->ReadFile(path));
+  return runtime::ParseOnnxModel(bytes);
+}
+
+// Loads the distillation teacher (read like --model) as a module the trainer runs in eval mode.
+// Errors name the file.
 Result<std::unique_ptr<train::GraphModule>> LoadTeacher(const std::string& path) {
   const std::string context = "--teacher " + path;
-  Result<std::string> bytes = DefaultEnv()->ReadFile(path);
-  if (!bytes.ok()) return bytes.status().WithContext(context);
-  Result<runtime::Graph> graph = runtime::ParseOnnxModel(*bytes);
+  Result<runtime::Graph> graph = ReadGraphAsWritten(path);
   if (!graph.ok()) return graph.status().WithContext(context);
   Result<std::unique_ptr<train::GraphModule>> teacher = train::GraphModule::Create(*graph);
   if (!teacher.ok()) return teacher.status().WithContext(context);
@@ -89,12 +95,13 @@ Status RunTrain(const TrainFlags& f) {
     return InvalidArgumentError("--width/--sweep-width apply to --arch, not to --model");
   }
   // The model to train at a width multiplier (an ONNX file is taken as it is).
+  // Read once, however many sweep points train it.
+  std::optional<runtime::Graph> model_graph;
+  if (!f.model_path.empty()) {
+    HML_ASSIGN_OR_RETURN(model_graph, ReadGraphAsWritten(f.model_path));
+  }
   auto make_graph = [&](double width) -> Result<runtime::Graph> {
-    if (!f.model_path.empty()) {
-      HML_ASSIGN_OR_RETURN(std::string bytes, DefaultEnv()->ReadFile(f.model_path));
-      // The graph as written (not Model::Load's inference passes, which fold BatchNorm).
-      return runtime::ParseOnnxModel(bytes);
-    }
+    if (model_graph) return *model_graph;
     return train::BuildArchitecture(f.arch, source.all->feature_shape(),
                                     source.all->num_classes(), f.seed, width);
   };

@@ -99,9 +99,7 @@ Result<Repository> Repository::Create(RoleSigners root, RoleSigners targets, Rol
   r.targets_.version = 0;
   r.snapshot_.version = 0;
   r.timestamp_.version = 0;
-  r.SignTargets(now);
-  r.SignSnapshot(now);
-  r.SignTimestamp(now);
+  r.SignTargetsAndAbove(now);
   return r;
 }
 
@@ -117,21 +115,22 @@ void Repository::SignRoot(const std::vector<KeyPair>& extra_root_signers) {
   files_[std::to_string(root_.version) + ".root.json"] = bytes;
 }
 
-void Repository::SignTargets(int64_t now) {
-  targets_.version += 1;
-  targets_.expires = now + options_.targets_lifetime;
-  files_["targets.json"] =
-      SignEnvelope(targets_.ToJson(), signers_.at("targets").keys).Serialize();
+void Repository::SignRole(Role role, const Json& meta) {
+  const std::string name(RoleName(role));
+  files_[name + ".json"] = SignEnvelope(meta, signers_.at(name).keys).Serialize();
 }
 
-void Repository::SignSnapshot(int64_t now) {
+void Repository::SignTargetsAndAbove(int64_t now) {
+  targets_.version += 1;
+  targets_.expires = now + options_.targets_lifetime;
+  SignRole(Role::kTargets, targets_.ToJson());
+  const std::string& t = files_.at("targets.json");
   snapshot_.version += 1;
   snapshot_.expires = now + options_.snapshot_lifetime;
-  const std::string& t = files_.at("targets.json");
   snapshot_.meta["targets.json"] = {targets_.version, static_cast<int64_t>(t.size()),
                                     Sha256Hex(t)};
-  files_["snapshot.json"] =
-      SignEnvelope(snapshot_.ToJson(), signers_.at("snapshot").keys).Serialize();
+  SignRole(Role::kSnapshot, snapshot_.ToJson());
+  SignTimestamp(now);
 }
 
 void Repository::SignTimestamp(int64_t now) {
@@ -139,8 +138,7 @@ void Repository::SignTimestamp(int64_t now) {
   timestamp_.expires = now + options_.timestamp_lifetime;
   const std::string& s = files_.at("snapshot.json");
   timestamp_.snapshot = {snapshot_.version, static_cast<int64_t>(s.size()), Sha256Hex(s)};
-  files_["timestamp.json"] =
-      SignEnvelope(timestamp_.ToJson(), signers_.at("timestamp").keys).Serialize();
+  SignRole(Role::kTimestamp, timestamp_.ToJson());
 }
 
 Status Repository::AddTarget(const std::string& name, std::string_view bytes, Json custom,
@@ -152,9 +150,7 @@ Status Repository::AddTarget(const std::string& name, std::string_view bytes, Js
   targets_.targets[name] = {static_cast<int64_t>(bytes.size()), Sha256Hex(bytes),
                             std::move(custom)};
   files_["targets/" + name] = std::string(bytes);
-  SignTargets(now);
-  SignSnapshot(now);
-  SignTimestamp(now);
+  SignTargetsAndAbove(now);
   return Status::Ok();
 }
 
@@ -184,9 +180,7 @@ Status Repository::SetTargets(std::map<std::string, TargetFile> targets, int64_t
     ++it;
   }
   targets_.targets = std::move(targets);
-  SignTargets(now);
-  SignSnapshot(now);
-  SignTimestamp(now);
+  SignTargetsAndAbove(now);
   return Status::Ok();
 }
 
@@ -195,9 +189,7 @@ Status Repository::RemoveTarget(const std::string& name, int64_t now) {
     return NotFoundError("repository: no target '" + name + "'");
   }
   files_.erase("targets/" + name);
-  SignTargets(now);
-  SignSnapshot(now);
-  SignTimestamp(now);
+  SignTargetsAndAbove(now);
   return Status::Ok();
 }
 
@@ -214,9 +206,7 @@ Status Repository::RotateKeys(Role role, RoleSigners signers, int64_t now) {
     root_.roles[role_name] = KeysOf(s);
   }
   SignRoot(old_root_keys);  // the new root is signed by the old root keys and the new ones
-  SignTargets(now);
-  SignSnapshot(now);
-  SignTimestamp(now);
+  SignTargetsAndAbove(now);
   return Status::Ok();
 }
 

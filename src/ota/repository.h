@@ -104,8 +104,11 @@ class Repository {
  private:
   Repository() = default;
   void SignRoot(const std::vector<KeyPair>& extra_root_signers);
-  void SignTargets(int64_t now);
-  void SignSnapshot(int64_t now);
+  // Writes <role>.json: `meta` signed by the role's keys.
+  void SignRole(Role role, const Json& meta);
+  // New versions of targets, snapshot (naming the new targets.json) and timestamp.
+  void SignTargetsAndAbove(int64_t now);
+  // A new timestamp version naming the current snapshot.json.
   void SignTimestamp(int64_t now);
 
   RepositoryOptions options_;

@@ -1,13 +1,14 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// Helpers for the reference kernel tests: make small tensors, evaluate one node on constant
-// inputs, and compare values.
+// Helpers for tests that handle tensors (the reference kernel tests, the protocol codec tests):
+// make small tensors, evaluate one node on constant inputs, and compare values or bytes.
 #ifndef HML_TESTS_TESTING_KERNEL_TEST_UTIL_H_
 #define HML_TESTS_TESTING_KERNEL_TEST_UTIL_H_
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -29,6 +30,13 @@ std::vector<Tensor> Inputs(Ts&&... tensors) {
   std::vector<Tensor> v;
   (v.push_back(std::forward<Ts>(tensors)), ...);
   return v;
+}
+// Checks that `a` and `b` have the same dtype, shape and bytes.
+inline void ExpectSameTensor(const Tensor& a, const Tensor& b) {
+  ASSERT_EQ(a.dtype(), b.dtype());
+  ASSERT_EQ(a.shape(), b.shape());
+  ASSERT_EQ(a.byte_size(), b.byte_size());
+  EXPECT_EQ(std::memcmp(a.raw_data(), b.raw_data(), a.byte_size()), 0);
 }
 // Checks dtype, shape and values (relative tolerance for floats; NaN matches NaN).
 template <typename T>

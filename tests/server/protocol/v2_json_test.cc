@@ -10,24 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/kernel_test_util.h"
 namespace hml::server {
 namespace {
 
 using ::testing::HasSubstr;
 
-template <typename T>
-Tensor Make(Shape shape, std::vector<T> values) {
-  Result<Tensor> t = Tensor::FromVector<T>(std::move(shape), values);
-  EXPECT_TRUE(t.ok()) << t.status().ToString();
-  return std::move(*t);
-}
-
-void ExpectSameTensor(const Tensor& a, const Tensor& b) {
-  ASSERT_EQ(a.dtype(), b.dtype());
-  ASSERT_EQ(a.shape(), b.shape());
-  ASSERT_EQ(a.byte_size(), b.byte_size());
-  EXPECT_EQ(std::memcmp(a.raw_data(), b.raw_data(), a.byte_size()), 0);
-}
+using testing::ExpectSameTensor;
+using testing::Make;
 
 // One tensor of each supported datatype, with the extremes of its range.
 std::vector<NamedTensor> EveryDatatype() {
