@@ -12,6 +12,8 @@ namespace hml::cli {
 // certs: a development CA and server/client certificates for TLS.
 void AddCertsCommand(CLI::App& app, int& exit_code);     // certs_command.cc
 void AddCompressCommand(CLI::App& app, int& exit_code);  // compress_command.cc
+// loadgen: open-loop load on a v2 inference server (gRPC or HTTP), latency percentiles.
+void AddLoadgenCommand(CLI::App& app, int& exit_code);  // loadgen_command.cc
 // keys init|rotate, publish, rollout, rollback, models.
 void AddRegistryCommands(CLI::App& app, int& exit_code);  // registry_command.cc
 // serve: the registry's models over HTTP(S) and gRPC.

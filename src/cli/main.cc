@@ -311,6 +311,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   AddCertsCommand(app, exit_code);
   AddCompressCommand(app, exit_code);
+  AddLoadgenCommand(app, exit_code);
   AddRegistryCommands(app, exit_code);
   AddServeCommand(app, exit_code);
 #ifdef HML_WITH_TRAIN

@@ -9,6 +9,11 @@
 // (HTTPS and gRPC over TLS), and --tls-client-ca makes both require client certificates signed
 // by that CA (mutual TLS). Plain text on both needs an explicit --insecure. --grpc-port -1
 // disables the gRPC front end.
+//
+// Batching: --max-batch, --batch-delay-us, --instances, --max-queue and --no-batching set the
+// BatchingOptions of every model's batcher (defaults: BatchingOptions' own); --http-threads the
+// HTTP front end's worker threads, each of which holds one request (or one kept-alive
+// connection) at a time.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -34,6 +39,11 @@ struct ServeFlags {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  // Batching of every model (BatchingOptions; the defaults are its defaults) and the HTTP
+  // front end's worker threads (HttpServerOptions::threads).
+  server::BatchingOptions batching;
+  bool no_batching = false;
+  int http_threads = server::HttpServerOptions{}.threads;
 };
 
 int Fail(const Status& s) {
@@ -74,7 +84,11 @@ int Serve(const ServeFlags& flags) {
   server::MetricsRegistry metrics;
   auto serving_metrics = server::ServingMetrics::Create(metrics);
   if (!serving_metrics.ok()) return Fail(serving_metrics.status());
-  server::ModelRepository repository({}, serving_metrics->get());
+  server::ModelRepositoryOptions repository_options;
+  repository_options.batching = flags.batching;
+  repository_options.batching.dynamic_batching = !flags.no_batching;
+  if (Status s = repository_options.Validate(); !s.ok()) return Fail(s);
+  server::ModelRepository repository(repository_options, serving_metrics->get());
   if (Status s = repository.LoadFromRegistry(*DefaultEnv(), flags.registry_dir); !s.ok()) {
     return Fail(s);
   }
@@ -85,6 +99,7 @@ int Serve(const ServeFlags& flags) {
   options.cert_file = flags.tls_cert;
   options.key_file = flags.tls_key;
   options.client_ca_file = flags.tls_client_ca;
+  options.threads = flags.http_threads;
   server::HttpServer http(repository, metrics, options);
   if (Status s = http.Start(); !s.ok()) return Fail(s);
   server::GrpcServerOptions grpc_options;
@@ -142,6 +157,22 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   serve->add_option("--tls-key", flags->tls_key, "Unencrypted PEM private key of --tls-cert");
   serve->add_option("--tls-client-ca", flags->tls_client_ca,
                     "PEM CA file: require client certificates signed by it (mutual TLS)");
+  // Batching (src/server/serving/batcher.h), for every model.
+  serve->add_option("--max-batch", flags->batching.max_batch_size, "Most samples per batch")
+      ->capture_default_str();
+  serve->add_option("--batch-delay-us", flags->batching.max_queue_delay_micros,
+                    "How long a forming batch waits for more requests (microseconds)")
+      ->capture_default_str();
+  serve->add_option("--instances", flags->batching.instances,
+                    "Model instances per version (worker threads of 1 intra-op thread each)")
+      ->capture_default_str();
+  serve->add_option("--max-queue", flags->batching.max_queue_size,
+                    "Requests queued per version before RESOURCE_EXHAUSTED / HTTP 429")
+      ->capture_default_str();
+  serve->add_flag("--no-batching", flags->no_batching,
+                  "Run every request alone (the baseline of dynamic batching)");
+  serve->add_option("--http-threads", flags->http_threads, "HTTP worker threads")
+      ->capture_default_str();
   serve->callback([flags, &exit_code] { exit_code = Serve(*flags); });
 }
 
