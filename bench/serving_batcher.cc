@@ -5,6 +5,7 @@
 //
 //   serving_batcher [--duration_ms N] [--instances N] [--max_batch N] [--delay_us N]
 //                   [--queue N] [--rates R1,R2,...] [--large] [--model PATH.onnx] [--json PATH]
+//                   [--runtime_only] [--gemm N]
 //
 // 1. Runtime alone: `instances` threads, each running its own Session at batch = max_batch in a
 //    closed loop for --duration_ms: samples/s. This is the denominator of issue 5's "serving
@@ -17,6 +18,13 @@
 //    their latency, refused (queue full) requests, and the mean batch size.
 // The knee is the highest offered rate whose p99 is at most 50 ms with at most 1 % refused;
 // serving efficiency = throughput at the knee / runtime alone.
+// --runtime_only: step 1 only, at batch 1 and at batch max_batch (the denominators of serving
+// without and with batching; bench/run_serving.sh uses it for the served model).
+// --gemm N: also the machine's fp32 GEMM throughput through the runtime (a Gemm node, A [N,N] x
+// B^T [N,N] + bias, XNNPACK's fully-connected kernel, as the CNNs' Gemm layers use): one Session
+// of 1 thread, `instances` Sessions of 1 thread in parallel, and one Session of `instances`
+// threads, in GFLOP/s (2 N^3 FLOPs per run). The compute bound of issue 5 divides model FLOPs x
+// throughput by it.
 //
 // Models: the 28x28 CNN of tests/testing/models.h; with --large also a larger stand-in CNN
 // (conv 1->32, conv 32->64, fc 3136->128->10, 8.6 MFLOPs per sample); with --model an ONNX file
@@ -66,6 +74,8 @@ struct Flags {
   bool large = false;
   std::string model_path;
   std::string json_path;
+  bool runtime_only = false;
+  int64_t gemm = 0;  // 0: no GEMM measurement
 };
 
 constexpr const char* kUsage = R"(usage: serving_batcher [flags]
@@ -78,6 +88,8 @@ constexpr const char* kUsage = R"(usage: serving_batcher [flags]
   --large           also the larger stand-in CNN
   --model PATH      also this ONNX model (dynamic dimension 0 on every input)
   --json PATH       also write the results as JSON
+  --runtime_only    only the runtime alone, at batch 1 and max_batch
+  --gemm N          also fp32 GEMM GFLOP/s through the runtime at N x N x N
 )";
 
 Result<Flags> ParseFlags(int argc, char** argv) {
@@ -123,6 +135,11 @@ Result<Flags> ParseFlags(int argc, char** argv) {
       HML_ASSIGN_OR_RETURN(f.model_path, next());
     } else if (arg == "--json") {
       HML_ASSIGN_OR_RETURN(f.json_path, next());
+    } else if (arg == "--runtime_only") {
+      f.runtime_only = true;
+    } else if (arg == "--gemm") {
+      HML_ASSIGN_OR_RETURN(f.gemm, next_int());
+      if (f.gemm < 1 || f.gemm > 4096) return InvalidArgumentError("--gemm must be in [1, 4096]");
     } else {
       return InvalidArgumentError("unknown flag '" + arg + "'\n" + kUsage);
     }
@@ -171,6 +188,29 @@ Result<Model> LargeCnn() {
   g.name = "cnn_large";
   return Model::FromGraph(std::move(g));
 }
+
+// A single Gemm node, y = a x b^T + c with a [n,n] input and b [n,n], c [n] constants.
+Result<Model> GemmModel(int64_t n) {
+  testing::GraphBuilder b(13);
+  b.Input("a", DType::kFloat32, {n, n});
+  b.Constant("b", testing::RandomTensor({n, n}, 31, 0.1f));
+  b.Constant("c", testing::RandomTensor({n}, 32, 0.1f));
+  runtime::Attributes gemm;
+  gemm.SetInt("transB", 1);
+  b.Node("Gemm", {"a", "b", "c"}, {"y"}, gemm);
+  b.Output("y");
+  runtime::Graph g = b.Build();
+  g.name = "gemm";
+  return Model::FromGraph(std::move(g));
+}
+
+// fp32 GEMM GFLOP/s through the runtime (see the file comment).
+struct GemmReport {
+  int64_t n = 0;
+  double one_thread = 0;         // one Session, 1 thread
+  double parallel_sessions = 0;  // `instances` Sessions of 1 thread, in parallel
+  double threaded_session = 0;   // one Session of `instances` threads
+};
 
 // One random sample per model input (dimension 0 = 1), shared read-only by every request.
 Result<std::vector<Tensor>> OneSample(const Model& model) {
@@ -228,11 +268,14 @@ Result<std::vector<SessionCost>> MeasureSessionCosts(const Model& model, int64_t
   return costs;
 }
 
-// Samples/s of `threads` Sessions at batch `batch` in a closed loop.
-Result<double> RuntimeAlone(const Model& model, int threads, int64_t batch, int64_t duration_ms) {
+// Samples/s of `threads` Sessions (of `session_threads` intra-op threads each) at batch `batch`
+// in a closed loop, one caller thread per Session.
+Result<double> RuntimeAlone(const Model& model, int threads, int64_t batch, int64_t duration_ms,
+                            int session_threads = 1) {
   std::vector<std::unique_ptr<Session>> sessions;
   for (int t = 0; t < threads; ++t) {
     SessionOptions so;
+    so.num_threads = session_threads;
     so.input_shapes = ShapesAt(model, batch);
     HML_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, Session::Create(model, so));
     for (size_t i = 0; i < s->num_inputs(); ++i) FillRandom(s->input(i), 7 + i);
@@ -334,6 +377,7 @@ Result<Point> OpenLoop(const Model& model, const std::vector<Tensor>& sample, co
 struct ModelReport {
   std::string name;
   double runtime_alone = 0;  // samples/s
+  double runtime_alone_batch1 = 0;  // samples/s at batch 1 (--runtime_only)
   std::vector<SessionCost> session_costs;
   std::vector<Point> points;
   double knee_batching = 0, knee_plain = 0;  // throughput at the knee, requests/s
@@ -346,6 +390,15 @@ Result<ModelReport> RunModel(const Model& model, const Flags& f) {
   HML_ASSIGN_OR_RETURN(report.session_costs, MeasureSessionCosts(model, f.max_batch));
   HML_ASSIGN_OR_RETURN(report.runtime_alone,
                        RuntimeAlone(model, f.instances, f.max_batch, f.duration_ms));
+  if (f.runtime_only) {
+    HML_ASSIGN_OR_RETURN(report.runtime_alone_batch1,
+                         RuntimeAlone(model, f.instances, 1, f.duration_ms));
+    std::printf("\nmodel %s: runtime alone %.0f samples/s at batch %lld, %.0f samples/s at batch 1 "
+                "(%d threads)\n",
+                report.name.c_str(), report.runtime_alone, static_cast<long long>(f.max_batch),
+                report.runtime_alone_batch1, f.instances);
+    return report;
+  }
   std::vector<double> rates = f.rates;
   if (rates.empty()) {
     for (double frac : {0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 1.5}) {
@@ -385,7 +438,33 @@ Result<ModelReport> RunModel(const Model& model, const Flags& f) {
   return report;
 }
 
-Status WriteJson(const std::vector<ModelReport>& reports, const Flags& f) {
+Result<GemmReport> MeasureGemm(const Flags& f) {
+  GemmReport g;
+  g.n = f.gemm;
+  HML_ASSIGN_OR_RETURN(Model model, GemmModel(f.gemm));
+  const double flops_per_run = 2.0 * static_cast<double>(f.gemm) * static_cast<double>(f.gemm) *
+                               static_cast<double>(f.gemm);
+  // RuntimeAlone counts rows (dimension 0 = n) per second.
+  auto gflops = [&](double rows_per_s) {
+    return rows_per_s / static_cast<double>(f.gemm) * flops_per_run / 1e9;
+  };
+  HML_ASSIGN_OR_RETURN(double one, RuntimeAlone(model, 1, f.gemm, f.duration_ms));
+  HML_ASSIGN_OR_RETURN(double parallel, RuntimeAlone(model, f.instances, f.gemm, f.duration_ms));
+  HML_ASSIGN_OR_RETURN(double threaded,
+                       RuntimeAlone(model, 1, f.gemm, f.duration_ms, f.instances));
+  g.one_thread = gflops(one);
+  g.parallel_sessions = gflops(parallel);
+  g.threaded_session = gflops(threaded);
+  std::printf("\nfp32 GEMM %lldx%lldx%lld through the runtime: %.2f GFLOP/s on 1 thread, %.2f "
+              "GFLOP/s with %d Sessions x 1 thread, %.2f GFLOP/s with 1 Session x %d threads\n",
+              static_cast<long long>(g.n), static_cast<long long>(g.n),
+              static_cast<long long>(g.n), g.one_thread, g.parallel_sessions, f.instances,
+              g.threaded_session, f.instances);
+  return g;
+}
+
+Status WriteJson(const std::vector<ModelReport>& reports, const GemmReport& gemm,
+                 const Flags& f) {
   const std::filesystem::path path(f.json_path);
   if (path.has_parent_path()) {
     std::error_code ec;
@@ -395,12 +474,18 @@ Status WriteJson(const std::vector<ModelReport>& reports, const Flags& f) {
   if (!out) return PermissionDeniedError("cannot write " + f.json_path);
   out << "{\n  \"benchmark\": \"serving_batcher\",\n  \"instances\": " << f.instances
       << ",\n  \"max_batch\": " << f.max_batch << ",\n  \"delay_us\": " << f.delay_us
-      << ",\n  \"queue\": " << f.queue << ",\n  \"duration_ms\": " << f.duration_ms
-      << ",\n  \"models\": [";
+      << ",\n  \"queue\": " << f.queue << ",\n  \"duration_ms\": " << f.duration_ms;
+  if (gemm.n > 0) {
+    out << ",\n  \"gemm\": {\"n\": " << gemm.n << ", \"gflops_1_thread\": " << gemm.one_thread
+        << ", \"gflops_parallel_sessions\": " << gemm.parallel_sessions
+        << ", \"gflops_threaded_session\": " << gemm.threaded_session << "}";
+  }
+  out << ",\n  \"models\": [";
   for (size_t m = 0; m < reports.size(); ++m) {
     const ModelReport& r = reports[m];
     out << (m ? "," : "") << "\n    {\"name\": \"" << r.name
         << "\", \"runtime_alone_per_s\": " << r.runtime_alone
+        << ", \"runtime_alone_batch1_per_s\": " << r.runtime_alone_batch1
         << ", \"knee_dynamic_per_s\": " << r.knee_batching
         << ", \"knee_none_per_s\": " << r.knee_plain << ",\n     \"session_costs\": [";
     for (size_t i = 0; i < r.session_costs.size(); ++i) {
@@ -469,8 +554,17 @@ int Main(int argc, char** argv) {
     }
     reports.push_back(std::move(*report));
   }
+  GemmReport gemm;
+  if (flags->gemm > 0) {
+    Result<GemmReport> measured = MeasureGemm(*flags);
+    if (!measured.ok()) {
+      std::fprintf(stderr, "serving_batcher: %s\n", measured.status().ToString().c_str());
+      return 1;
+    }
+    gemm = *measured;
+  }
   if (!flags->json_path.empty()) {
-    Status written = WriteJson(reports, *flags);
+    Status written = WriteJson(reports, gemm, *flags);
     if (!written.ok()) {
       std::fprintf(stderr, "serving_batcher: %s\n", written.ToString().c_str());
       return 1;

@@ -102,11 +102,11 @@ int RunLoadgen(const LoadgenFlags& f) {
     if (!f.quiet) {
       std::printf(
           "rate %.1f/s: goodput %.1f/s, ok %lld rejected %lld deadline %lld errors %lld, "
-          "p50 %.2f ms p99 %.2f ms, sender lag max %.1f ms\n",
+          "p50 %.2f ms p99 %.2f ms, sender lag max %.1f ms, loadgen CPU %.2f cores\n",
           r->offered_rate, r->goodput, static_cast<long long>(r->ok),
           static_cast<long long>(r->rejected), static_cast<long long>(r->deadline),
           static_cast<long long>(r->errors), r->ok_latency.p50_ms, r->ok_latency.p99_ms,
-          r->max_send_lag_ms);
+          r->max_send_lag_ms, r->client_cpu_cores);
       if (!r->first_error.empty()) std::printf("  first error: %s\n", r->first_error.c_str());
       std::fflush(stdout);
     }

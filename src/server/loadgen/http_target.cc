@@ -32,6 +32,7 @@ namespace {
 // up.
 void ConfigureClient(httplib::Client& client, const LoadgenOptions& options) {
   client.set_keep_alive(true);
+  client.set_tcp_nodelay(true);
   const int64_t connect_ms = options.connect_timeout_ms;
   client.set_connection_timeout(connect_ms / 1000, (connect_ms % 1000) * 1000);
   const int64_t read_ms = options.timeout_ms > 0 ? options.timeout_ms + 1000 : 60'000;
@@ -40,6 +41,25 @@ void ConfigureClient(httplib::Client& client, const LoadgenOptions& options) {
   if (!options.ca_cert.empty()) {
     client.set_ca_cert_path(options.ca_cert);
     client.enable_server_certificate_verification(true);
+  }
+}
+
+// The one translation of httplib::Error: its names are terse ("Connection"), so they are
+// spelled out.
+std::string ErrorText(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection:
+      return "connection failed (is the server up, and is this its HTTP port?)";
+    case httplib::Error::Read:
+      return "reading the response failed (connection closed or read timeout)";
+    case httplib::Error::Write:
+      return "writing the request failed";
+    case httplib::Error::SSLConnection:
+      return "TLS handshake failed";
+    case httplib::Error::SSLServerVerification:
+      return "the server's certificate did not verify against --ca-cert";
+    default:
+      return "httplib error " + httplib::to_string(error);
   }
 }
 
@@ -102,7 +122,7 @@ class HttpTarget final : public LoadTarget {
     httplib::Result res = client.Get(model_path_, headers);
     if (!res) {
       return UnavailableError("cannot reach the HTTP server at " + base_url_ + " (GET " +
-                              model_path_ + "): " + httplib::to_string(res.error()));
+                              model_path_ + "): " + ErrorText(res.error()));
     }
     if (res->status != 200) {
       const std::string what = "GET " + model_path_ + ": HTTP " + std::to_string(res->status) +
@@ -187,7 +207,7 @@ class HttpTarget final : public LoadTarget {
     try {
       httplib::Result res = client.Post(path, headers, body_, "application/json");
       if (!res) {
-        error = "POST " + path + ": " + httplib::to_string(res.error());
+        error = "POST " + path + ": " + ErrorText(res.error());
       } else if (res->status == 200) {
         outcome = LoadOutcome::kOk;
       } else if (res->status == 429) {

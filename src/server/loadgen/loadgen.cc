@@ -10,6 +10,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
+#include <sys/resource.h>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
@@ -131,6 +132,16 @@ struct RunState {
   std::string first_error;      // GUARDED_BY(mu)
 };
 
+// User + system CPU seconds of this process so far.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 }  // namespace
 
 Result<RateResult> RunAtRate(LoadTarget& target, const RunOptions& options, Clock* clock) {
@@ -149,6 +160,7 @@ Result<RateResult> RunAtRate(LoadTarget& target, const RunOptions& options, Cloc
   result.duration_seconds = options.duration_seconds;
   result.sent = counted;
   int64_t max_lag_nanos = 0;
+  const double cpu_start = ProcessCpuSeconds();
   const int64_t t0 = clock->NowNanos() + 1'000'000;  // 1 ms to get going
   for (int64_t i = 0; i < total; ++i) {
     const int64_t intended = t0 + static_cast<int64_t>(static_cast<double>(i) * interval_nanos);
@@ -208,6 +220,8 @@ Result<RateResult> RunAtRate(LoadTarget& target, const RunOptions& options, Cloc
   }
   result.first_error = state->first_error;
   lock.unlock();
+  const double wall_seconds = static_cast<double>(clock->NowNanos() - t0) / 1e9;
+  if (wall_seconds > 0) result.client_cpu_cores = (ProcessCpuSeconds() - cpu_start) / wall_seconds;
   if (unanswered > 0) {
     result.errors += unanswered;
     if (result.first_error.empty()) {
@@ -275,6 +289,7 @@ std::string RateResultsToJson(const LoadgenOptions& options, const RunOptions& r
                       {"ok_latency", SummaryJson(r.ok_latency)},
                       {"rejected_latency", SummaryJson(r.rejected_latency)},
                       {"max_send_lag_ms", r.max_send_lag_ms},
+                      {"client_cpu_cores", r.client_cpu_cores},
                       {"first_error", r.first_error}});
   }
   doc["points"] = std::move(points);

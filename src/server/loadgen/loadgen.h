@@ -170,6 +170,9 @@ struct RateResult {
   LatencySummary rejected_latency;
   // The latest the sender handed a request to the transport, after its intended time.
   double max_send_lag_ms = 0;
+  // CPU time of this process (all its threads: sender and transport) over the run's wall time,
+  // in cores: what the load generator took from a machine it shares with the server.
+  double client_cpu_cores = 0;
   // The first kError reason seen, if any.
   std::string first_error;
   // Every OK answer's latency (ms), ascending: for tests and for finer analysis.

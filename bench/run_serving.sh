@@ -1,0 +1,169 @@
+#!/bin/bash
+# bench/serving (issue 5): `hybridml serve` under open-loop load from `hybridml loadgen`, over
+# gRPC and HTTP, with dynamic batching and without, on the teacher CNN, on both cores.
+#
+#   bench/run_serving.sh [MODEL.onnx]
+#
+# MODEL defaults to <BUILD_DIR>/train_runs/teacher.onnx (the zoo's teacher-cnn as trained by
+# `hybridml train --arch teacher-cnn`); without it, and with a CLI built with training, the
+# zoo's teacher-cnn is exported after one short epoch (weights do not matter for speed).
+#
+# Steps:
+#   1. FLOPs per sample of MODEL (`hybridml inspect`).
+#   2. The runtime alone, in process, on the same cores and batch policy (bench/serving_batcher
+#      --runtime_only: INSTANCES Sessions x 1 thread at batch MAX_BATCH and at batch 1), and the
+#      machine's fp32 GEMM throughput through the runtime (--gemm 256).
+#   3. A temp registry holding MODEL as "teacher" (keys init, publish, rollout).
+#   4. For batching in (dynamic, none): start `hybridml serve --insecure` (and --no-auth when
+#      this serve has it) with INSTANCES instances, MAX_BATCH, DELAY_US, QUEUE; run a loadgen rate
+#      sweep over gRPC and over HTTP (the same rates for both configurations: fractions of the
+#      runtime alone); bisect the knee (highest rate with p99 <= 50 ms and <= 1 % not OK) twice
+#      between the last passing and the first failing rate; with dynamic batching also run
+#      overload at 3x the knee. serve is restarted between configurations.
+#   5. bench/serving_report.py prints the table and writes <source>/bench/results/serving.json.
+# The server and the load generator share this machine's cores (2 here): the loadgen's CPU time
+# is taken from the server's, which the report states.
+#
+# Environment (defaults): BUILD_DIR (<source>/build; its src/cli/hybridml and
+# bench/serving_batcher are built there unless SKIP_BUILD=1), OUT_DIR (<BUILD_DIR>/serving_bench),
+# INSTANCES (2), MAX_BATCH (8), DELAY_US (1000), QUEUE (64), HTTP_THREADS (128: more than QUEUE +
+# INSTANCES x MAX_BATCH, so that HTTP overload reaches the queue limit and gets 429s),
+# CONNECTIONS (128, HTTP keep-alive connections of the loadgen), DURATION (4 s per point),
+# WARMUP (1 s), TIMEOUT_MS (1000, the requests' deadline), FRACTIONS (the sweep, as fractions of
+# the runtime alone at batch MAX_BATCH: 0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.8,1.0).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+OUT_DIR="${OUT_DIR:-$BUILD_DIR/serving_bench}"
+HYBRIDML="$BUILD_DIR/src/cli/hybridml"
+BATCHER="$BUILD_DIR/bench/serving_batcher"
+INSTANCES="${INSTANCES:-2}"
+MAX_BATCH="${MAX_BATCH:-8}"
+DELAY_US="${DELAY_US:-1000}"
+QUEUE="${QUEUE:-64}"
+HTTP_THREADS="${HTTP_THREADS:-128}"
+CONNECTIONS="${CONNECTIONS:-128}"
+DURATION="${DURATION:-4}"
+WARMUP="${WARMUP:-1}"
+TIMEOUT_MS="${TIMEOUT_MS:-1000}"
+FRACTIONS="${FRACTIONS:-0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.8,1.0}"
+REPORT="$ROOT/bench/serving_report.py"
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
+    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  fi
+  ninja -C "$BUILD_DIR" hybridml serving_batcher
+fi
+rm -rf "$OUT_DIR"
+mkdir -p "$OUT_DIR" "$ROOT/bench/results"
+
+MODEL="${1:-$BUILD_DIR/train_runs/teacher.onnx}"
+if [[ ! -f "$MODEL" ]]; then
+  if "$HYBRIDML" train --help >/dev/null 2>&1; then
+    echo "== exporting the zoo's teacher-cnn (one epoch; weights do not matter for speed)"
+    MODEL="$OUT_DIR/teacher-cnn.onnx"
+    "$HYBRIDML" train --arch teacher-cnn --epochs 1 --no-progress --out "$MODEL"
+  else
+    echo "run_serving.sh: no model at $MODEL and this hybridml has no 'train' (pass MODEL.onnx)" >&2
+    exit 1
+  fi
+fi
+
+echo "== 1. FLOPs of $MODEL"
+"$HYBRIDML" inspect "$MODEL" --batch 1 | tee "$OUT_DIR/inspect.txt" | sed -n 1,5p
+
+echo "== 2. runtime alone ($INSTANCES x 1 thread, batch $MAX_BATCH and 1) and fp32 GEMM"
+"$BATCHER" --model "$MODEL" --runtime_only --instances "$INSTANCES" --max_batch "$MAX_BATCH" \
+  --duration_ms 2000 --gemm 256 --json "$OUT_DIR/runtime.json"
+RUNTIME_ALONE="$(python3 "$REPORT" runtime-alone "$OUT_DIR/runtime.json")"
+RATES="$(python3 "$REPORT" rates "$RUNTIME_ALONE" "$FRACTIONS")"
+echo "runtime alone: $RUNTIME_ALONE samples/s; sweep rates: $RATES"
+
+echo "== 3. registry"
+REG="$OUT_DIR/registry"
+"$HYBRIDML" keys init --dir "$OUT_DIR/keys" >/dev/null
+"$HYBRIDML" publish "$MODEL" --name teacher --semver 1.0.0 --registry "$REG" \
+  --keys "$OUT_DIR/keys" >/dev/null
+"$HYBRIDML" rollout --name teacher --version 1 --channel stable --percent 100 --registry "$REG" \
+  --keys "$OUT_DIR/keys" >/dev/null
+
+NO_AUTH=()
+if "$HYBRIDML" serve --help 2>&1 | grep -q -- '--no-auth'; then NO_AUTH=(--no-auth); fi
+
+SERVE_PID=""
+stop_serve() {
+  if [[ -n "$SERVE_PID" ]]; then
+    kill -TERM "$SERVE_PID" 2>/dev/null || true
+    wait "$SERVE_PID" 2>/dev/null || true
+    SERVE_PID=""
+  fi
+}
+trap stop_serve EXIT
+
+# start_serve NAME EXTRA_FLAGS...: sets GRPC_PORT and HTTP_PORT.
+start_serve() {
+  local name="$1"
+  shift
+  local log="$OUT_DIR/serve_$name.log"
+  "$HYBRIDML" serve --registry "$REG" --insecure "${NO_AUTH[@]}" --http-port 0 --grpc-port 0 \
+    --instances "$INSTANCES" --max-batch "$MAX_BATCH" --batch-delay-us "$DELAY_US" \
+    --max-queue "$QUEUE" --http-threads "$HTTP_THREADS" "$@" >"$log" 2>&1 &
+  SERVE_PID=$!
+  for _ in $(seq 1 100); do
+    if grep -q '^grpc listening' "$log"; then break; fi
+    if ! kill -0 "$SERVE_PID" 2>/dev/null; then
+      echo "run_serving.sh: serve exited:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  GRPC_PORT="$(sed -n 's/^grpc listening on [^:]*:\([0-9]*\).*/\1/p' "$log")"
+  HTTP_PORT="$(sed -n 's/^http listening on [^:]*:\([0-9]*\).*/\1/p' "$log")"
+  if [[ -z "$GRPC_PORT" || -z "$HTTP_PORT" ]]; then
+    echo "run_serving.sh: serve did not report its ports:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+}
+
+# loadgen PROTOCOL JSON FLAGS...
+loadgen() {
+  local protocol="$1" json="$2"
+  shift 2
+  local port="$GRPC_PORT"
+  [[ "$protocol" == http ]] && port="$HTTP_PORT"
+  "$HYBRIDML" loadgen --target "127.0.0.1:$port" --protocol "$protocol" --model teacher \
+    --duration "$DURATION" --warmup "$WARMUP" --timeout-ms "$TIMEOUT_MS" \
+    --connections "$CONNECTIONS" --json "$json" "$@"
+}
+
+echo "== 4. serve + loadgen"
+for batching in dynamic none; do
+  flags=()
+  [[ "$batching" == none ]] && flags=(--no-batching)
+  start_serve "$batching" "${flags[@]}"
+  echo "-- serve ($batching batching): grpc :$GRPC_PORT, http :$HTTP_PORT"
+  for protocol in grpc http; do
+    base="$OUT_DIR/${protocol}_${batching}"
+    echo "-- $protocol, $batching batching: sweep"
+    loadgen "$protocol" "$base.sweep.json" --rates "$RATES" --quiet
+    # Two bisection steps between the last rate within budget and the first beyond it.
+    for step in 1 2; do
+      mid="$(python3 "$REPORT" bisect "$base".*.json)"
+      if [[ -z "$mid" ]]; then break; fi
+      echo "-- $protocol, $batching batching: knee bisection at $mid/s"
+      loadgen "$protocol" "$base.bisect$step.json" --rate "$mid" --quiet
+    done
+    if [[ "$batching" == dynamic ]]; then
+      overload="$(python3 "$REPORT" overload-rate "$base".*.json)"
+      echo "-- $protocol, $batching batching: overload at 3x the knee = $overload/s"
+      loadgen "$protocol" "$OUT_DIR/${protocol}_overload.json" --rate "$overload" --quiet
+    fi
+  done
+  stop_serve
+done
+
+echo "== 5. report"
+python3 "$REPORT" report "$OUT_DIR" "$MODEL" "$ROOT/bench/results/serving.json"
