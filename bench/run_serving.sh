@@ -22,7 +22,8 @@
 #      overload at 3x the knee. serve is restarted between configurations.
 #   5. bench/serving_report.py prints the table and writes <source>/bench/results/serving.json.
 # The server and the load generator share this machine's cores (2 here): the loadgen's CPU time
-# is taken from the server's, which the report states.
+# is taken from the server's, which the report states, with its CPU use per point and the load
+# average before each loadgen run (other processes on the machine show there).
 #
 # Environment (defaults): BUILD_DIR (<source>/build; its src/cli/hybridml and
 # bench/serving_batcher are built there unless SKIP_BUILD=1), OUT_DIR (<BUILD_DIR>/serving_bench),
@@ -134,6 +135,9 @@ loadgen() {
   shift 2
   local port="$GRPC_PORT"
   [[ "$protocol" == http ]] && port="$HTTP_PORT"
+  # Other work on the machine disturbs the numbers: the 1-minute load average before each run
+  # goes into the report.
+  echo "$(basename "$json") $(cut -d' ' -f1 /proc/loadavg)" >>"$OUT_DIR/loadavg.txt"
   "$HYBRIDML" loadgen --target "127.0.0.1:$port" --protocol "$protocol" --model teacher \
     --duration "$DURATION" --warmup "$WARMUP" --timeout-ms "$TIMEOUT_MS" \
     --connections "$CONNECTIONS" --json "$json" "$@"
