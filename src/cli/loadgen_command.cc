@@ -143,7 +143,7 @@ void AddLoadgenCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--model", f->model, "Model name")->required();
   cmd->add_option("--version", f->version, "Model version; 0 = the server's latest")
       ->capture_default_str();
-  cmd->add_option("--rate", f->rate, "Offered rate, requests/s")->check(CLI::PositiveNumber);
+  cmd->add_option("--rate", f->rate, "Offered rate, requests/s")->check(CLI::Range(0.001, 1000000.0));
   cmd->add_option("--rates", f->rates, "Rate sweep: requests/s, comma-separated (after --rate)");
   cmd->add_option("--duration", f->duration, "Measured seconds per rate")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Seconds of load before each measurement, not counted")
