@@ -22,8 +22,8 @@
 #      overload at 3x the knee. serve is restarted between configurations.
 #   5. bench/serving_report.py prints the table and writes <source>/bench/results/serving.json.
 # The server and the load generator share this machine's cores (2 here): the loadgen's CPU time
-# is taken from the server's, which the report states, with its CPU use per point and the load
-# average before each loadgen run (other processes on the machine show there).
+# is taken from the server's, which the report states, with its CPU use per point and the CPU
+# that other processes used during each loadgen run (cpu_others.txt).
 #
 # Environment (defaults): BUILD_DIR (<source>/build; its src/cli/hybridml and
 # bench/serving_batcher are built there unless SKIP_BUILD=1), OUT_DIR (<BUILD_DIR>/serving_bench),
@@ -129,18 +129,38 @@ start_serve() {
   fi
 }
 
+# Busy CPU time of the whole machine (user, nice, system, irq, softirq, steal), of serve, and of
+# this shell's finished children (the loadgen runs), in seconds.
+HZ="$(getconf CLK_TCK)"
+machine_cpu() { awk -v hz="$HZ" '/^cpu /{print ($2+$3+$4+$7+$8+$9)/hz}' /proc/stat; }
+serve_cpu() { awk -v hz="$HZ" '{print ($14+$15)/hz}' "/proc/$SERVE_PID/stat"; }
+# (`times` must run in this shell, not in a $(...) subshell, to see its children.)
+children_cpu() {
+  times >"$OUT_DIR/.times"
+  CHILDREN_CPU="$(tail -1 "$OUT_DIR/.times" |
+    awk '{s=0; for(i=1;i<=2;i++){split($i,a,/[ms]/); s+=a[1]*60+a[2]} print s}')"
+}
+
 # loadgen PROTOCOL JSON FLAGS...
+# Appends "<json> <cores used by other processes during the run>" to cpu_others.txt: the
+# machine's busy time minus serve's and the loadgen's, over the run's wall time. Other work on
+# the machine (e.g. compilers) disturbs the numbers; the report shows it.
 loadgen() {
   local protocol="$1" json="$2"
   shift 2
   local port="$GRPC_PORT"
   [[ "$protocol" == http ]] && port="$HTTP_PORT"
-  # Other work on the machine disturbs the numbers: the 1-minute load average before each run
-  # goes into the report.
-  echo "$(basename "$json") $(cut -d' ' -f1 /proc/loadavg)" >>"$OUT_DIR/loadavg.txt"
+  local m0 s0 c0 t0 m1 s1 c1 t1
+  children_cpu; c0="$CHILDREN_CPU"
+  m0="$(machine_cpu)"; s0="$(serve_cpu)"; t0="$(date +%s.%N)"
   "$HYBRIDML" loadgen --target "127.0.0.1:$port" --protocol "$protocol" --model teacher \
     --duration "$DURATION" --warmup "$WARMUP" --timeout-ms "$TIMEOUT_MS" \
     --connections "$CONNECTIONS" --json "$json" "$@"
+  m1="$(machine_cpu)"; s1="$(serve_cpu)"; t1="$(date +%s.%N)"
+  children_cpu; c1="$CHILDREN_CPU"
+  echo "$(basename "$json") $(awk -v a="$m0" -v b="$m1" -v c="$s0" -v d="$s1" \
+    -v e="$c0" -v f="$c1" -v g="$t0" -v h="$t1" \
+    'BEGIN{printf "%.3f", ((b-a)-(d-c)-(f-e))/(h-g)}')" >>"$OUT_DIR/cpu_others.txt"
 }
 
 echo "== 4. serve + loadgen"

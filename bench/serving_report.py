@@ -201,14 +201,14 @@ def report(out_dir, model, result_path):
               % (proto, o["offered_per_s"], o["goodput_per_s"], 100 * o["goodput_fraction_of_knee"],
                  o["ok_p99_ms"], BUDGET_MS, o["rejected"], o["rejected_p50_ms"], o["rejected_p99_ms"],
                  o["deadline"], o["errors"], o["sent"]))
-    loadavg_path = os.path.join(out_dir, "loadavg.txt")
-    if os.path.exists(loadavg_path):
-        with open(loadavg_path) as f:
-            loads = {line.split()[0]: float(line.split()[1]) for line in f if line.strip()}
-        result["load_average_before_runs"] = loads
-        print("1-minute load average before the loadgen runs: min %.2f, max %.2f (%d CPUs; above "
-              "~1 other processes competed)" % (min(loads.values()), max(loads.values()),
-                                                os.cpu_count()))
+    others_path = os.path.join(out_dir, "cpu_others.txt")
+    if os.path.exists(others_path):
+        with open(others_path) as f:
+            others = {line.split()[0]: float(line.split()[1]) for line in f if line.strip()}
+        result["other_processes_cpu_cores"] = others
+        print("CPU used by other processes during the loadgen runs (cores of %d): %s"
+              % (os.cpu_count(), ", ".join("%s %.2f" % (k.replace(".json", ""), v)
+                                           for k, v in others.items())))
     with open(result_path, "w") as f:
         json.dump(result, f, indent=2)
     print("wrote %s" % result_path)
