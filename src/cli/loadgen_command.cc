@@ -33,6 +33,7 @@ struct LoadgenFlags {
   std::string client_cert;
   std::string client_key;
   int connections = 8;
+  int channels = 1;
   std::string json_path;
   bool quiet = false;
 };
@@ -76,6 +77,7 @@ int RunLoadgen(const LoadgenFlags& f) {
   options.client_cert = f.client_cert;
   options.client_key = f.client_key;
   options.http_connections = f.connections;
+  options.grpc_channels = f.channels;
   server::RunOptions run;
   run.duration_seconds = f.duration;
   run.warmup_seconds = f.warmup;
@@ -164,6 +166,8 @@ void AddLoadgenCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--client-key", f->client_key, "PEM key of --client-cert");
   cmd->add_option("--connections", f->connections,
                   "HTTP keep-alive connections (at most the server's HTTP threads)")
+      ->capture_default_str();
+  cmd->add_option("--channels", f->channels, "gRPC channels (connections), used round robin")
       ->capture_default_str();
   cmd->add_option("--json", f->json_path, "Also write every point as JSON here");
   cmd->add_flag("--quiet", f->quiet, "No progress line per rate");

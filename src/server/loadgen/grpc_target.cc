@@ -1,7 +1,8 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// The gRPC transport of the load generator: one channel, the v2 service's generated stub and its
-// callback API (Stub::async()->ModelInfer). Each Send() allocates one Call (context + response),
+// The gRPC transport of the load generator: `grpc_channels` channels (each its own connection;
+// requests go round robin), the v2 service's generated stub and its callback API
+// (Stub::async()->ModelInfer). Each Send() allocates one Call (context + response),
 // starts the RPC and returns; gRPC's completion thread runs the callback, which records the
 // outcome and frees the Call. The request message is encoded once and shared read-only by all
 // calls (gRPC only reads it while serializing).
@@ -41,11 +42,13 @@ std::chrono::system_clock::time_point SystemTimeIn(int64_t nanos) {
 
 class GrpcTarget final : public LoadTarget {
  public:
-  GrpcTarget(std::shared_ptr<grpc::Channel> channel, const LoadgenOptions& options, Clock* clock)
-      : options_(options),
-        clock_(clock),
-        channel_(std::move(channel)),
-        stub_(inference::GRPCInferenceService::NewStub(channel_)) {}
+  GrpcTarget(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+             const LoadgenOptions& options, Clock* clock)
+      : options_(options), clock_(clock) {
+    for (const auto& channel : channels) {
+      stubs_.push_back(inference::GRPCInferenceService::NewStub(channel));
+    }
+  }
 
   ~GrpcTarget() override {
     // Cancelled outside the lock (a cancelled call's callback takes it); the copies keep the
@@ -70,7 +73,7 @@ class GrpcTarget final : public LoadTarget {
     request.set_name(options_.model);
     if (options_.version > 0) request.set_version(std::to_string(options_.version));
     inference::ModelMetadataResponse metadata;
-    grpc::Status s = stub_->ModelMetadata(&context, request, &metadata);
+    grpc::Status s = stubs_[0]->ModelMetadata(&context, request, &metadata);
     if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       return UnavailableError("cannot reach the gRPC server at " + options_.target + ": " +
@@ -115,7 +118,9 @@ class GrpcTarget final : public LoadTarget {
       std::lock_guard<std::mutex> lock(mu_);
       in_flight_.emplace(call, std::move(owned));
     }
-    stub_->async()->ModelInfer(&call->context, &request_, &call->response,
+    // Round robin over the connections; only the sender thread calls Send().
+    inference::GRPCInferenceService::Stub& stub = *stubs_[next_stub_++ % stubs_.size()];
+    stub.async()->ModelInfer(&call->context, &request_, &call->response,
                                [this, call](grpc::Status status) { Finish(call, status); });
   }
 
@@ -160,8 +165,9 @@ class GrpcTarget final : public LoadTarget {
 
   const LoadgenOptions options_;
   Clock* const clock_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
+  // One stub per channel (connection).
+  std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>> stubs_;
+  size_t next_stub_ = 0;
   inference::ModelInferRequest request_;  // encoded once, read-only afterwards
   std::string shape_;
 
@@ -191,11 +197,17 @@ Result<std::unique_ptr<LoadTarget>> ConnectGrpc(const LoadgenOptions& options, C
   } else {
     credentials = grpc::InsecureChannelCredentials();
   }
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(hp.host + ":" + std::to_string(hp.port), credentials,
-                                           args);
-  auto target = std::make_unique<GrpcTarget>(std::move(channel), options, clock);
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < options.grpc_channels; ++i) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    // Channels with equal arguments share one connection; a distinct argument per channel gives
+    // each its own.
+    args.SetInt("hml.loadgen.channel", i);
+    channels.push_back(grpc::CreateCustomChannel(hp.host + ":" + std::to_string(hp.port),
+                                                 credentials, args));
+  }
+  auto target = std::make_unique<GrpcTarget>(channels, options, clock);
   HML_RETURN_IF_ERROR(target->Prepare());
   return std::unique_ptr<LoadTarget>(std::move(target));
 }

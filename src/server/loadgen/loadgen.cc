@@ -54,6 +54,10 @@ Status LoadgenOptions::Validate() const {
     return InvalidArgumentError("loadgen: http_connections " + std::to_string(http_connections) +
                                 " is not in [1, 1024]");
   }
+  if (grpc_channels < 1 || grpc_channels > 64) {
+    return InvalidArgumentError("loadgen: grpc_channels " + std::to_string(grpc_channels) +
+                                " is not in [1, 64]");
+  }
   if (connect_timeout_ms < 1) {
     return InvalidArgumentError("loadgen: connect_timeout_ms must be at least 1");
   }
@@ -274,6 +278,7 @@ std::string RateResultsToJson(const LoadgenOptions& options, const RunOptions& r
   doc["batch"] = options.batch;
   doc["timeout_ms"] = options.timeout_ms;
   doc["http_connections"] = options.http_connections;
+  doc["grpc_channels"] = options.grpc_channels;
   doc["duration_s"] = run.duration_seconds;
   doc["warmup_s"] = run.warmup_seconds;
   doc["latency_from"] = "intended send time";

@@ -91,6 +91,8 @@ struct LoadgenOptions {
   // worker threads (hybridml serve --http-threads): cpp-httplib serves a kept-alive connection
   // on one worker thread. Default: 8.
   int http_connections = 8;
+  // gRPC only: channels, each its own HTTP/2 connection; requests go round robin. Default: 1.
+  int grpc_channels = 1;
   // How long connecting and the metadata query may take. Default: 5000.
   int64_t connect_timeout_ms = 5000;
   // Seed of the random input data. Default: 1.
@@ -98,7 +100,7 @@ struct LoadgenOptions {
 
   // kInvalidArgument naming the field: a non-empty target and model, version >= 0, batch in
   // [1, 65536], timeout_ms in [0, 86400000], client_cert and client_key together and only with
-  // TLS, http_connections in [1, 1024], connect_timeout_ms >= 1.
+  // TLS, http_connections in [1, 1024], grpc_channels in [1, 64], connect_timeout_ms >= 1.
   Status Validate() const;
 };
 
