@@ -14,12 +14,13 @@
 #      --runtime_only: INSTANCES Sessions x 1 thread at batch MAX_BATCH and at batch 1), and the
 #      machine's fp32 GEMM throughput through the runtime (--gemm 256).
 #   3. A temp registry holding MODEL as "teacher" (keys init, publish, rollout).
-#   4. For batching in (dynamic, none): start `hybridml serve --insecure` (and --no-auth when
-#      this serve has it) with INSTANCES instances, MAX_BATCH, DELAY_US, QUEUE; run a loadgen rate
-#      sweep over gRPC and over HTTP (the same rates for both configurations: fractions of the
-#      runtime alone); bisect the knee (highest rate with p99 <= 50 ms and <= 1 % not OK) twice
-#      between the last passing and the first failing rate; with dynamic batching also run
-#      overload at 3x the knee. serve is restarted between configurations.
+#   4. Two `hybridml serve --insecure` processes (and --no-auth when this serve has it), one with
+#      dynamic batching and one with --no-batching, each with INSTANCES instances, MAX_BATCH,
+#      DELAY_US, QUEUE, HTTP_THREADS; only one is loaded at a time (the other idles). Over gRPC,
+#      then HTTP: a rate sweep (fractions of the runtime alone), the two configurations
+#      alternating rate by rate so that other work on this shared machine hits both alike; two
+#      bisection steps of the knee (highest rate with p99 <= 50 ms and <= 1 % not OK) between
+#      the last passing and the first failing rate; overload at 3x the dynamic-batching knee.
 #   5. bench/serving_report.py prints the table and writes <source>/bench/results/serving.json.
 # The server and the load generator share this machine's cores (2 here): the loadgen's CPU time
 # is taken from the server's, which the report states, with its CPU use per point and the CPU
@@ -92,17 +93,18 @@ REG="$OUT_DIR/registry"
 NO_AUTH=()
 if "$HYBRIDML" serve --help 2>&1 | grep -q -- '--no-auth'; then NO_AUTH=(--no-auth); fi
 
-SERVE_PID=""
-stop_serve() {
-  if [[ -n "$SERVE_PID" ]]; then
-    kill -TERM "$SERVE_PID" 2>/dev/null || true
-    wait "$SERVE_PID" 2>/dev/null || true
-    SERVE_PID=""
-  fi
+# One serve per batching configuration, side by side (only one is loaded at a time).
+declare -A SERVE_PID GRPC_PORT HTTP_PORT
+stop_serves() {
+  for name in "${!SERVE_PID[@]}"; do
+    kill -TERM "${SERVE_PID[$name]}" 2>/dev/null || true
+    wait "${SERVE_PID[$name]}" 2>/dev/null || true
+  done
+  SERVE_PID=()
 }
-trap stop_serve EXIT
+trap stop_serves EXIT
 
-# start_serve NAME EXTRA_FLAGS...: sets GRPC_PORT and HTTP_PORT.
+# start_serve NAME EXTRA_FLAGS...: sets SERVE_PID, GRPC_PORT and HTTP_PORT [NAME].
 start_serve() {
   local name="$1"
   shift
@@ -110,19 +112,19 @@ start_serve() {
   "$HYBRIDML" serve --registry "$REG" --insecure "${NO_AUTH[@]}" --http-port 0 --grpc-port 0 \
     --instances "$INSTANCES" --max-batch "$MAX_BATCH" --batch-delay-us "$DELAY_US" \
     --max-queue "$QUEUE" --http-threads "$HTTP_THREADS" "$@" >"$log" 2>&1 &
-  SERVE_PID=$!
+  SERVE_PID[$name]=$!
   for _ in $(seq 1 100); do
     if grep -q '^grpc listening' "$log"; then break; fi
-    if ! kill -0 "$SERVE_PID" 2>/dev/null; then
+    if ! kill -0 "${SERVE_PID[$name]}" 2>/dev/null; then
       echo "run_serving.sh: serve exited:" >&2
       cat "$log" >&2
       exit 1
     fi
     sleep 0.1
   done
-  GRPC_PORT="$(sed -n 's/^grpc listening on [^:]*:\([0-9]*\).*/\1/p' "$log")"
-  HTTP_PORT="$(sed -n 's/^http listening on [^:]*:\([0-9]*\).*/\1/p' "$log")"
-  if [[ -z "$GRPC_PORT" || -z "$HTTP_PORT" ]]; then
+  GRPC_PORT[$name]="$(sed -n 's/^grpc listening on [^:]*:\([0-9]*\).*/\1/p' "$log")"
+  HTTP_PORT[$name]="$(sed -n 's/^http listening on [^:]*:\([0-9]*\).*/\1/p' "$log")"
+  if [[ -z "${GRPC_PORT[$name]}" || -z "${HTTP_PORT[$name]}" ]]; then
     echo "run_serving.sh: serve did not report its ports:" >&2
     cat "$log" >&2
     exit 1
@@ -133,7 +135,7 @@ start_serve() {
 # this shell's finished children (the loadgen runs), in seconds.
 HZ="$(getconf CLK_TCK)"
 machine_cpu() { awk -v hz="$HZ" '/^cpu /{print ($2+$3+$4+$7+$8+$9)/hz}' /proc/stat; }
-serve_cpu() { awk -v hz="$HZ" '{print ($14+$15)/hz}' "/proc/$SERVE_PID/stat"; }
+serve_cpu() { awk -v hz="$HZ" '{print ($14+$15)/hz}' "/proc/${SERVE_PID[$1]}/stat"; }
 # (`times` must run in this shell, not in a $(...) subshell, to see its children.)
 children_cpu() {
   times >"$OUT_DIR/.times"
@@ -141,22 +143,22 @@ children_cpu() {
     awk '{s=0; for(i=1;i<=2;i++){split($i,a,/[ms]/); s+=a[1]*60+a[2]} print s}')"
 }
 
-# loadgen PROTOCOL JSON FLAGS...
+# loadgen BATCHING PROTOCOL JSON FLAGS...
 # Appends "<json> <cores used by other processes during the run>" to cpu_others.txt: the
 # machine's busy time minus serve's and the loadgen's, over the run's wall time. Other work on
 # the machine (e.g. compilers) disturbs the numbers; the report shows it.
 loadgen() {
-  local protocol="$1" json="$2"
-  shift 2
-  local port="$GRPC_PORT"
-  [[ "$protocol" == http ]] && port="$HTTP_PORT"
+  local batching="$1" protocol="$2" json="$3"
+  shift 3
+  local port="${GRPC_PORT[$batching]}"
+  [[ "$protocol" == http ]] && port="${HTTP_PORT[$batching]}"
   local m0 s0 c0 t0 m1 s1 c1 t1
   children_cpu; c0="$CHILDREN_CPU"
-  m0="$(machine_cpu)"; s0="$(serve_cpu)"; t0="$(date +%s.%N)"
+  m0="$(machine_cpu)"; s0="$(serve_cpu "$batching")"; t0="$(date +%s.%N)"
   "$HYBRIDML" loadgen --target "127.0.0.1:$port" --protocol "$protocol" --model teacher \
     --duration "$DURATION" --warmup "$WARMUP" --timeout-ms "$TIMEOUT_MS" \
     --connections "$CONNECTIONS" --json "$json" "$@"
-  m1="$(machine_cpu)"; s1="$(serve_cpu)"; t1="$(date +%s.%N)"
+  m1="$(machine_cpu)"; s1="$(serve_cpu "$batching")"; t1="$(date +%s.%N)"
   children_cpu; c1="$CHILDREN_CPU"
   echo "$(basename "$json") $(awk -v a="$m0" -v b="$m1" -v c="$s0" -v d="$s1" \
     -v e="$c0" -v f="$c1" -v g="$t0" -v h="$t1" \
@@ -164,30 +166,37 @@ loadgen() {
 }
 
 echo "== 4. serve + loadgen"
-for batching in dynamic none; do
-  flags=()
-  [[ "$batching" == none ]] && flags=(--no-batching)
-  start_serve "$batching" "${flags[@]}"
-  echo "-- serve ($batching batching): grpc :$GRPC_PORT, http :$HTTP_PORT"
-  for protocol in grpc http; do
-    base="$OUT_DIR/${protocol}_${batching}"
-    echo "-- $protocol, $batching batching: sweep"
-    loadgen "$protocol" "$base.sweep.json" --rates "$RATES" --quiet
-    # Two bisection steps between the last rate within budget and the first beyond it.
-    for step in 1 2; do
-      mid="$(python3 "$REPORT" bisect "$base".*.json)"
-      if [[ -z "$mid" ]]; then break; fi
-      echo "-- $protocol, $batching batching: knee bisection at $mid/s"
-      loadgen "$protocol" "$base.bisect$step.json" --rate "$mid" --quiet
+start_serve dynamic
+start_serve none --no-batching
+echo "serve, dynamic batching: grpc :${GRPC_PORT[dynamic]}, http :${HTTP_PORT[dynamic]}"
+echo "serve, no batching:      grpc :${GRPC_PORT[none]}, http :${HTTP_PORT[none]}"
+IFS=, read -r -a RATE_LIST <<<"$RATES"
+for protocol in grpc http; do
+  # The two configurations alternate rate by rate, so that other work on the machine (it is
+  # shared) disturbs both alike.
+  for i in "${!RATE_LIST[@]}"; do
+    for batching in dynamic none; do
+      echo "-- $protocol, $batching batching: ${RATE_LIST[$i]}/s"
+      loadgen "$batching" "$protocol" "$OUT_DIR/${protocol}_${batching}.r$i.json" \
+        --rate "${RATE_LIST[$i]}" --quiet | tail -1
     done
-    if [[ "$batching" == dynamic ]]; then
-      overload="$(python3 "$REPORT" overload-rate "$base".*.json)"
-      echo "-- $protocol, $batching batching: overload at 3x the knee = $overload/s"
-      loadgen "$protocol" "$OUT_DIR/${protocol}_overload.json" --rate "$overload" --quiet
-    fi
   done
-  stop_serve
+  # Two bisection steps between the last rate within budget and the first beyond it.
+  for step in 1 2; do
+    for batching in dynamic none; do
+      base="$OUT_DIR/${protocol}_${batching}"
+      mid="$(python3 "$REPORT" bisect "$base".*.json)"
+      if [[ -z "$mid" ]]; then continue; fi
+      echo "-- $protocol, $batching batching: knee bisection at $mid/s"
+      loadgen "$batching" "$protocol" "$base.bisect$step.json" --rate "$mid" --quiet | tail -1
+    done
+  done
+  overload="$(python3 "$REPORT" overload-rate "$OUT_DIR/${protocol}_dynamic".*.json)"
+  echo "-- $protocol, dynamic batching: overload at 3x the knee = $overload/s"
+  loadgen dynamic "$protocol" "$OUT_DIR/${protocol}_overload.json" --rate "$overload" --quiet |
+    tail -1
 done
+stop_serves
 
 echo "== 5. report"
 python3 "$REPORT" report "$OUT_DIR" "$MODEL" "$ROOT/bench/results/serving.json"

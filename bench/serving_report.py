@@ -206,9 +206,10 @@ def report(out_dir, model, result_path):
         with open(others_path) as f:
             others = {line.split()[0]: float(line.split()[1]) for line in f if line.strip()}
         result["other_processes_cpu_cores"] = others
-        print("CPU used by other processes during the loadgen runs (cores of %d): %s"
-              % (os.cpu_count(), ", ".join("%s %.2f" % (k.replace(".json", ""), v)
-                                           for k, v in others.items())))
+        values = sorted(others.values())
+        print("CPU used by other processes during the %d loadgen runs (cores of %d): min %.2f, "
+              "median %.2f, max %.2f" % (len(values), os.cpu_count(), values[0],
+                                         values[len(values) // 2], values[-1]))
     with open(result_path, "w") as f:
         json.dump(result, f, indent=2)
     print("wrote %s" % result_path)
