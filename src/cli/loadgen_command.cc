@@ -44,13 +44,12 @@ int Fail(const Status& s) {
 }
 
 void PrintPoint(const server::RateResult& r) {
-  std::printf(
-      "%10.1f %10.1f %8lld %8lld %8lld %8lld %8lld %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n",
-      r.offered_rate, r.goodput, static_cast<long long>(r.sent), static_cast<long long>(r.ok),
-      static_cast<long long>(r.rejected), static_cast<long long>(r.deadline),
-      static_cast<long long>(r.errors), r.ok_latency.p50_ms, r.ok_latency.p90_ms,
-      r.ok_latency.p99_ms, r.ok_latency.p999_ms, r.rejected_latency.p50_ms,
-      r.rejected_latency.p99_ms);
+  std::printf("%10.1f %10.1f %8lld %8lld %8lld %8lld %8lld %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n",
+              r.offered_rate, r.goodput, static_cast<long long>(r.sent),
+              static_cast<long long>(r.ok), static_cast<long long>(r.rejected),
+              static_cast<long long>(r.deadline), static_cast<long long>(r.errors),
+              r.ok_latency.p50_ms, r.ok_latency.p90_ms, r.ok_latency.p99_ms, r.ok_latency.p999_ms,
+              r.rejected_latency.p50_ms, r.rejected_latency.p99_ms);
 }
 
 int RunLoadgen(const LoadgenFlags& f) {
@@ -89,11 +88,12 @@ int RunLoadgen(const LoadgenFlags& f) {
 
   Result<std::unique_ptr<server::LoadTarget>> target = server::ConnectLoadTarget(options);
   if (!target.ok()) return Fail(target.status());
-  std::printf("loadgen: %s, batch %lld, %s timeout; open loop, %.1f s warm-up + %.1f s per rate; "
-              "latency from the intended send time\n",
-              (*target)->Describe().c_str(), static_cast<long long>(f.batch),
-              f.timeout_ms > 0 ? (std::to_string(f.timeout_ms) + " ms").c_str() : "no",
-              f.warmup, f.duration);
+  std::printf(
+      "loadgen: %s, batch %lld, %s timeout; open loop, %.1f s warm-up + %.1f s per rate; "
+      "latency from the intended send time\n",
+      (*target)->Describe().c_str(), static_cast<long long>(f.batch),
+      f.timeout_ms > 0 ? (std::to_string(f.timeout_ms) + " ms").c_str() : "no", f.warmup,
+      f.duration);
   std::fflush(stdout);
 
   std::vector<server::RateResult> results;
@@ -115,9 +115,9 @@ int RunLoadgen(const LoadgenFlags& f) {
     results.push_back(std::move(*r));
   }
 
-  std::printf("\n%10s %10s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s %9s\n", "offered/s",
-              "goodput/s", "sent", "ok", "rejected", "deadline", "errors", "p50 ms", "p90 ms",
-              "p99 ms", "p99.9 ms", "rej p50", "rej p99");
+  std::printf("\n%10s %10s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s %9s\n", "offered/s", "goodput/s",
+              "sent", "ok", "rejected", "deadline", "errors", "p50 ms", "p90 ms", "p99 ms",
+              "p99.9 ms", "rej p50", "rej p99");
   for (const server::RateResult& r : results) PrintPoint(r);
 
   if (!f.json_path.empty()) {
@@ -145,7 +145,8 @@ void AddLoadgenCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--model", f->model, "Model name")->required();
   cmd->add_option("--version", f->version, "Model version; 0 = the server's latest")
       ->capture_default_str();
-  cmd->add_option("--rate", f->rate, "Offered rate, requests/s")->check(CLI::Range(0.001, 1000000.0));
+  cmd->add_option("--rate", f->rate, "Offered rate, requests/s")
+      ->check(CLI::Range(0.001, 1000000.0));
   cmd->add_option("--rates", f->rates, "Rate sweep: requests/s, comma-separated (after --rate)");
   cmd->add_option("--duration", f->duration, "Measured seconds per rate")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Seconds of load before each measurement, not counted")

@@ -15,8 +15,8 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -89,8 +89,7 @@ class GrpcTarget final : public LoadTarget {
       spec.shape.assign(input.shape().begin(), input.shape().end());
       inputs.push_back(std::move(spec));
     }
-    HML_ASSIGN_OR_RETURN(V2InferRequest v2,
-                         RandomRequest(inputs, options_.batch, options_.seed));
+    HML_ASSIGN_OR_RETURN(V2InferRequest v2, RandomRequest(inputs, options_.batch, options_.seed));
     shape_ = FirstInputShape(v2);
     v2.model_name = options_.model;
     if (options_.version > 0) v2.model_version = std::to_string(options_.version);
@@ -121,7 +120,7 @@ class GrpcTarget final : public LoadTarget {
     // Round robin over the connections; only the sender thread calls Send().
     inference::GRPCInferenceService::Stub& stub = *stubs_[next_stub_++ % stubs_.size()];
     stub.async()->ModelInfer(&call->context, &request_, &call->response,
-                               [this, call](grpc::Status status) { Finish(call, status); });
+                             [this, call](grpc::Status status) { Finish(call, status); });
   }
 
   std::string Describe() const override {
@@ -151,8 +150,7 @@ class GrpcTarget final : public LoadTarget {
         call->done(LoadOutcome::kDeadline, status.error_message());
         break;
       default:
-        call->done(LoadOutcome::kError,
-                   FromGrpc(status, "ModelInfer").ToString());
+        call->done(LoadOutcome::kError, FromGrpc(status, "ModelInfer").ToString());
         break;
     }
     std::shared_ptr<Call> last;  // freed after the lock is released
@@ -204,8 +202,8 @@ Result<std::unique_ptr<LoadTarget>> ConnectGrpc(const LoadgenOptions& options, C
     // Channels with equal arguments share one connection; a distinct argument per channel gives
     // each its own.
     args.SetInt("hml.loadgen.channel", i);
-    channels.push_back(grpc::CreateCustomChannel(hp.host + ":" + std::to_string(hp.port),
-                                                 credentials, args));
+    channels.push_back(
+        grpc::CreateCustomChannel(hp.host + ":" + std::to_string(hp.port), credentials, args));
   }
   auto target = std::make_unique<GrpcTarget>(channels, options, clock);
   HML_RETURN_IF_ERROR(target->Prepare());

@@ -85,8 +85,8 @@ Result<std::vector<TensorSpec>> InputsFromMetadataJson(const std::string& body) 
     }
     TensorSpec spec;
     spec.name = name->get<std::string>();
-    HML_ASSIGN_OR_RETURN(spec.dtype, DTypeFromV2DataType(datatype->get<std::string>(),
-                                                         "input '" + spec.name + "'"));
+    HML_ASSIGN_OR_RETURN(
+        spec.dtype, DTypeFromV2DataType(datatype->get<std::string>(), "input '" + spec.name + "'"));
     for (const nlohmann::json& d : *shape) {
       if (!d.is_number_integer()) {
         return InvalidArgumentError("input '" + spec.name + "': a dimension is not an integer");
@@ -125,9 +125,9 @@ class HttpTarget final : public LoadTarget {
                               model_path_ + "): " + ErrorText(res.error()));
     }
     if (res->status != 200) {
-      const std::string what = "GET " + model_path_ + ": HTTP " + std::to_string(res->status) +
-                               " " + res->body;
-      return res->status == 404 ? NotFoundError(what)
+      const std::string what =
+          "GET " + model_path_ + ": HTTP " + std::to_string(res->status) + " " + res->body;
+      return res->status == 404   ? NotFoundError(what)
              : res->status == 401 ? UnauthenticatedError(what)
              : res->status == 403 ? PermissionDeniedError(what)
                                   : UnavailableError(what);

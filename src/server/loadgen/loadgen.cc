@@ -4,13 +4,14 @@
 // and the JSON report. The transports live in grpc_target.cc and http_target.cc.
 #include "src/server/loadgen/loadgen.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
-#include <sys/resource.h>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
@@ -84,8 +85,7 @@ Status RunOptions::Validate() const {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<LoadTarget>> ConnectLoadTarget(const LoadgenOptions& options,
-                                                      Clock* clock) {
+Result<std::unique_ptr<LoadTarget>> ConnectLoadTarget(const LoadgenOptions& options, Clock* clock) {
   HML_RETURN_IF_ERROR(options.Validate());
   if (clock == nullptr) return InvalidArgumentError("loadgen: the clock is null");
   return options.protocol == LoadProtocol::kGrpc ? loadgen_internal::ConnectGrpc(options, clock)
@@ -153,7 +153,8 @@ Result<RateResult> RunAtRate(LoadTarget& target, const RunOptions& options, Cloc
   if (clock == nullptr) return InvalidArgumentError("loadgen: the clock is null");
   const double interval_nanos = 1e9 / options.rate;
   const int64_t warmup_count = std::llround(options.warmup_seconds * options.rate);
-  const int64_t counted = std::max<int64_t>(1, std::llround(options.duration_seconds * options.rate));
+  const int64_t counted =
+      std::max<int64_t>(1, std::llround(options.duration_seconds * options.rate));
   const int64_t total = warmup_count + counted;
   auto state = std::make_shared<RunState>();
   state->records.resize(static_cast<size_t>(total));
@@ -260,9 +261,8 @@ Result<std::vector<double>> ParseRates(std::string_view list) {
 namespace {
 
 nlohmann::json SummaryJson(const LatencySummary& s) {
-  return {{"count", s.count}, {"mean_ms", s.mean_ms}, {"p50_ms", s.p50_ms},
-          {"p90_ms", s.p90_ms}, {"p99_ms", s.p99_ms},  {"p999_ms", s.p999_ms},
-          {"max_ms", s.max_ms}};
+  return {{"count", s.count},   {"mean_ms", s.mean_ms}, {"p50_ms", s.p50_ms}, {"p90_ms", s.p90_ms},
+          {"p99_ms", s.p99_ms}, {"p999_ms", s.p999_ms}, {"max_ms", s.max_ms}};
 }
 
 }  // namespace
@@ -318,8 +318,8 @@ Result<V2InferRequest> RandomRequest(const std::vector<TensorSpec>& inputs, int6
       d = batch_set ? 1 : batch;
       batch_set = true;
     }
-    HML_RETURN_IF_ERROR(CheckedNumElements(shape, spec.dtype).status().WithContext(
-        "input '" + spec.name + "'"));
+    HML_RETURN_IF_ERROR(
+        CheckedNumElements(shape, spec.dtype).status().WithContext("input '" + spec.name + "'"));
     HML_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(spec.dtype, shape));
     FillRandom(t, seed++);
     request.inputs.push_back(NamedTensor{spec.name, std::move(t)});

@@ -135,8 +135,8 @@ class Servers {
     LoadgenOptions o;
     o.protocol = protocol;
     o.model = "sleepy";
-    o.target = "127.0.0.1:" +
-               std::to_string(protocol == LoadProtocol::kGrpc ? grpc_port_ : http_->port());
+    o.target =
+        "127.0.0.1:" + std::to_string(protocol == LoadProtocol::kGrpc ? grpc_port_ : http_->port());
     return o;
   }
   SleepyBackend& backend() { return backend_; }
