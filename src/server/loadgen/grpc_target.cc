@@ -11,6 +11,7 @@
 // has run, so no callback outlives the stub it was started on.
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -117,7 +118,7 @@ class GrpcTarget final : public LoadTarget {
       std::lock_guard<std::mutex> lock(mu_);
       in_flight_.emplace(call, std::move(owned));
     }
-    // Round robin over the connections; only the sender thread calls Send().
+    // Round robin over the connections.
     inference::GRPCInferenceService::Stub& stub = *stubs_[next_stub_++ % stubs_.size()];
     stub.async()->ModelInfer(&call->context, &request_, &call->response,
                              [this, call](grpc::Status status) { Finish(call, status); });
@@ -165,7 +166,7 @@ class GrpcTarget final : public LoadTarget {
   Clock* const clock_;
   // One stub per channel (connection).
   std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>> stubs_;
-  size_t next_stub_ = 0;
+  std::atomic<size_t> next_stub_{0};
   inference::ModelInferRequest request_;  // encoded once, read-only afterwards
   std::string shape_;
 
