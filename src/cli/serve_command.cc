@@ -1,6 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// `hybridml serve`: loads the models a registry's channels point at into a ModelRepository,
+// `hybridml serve`: loads the models a registry's channels point at into a ModelRepository
+// (and follows the registry as it changes: --reload-interval-ms),
 // serves them over HTTP (src/server/http/http_server.h: v2 REST, /metrics, the registry's OTA
 // files) and gRPC (src/server/grpc/grpc_server.h: the v2 inference service), and drains on
 // SIGTERM/SIGINT.
@@ -21,6 +22,7 @@
 #include "src/server/http/http_server.h"
 #include "src/server/metrics/metrics.h"
 #include "src/server/serving/model_repository.h"
+#include "src/server/serving/registry_watcher.h"
 
 namespace hml::cli {
 namespace {
@@ -34,6 +36,7 @@ struct ServeFlags {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  int64_t reload_interval_ms = 2000;  // 0: do not follow the registry
 };
 
 int Fail(const Status& s) {
@@ -75,8 +78,12 @@ int Serve(const ServeFlags& flags) {
   auto serving_metrics = server::ServingMetrics::Create(metrics);
   if (!serving_metrics.ok()) return Fail(serving_metrics.status());
   server::ModelRepository repository({}, serving_metrics->get());
-  if (Status s = repository.LoadFromRegistry(*DefaultEnv(), flags.registry_dir); !s.ok()) {
-    return Fail(s);
+  {
+    Result<server::ModelRepository::SyncReport> synced =
+        repository.SyncWithRegistry(*DefaultEnv(), flags.registry_dir);
+    if (!synced.ok()) return Fail(synced.status());
+    // At startup a model that cannot be loaded is an operator error to fix now, not later.
+    if (!synced->failed.empty()) return Fail(synced->failed.front());
   }
   server::HttpServerOptions options;
   options.address = flags.address;
@@ -97,6 +104,12 @@ int Serve(const ServeFlags& flags) {
     Result<int> bound = grpc.Start(flags.address + ":" + std::to_string(flags.grpc_port));
     if (!bound.ok()) return Fail(bound.status());
     grpc_port = *bound;
+  }
+  server::RegistryWatcherOptions watch_options;
+  watch_options.interval_millis = flags.reload_interval_ms;
+  server::RegistryWatcher watcher(repository, *DefaultEnv(), flags.registry_dir, watch_options);
+  if (flags.reload_interval_ms > 0) {
+    if (Status s = watcher.Start(); !s.ok()) return Fail(s);
   }
   for (const server::ServedModel& m : repository.ListModels()) {
     std::printf("serving model '%s' version %lld\n", m.name.c_str(),
@@ -120,6 +133,7 @@ int Serve(const ServeFlags& flags) {
   sigwait(&stop_signals, &signal_number);
   std::printf("signal %d: draining\n", signal_number);
   std::fflush(stdout);
+  watcher.Stop();
   http.Stop();  // stop accepting, finish the requests being handled
   if (grpc_enabled) grpc.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   return 0;     // the repository drains its batchers when it goes out of scope
@@ -142,6 +156,10 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   serve->add_option("--tls-key", flags->tls_key, "Unencrypted PEM private key of --tls-cert");
   serve->add_option("--tls-client-ca", flags->tls_client_ca,
                     "PEM CA file: require client certificates signed by it (mutual TLS)");
+  serve->add_option("--reload-interval-ms", flags->reload_interval_ms,
+                    "How often to follow the registry (publish/rollout/rollback by other "
+                    "processes are served without restart); 0 disables. Default 2000")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600} * 1000));
   serve->callback([flags, &exit_code] { exit_code = Serve(*flags); });
 }
 

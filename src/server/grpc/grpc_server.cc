@@ -14,6 +14,7 @@
 #include "proto/inference.pb.h"
 #include "src/server/protocol/v2_grpc_codec.h"
 #include "src/server/protocol/v2_json.h"
+#include "src/server/tls/certs.h"
 
 namespace hml::server {
 namespace {
@@ -116,33 +117,29 @@ Result<std::vector<size_t>> RequestedOutputs(const ServedModel& model,
 // bundle is about 200 KiB.
 constexpr int64_t kMaxPemBytes = int64_t{1} << 20;
 
-// The contents of the PEM file `path`, the `role` of which ("cert_file", ...) names it in errors.
-// The Env's error (kNotFound for a missing file, ...) with the option named when the file cannot
-// be read; kInvalidArgument naming the option and the path when it holds no PEM block.
-Result<std::string> ReadPemFile(const char* role, const std::string& path) {
-  Result<std::string> contents = DefaultEnv()->ReadFile(path, kMaxPemBytes);
-  if (!contents.ok()) {
-    return contents.status().WithContext("gRPC server: " + std::string(role));
-  }
-  if (contents->find("-----BEGIN") == std::string::npos) {
-    return InvalidArgumentError("gRPC server: " + std::string(role) + " '" + path +
-                                "' is not PEM (no -----BEGIN line)");
-  }
-  return contents;
-}
-
 // The listening port's credentials: plain text when no certificate is configured, else TLS from
 // the PEM files, requesting client certificates when a client CA is given.
 Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const GrpcServerOptions& options) {
   if (options.cert_file.empty()) return grpc::InsecureServerCredentials();
+  // gRPC's own loader only logs that it failed; this names the file and OpenSSL's reason (the
+  // same check as the HTTPS front end), including a key that does not match the certificate.
+  if (Status s = CheckPemFiles(options.cert_file, options.key_file, options.client_ca_file);
+      !s.ok()) {
+    return s.WithContext("gRPC server");
+  }
+  auto read = [](const std::string& path) -> Result<std::string> {
+    Result<std::string> contents = DefaultEnv()->ReadFile(path, kMaxPemBytes);
+    if (!contents.ok()) return contents.status().WithContext("gRPC server");
+    return contents;
+  };
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  HML_ASSIGN_OR_RETURN(pair.cert_chain, ReadPemFile("cert_file", options.cert_file));
-  HML_ASSIGN_OR_RETURN(pair.private_key, ReadPemFile("key_file", options.key_file));
+  HML_ASSIGN_OR_RETURN(pair.cert_chain, read(options.cert_file));
+  HML_ASSIGN_OR_RETURN(pair.private_key, read(options.key_file));
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   ssl.pem_key_cert_pairs.push_back(std::move(pair));
   if (!options.client_ca_file.empty()) {
-    HML_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile("client_ca_file", options.client_ca_file));
+    HML_ASSIGN_OR_RETURN(ssl.pem_root_certs, read(options.client_ca_file));
     ssl.client_certificate_request =
         options.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                                     : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;

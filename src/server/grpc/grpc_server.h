@@ -92,9 +92,11 @@ class GrpcServer {
 
   // Listens on `address` ("host:port"; port 0 picks a free port) and starts serving. Returns the
   // port actually bound. Errors: the options' Validate() error; kFailedPrecondition when already
-  // started; a TLS file that cannot be read (the Env's error, e.g. kNotFound) or holds no PEM
-  // block (kInvalidArgument), naming the option and the path, checked before binding; kUnavailable naming the address when it cannot be bound or the server cannot
-  // start. REQUIRES: called at most once successfully.
+  // started; for TLS, CheckPemFiles' errors (src/server/tls/certs.h: kNotFound for a missing
+  // file, kInvalidArgument naming the file for one without the expected PEM block or a key that
+  // does not match the certificate), prefixed "gRPC server" and checked before binding;
+  // kUnavailable naming the address when it cannot be bound or the server cannot start.
+  // REQUIRES: called at most once successfully.
   Result<int> Start(const std::string& address);
 
   // Graceful stop: refuses new calls at once and lets in-flight calls complete normally until

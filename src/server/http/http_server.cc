@@ -103,6 +103,15 @@ Status HttpServerOptions::Validate() const {
     return InvalidArgumentError("HttpServerOptions: threads " + std::to_string(threads) +
                                 " is not in [1, 1024]");
   }
+  for (const auto& [name, millis] :
+       {std::pair<const char*, int64_t>{"read_timeout_millis", read_timeout_millis},
+        {"write_timeout_millis", write_timeout_millis},
+        {"keep_alive_timeout_millis", keep_alive_timeout_millis}}) {
+    if (millis < 1 || millis > 600000) {
+      return InvalidArgumentError("HttpServerOptions: " + std::string(name) + " " +
+                                  std::to_string(millis) + " is not in [1, 600000]");
+    }
+  }
   if (clock == nullptr) return InvalidArgumentError("HttpServerOptions: clock is null");
   if (cert_file.empty() != key_file.empty()) {
     return InvalidArgumentError("HttpServerOptions: cert_file and key_file must be set together");
@@ -148,6 +157,16 @@ class HttpServer::Impl {
         return new httplib::ThreadPool(static_cast<size_t>(threads));
       };
       server_->set_payload_max_length(options_.max_body_bytes);
+      auto split = [](int64_t millis) {
+        return std::pair<time_t, time_t>{static_cast<time_t>(millis / 1000),
+                                         static_cast<time_t>((millis % 1000) * 1000)};
+      };
+      const auto [read_s, read_us] = split(options_.read_timeout_millis);
+      const auto [write_s, write_us] = split(options_.write_timeout_millis);
+      const auto [idle_s, idle_us] = split(options_.keep_alive_timeout_millis);
+      server_->set_read_timeout(read_s, read_us);
+      server_->set_write_timeout(write_s, write_us);
+      server_->set_keep_alive_timeout(std::max<time_t>(1, idle_s + (idle_us > 0 ? 1 : 0)));
       int port = options_.port;
       if (port == 0) {
         port = server_->bind_to_any_port(options_.address);
@@ -183,10 +202,13 @@ class HttpServer::Impl {
  private:
   void Routes() {
     server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
-      // httplib's own errors (404 without a route, 413 from Content-Length) get a JSON body.
+      // httplib's own errors get a JSON body: 404 without a route, 413 from Content-Length, 400
+      // for a request it could not read (malformed, or cut off by the read timeout).
       if (res.body.empty()) {
-        SetError(res, res.status,
-                 res.status == 413 ? "request body exceeds the size limit" : "no such resource");
+        const char* message = res.status == 413   ? "request body exceeds the size limit"
+                              : res.status == 404 ? "no such resource"
+                                                  : "malformed or incomplete request";
+        SetError(res, res.status, message);
       }
     });
     server_->set_exception_handler(

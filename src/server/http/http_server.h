@@ -23,6 +23,10 @@
 // cpp-httplib (Debian's compiled 0.11) is used only in http_server.cc and throws internally;
 // every handler catches at its boundary, so no exception leaves this class.
 //
+// Slow clients (a request dribbled byte by byte, a response not read, a connection that sends
+// nothing) are cut off by the read, write and keep-alive timeouts (HttpServerOptions), so each
+// holds a worker thread for a bounded time.
+//
 // Thread-safe: Start() and Stop() from one controlling thread; handlers run on httplib's pool.
 #ifndef HML_SRC_SERVER_HTTP_HTTP_SERVER_H_
 #define HML_SRC_SERVER_HTTP_HTTP_SERVER_H_
@@ -49,8 +53,19 @@ struct HttpServerOptions {
   std::string ota_repo_dir;
   // Largest request body; larger ones get 413 before they are read. Default: 64 MiB.
   size_t max_body_bytes = size_t{64} << 20;
-  // Worker threads of the HTTP server. Default: 8.
-  int threads = 8;
+  // Worker threads of the HTTP server. Each serves one connection at a time, from its first
+  // request until it closes or idles past keep_alive_timeout_millis. Default: 32.
+  int threads = 32;
+  // Slow clients: a request whose bytes stop arriving for read_timeout_millis (headers or body)
+  // gets 400 and a response not accepted for write_timeout_millis is abandoned. cpp-httplib then
+  // still waits keep_alive_timeout_millis (whole seconds, rounded up) for a next request on the
+  // connection before it frees the worker, and a connection that never sends anything is held
+  // that long too; so a silent or stalled client holds a worker for at most read + keep-alive
+  // timeout, and only `threads` of them at once can delay other clients.
+  // Defaults: 5000, 5000, 1000 (ms); each must be in [1, 600000].
+  int64_t read_timeout_millis = 5000;
+  int64_t write_timeout_millis = 5000;
+  int64_t keep_alive_timeout_millis = 1000;
   // The clock of the backend's batchers (Timeout-Ms becomes a deadline in its NowNanos()); must
   // outlive the server. Default: RealClock().
   Clock* clock = RealClock();

@@ -2,6 +2,7 @@
 #include "src/server/serving/model_repository.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 #include "src/server/registry/registry.h"
@@ -56,6 +57,11 @@ Status ModelRepository::Load(const std::string& name, int64_t version, const std
 }
 
 Status ModelRepository::LoadModel(const std::string& name, int64_t version, const Model& model) {
+  return LoadEntry(name, version, model, /*from_registry=*/false);
+}
+
+Status ModelRepository::LoadEntry(const std::string& name, int64_t version, const Model& model,
+                                  bool from_registry) {
   HML_RETURN_IF_ERROR(options_.Validate());
   if (name.empty()) return InvalidArgumentError("ModelRepository::Load: empty model name");
   if (version < 1) {
@@ -73,6 +79,7 @@ Status ModelRepository::LoadModel(const std::string& name, int64_t version, cons
       per_model != options_.per_model.end() ? per_model->second : options_.batching;
   // Created outside mu_: compiling the Sessions takes a while and must not stall Infer().
   auto entry = std::make_shared<Entry>();
+  entry->from_registry = from_registry;
   entry->inputs = model.inputs();
   entry->outputs = model.outputs();
   Result<std::unique_ptr<DynamicBatcher>> batcher =
@@ -115,27 +122,67 @@ Status ModelRepository::Unload(const std::string& name, int64_t version) {
   return Status::Ok();
 }
 
-Status ModelRepository::LoadFromRegistry(Env& env, const std::string& dir) {
-  ready_.store(false, std::memory_order_release);
-  HML_ASSIGN_OR_RETURN(std::vector<ModelSummary> models, Registry::ListDir(env, dir));
-  for (const ModelSummary& summary : models) {
-    std::vector<int64_t> wanted;
-    for (const ChannelState& channel : summary.channels) {
-      if (channel.version > 0) wanted.push_back(channel.version);
-      if (channel.previous_version > 0) wanted.push_back(channel.previous_version);
-    }
+Result<ModelRepository::SyncReport> ModelRepository::SyncWithRegistry(Env& env,
+                                                                     const std::string& dir) {
+  std::lock_guard<std::mutex> sync_lock(sync_mu_);
+  const bool first = !synced_once_;
+  if (first) ready_.store(false, std::memory_order_release);
+  Result<std::vector<ModelSummary>> models = Registry::ListDir(env, dir);
+  if (!models.ok()) {
+    if (first) ready_.store(true, std::memory_order_release);
+    return models.status();
+  }
+  synced_once_ = true;
+  // What the channels point at, with the blob to load each from.
+  std::map<std::pair<std::string, int64_t>, std::string> wanted;
+  for (const ModelSummary& summary : *models) {
     for (const ModelVersion& v : summary.versions) {
-      if (std::find(wanted.begin(), wanted.end(), v.version) == wanted.end()) continue;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = models_.find(v.name);
-        if (it != models_.end() && it->second.count(v.version) > 0) continue;
+      for (const ChannelState& channel : summary.channels) {
+        if (channel.version == v.version || channel.previous_version == v.version) {
+          wanted[{v.name, v.version}] = v.blob;
+        }
       }
-      HML_RETURN_IF_ERROR(Load(v.name, v.version, dir + "/blobs/" + v.blob));
     }
   }
-  ready_.store(true, std::memory_order_release);
-  return Status::Ok();
+  SyncReport report;
+  for (const auto& [key, blob] : wanted) {
+    const auto& [name, version] = key;
+    if (sync_failed_.count(key) > 0) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = models_.find(name);
+      if (it != models_.end() && it->second.count(version) > 0) continue;
+    }
+    const std::string path = dir + "/blobs/" + blob;
+    Result<Model> model = Model::Load(path);
+    Status loaded = model.ok() ? LoadEntry(name, version, *model, /*from_registry=*/true)
+                               : Status(model.status().code(),
+                                        Describe(name, version) + ": cannot load '" + path +
+                                            "': " + std::string(model.status().message()));
+    if (loaded.ok()) {
+      report.loaded.push_back(key);
+    } else {
+      sync_failed_.insert(key);
+      report.failed.push_back(std::move(loaded));
+    }
+  }
+  std::vector<std::pair<std::string, int64_t>> stale;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, versions] : models_) {
+      for (const auto& [version, entry] : versions) {
+        if (entry->from_registry && wanted.count({name, version}) == 0) {
+          stale.emplace_back(name, version);
+        }
+      }
+    }
+  }
+  for (const auto& [name, version] : stale) {
+    // Only a concurrent Unload() can make this fail (the version is then gone anyway).
+    if (Unload(name, version).ok()) report.unloaded.emplace_back(name, version);
+  }
+  if (first) ready_.store(true, std::memory_order_release);
+  return report;
 }
 
 Result<std::shared_ptr<ModelRepository::Entry>> ModelRepository::FindLocked(

@@ -2,8 +2,18 @@
 //
 // The model repository: the InferenceBackend the front ends serve. It holds models under
 // (name, version), each version behind its own DynamicBatcher, and is fed either one file at a
-// time (Load) or from a registry directory (LoadFromRegistry: the versions the channels point
-// at). Version 0 in GetModel/Infer means the latest (highest) loaded version of the name.
+// time (Load) or from a registry directory (SyncWithRegistry: the versions the channels point
+// at, followed as the registry changes; RegistryWatcher in registry_watcher.h calls it
+// periodically). Version 0 in GetModel/Infer means the latest (highest) loaded version of the
+// name.
+//
+// Following the registry: a sync loads the versions that channels point at and that are not
+// loaded yet, and only then unloads the versions an earlier sync loaded that no channel points at
+// any more. So after a publish + rollout of version N+1, `latest` moves to N+1 the moment it is
+// loaded, and the version that dropped out of every channel (N-1 once N+1 is current and N its
+// previous) is unloaded as below: requests it accepted are answered, requests to `latest` never
+// see a gap. A rollback removes the bad version from its channel, so the next sync unloads it and
+// `latest` falls back to the good one.
 //
 // Hot unload: Unload() removes the version from the map first, so requests that arrive after it
 // resolve to the remaining versions (or kNotFound); it then waits for Submit() calls that already
@@ -25,8 +35,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hml/clock.h"
@@ -70,11 +82,23 @@ class ModelRepository final : public InferenceBackend {
   Status LoadModel(const std::string& name, int64_t version, const Model& model);
   // Unloads (name, version) as described in the file comment. kNotFound when it is not loaded.
   Status Unload(const std::string& name, int64_t version);
-  // Loads, for every model in the registry in `dir`, each version one of its channels points at
-  // (current and previous: devices outside a rollout keep the previous one), from
-  // <dir>/blobs/<blob>. Versions already loaded are skipped. Ready() is false while it runs.
-  // Errors: Registry::ListDir's, and the first Load() error (the versions loaded before stay).
-  Status LoadFromRegistry(Env& env, const std::string& dir);
+  // What one SyncWithRegistry changed.
+  struct SyncReport {
+    std::vector<std::pair<std::string, int64_t>> loaded;
+    std::vector<std::pair<std::string, int64_t>> unloaded;
+    // Versions that could not be loaded (their error names the model, version and file). They
+    // are not tried again by later syncs: blobs are immutable, so the error would repeat.
+    std::vector<Status> failed;
+  };
+  // Makes the served versions follow the registry in `dir` (see the file comment): loads every
+  // version a channel points at (current and previous: devices outside a rollout keep the
+  // previous one) from <dir>/blobs/<blob>, then unloads the versions earlier syncs loaded that
+  // no channel points at now. Versions loaded with Load()/LoadModel() are never unloaded by a
+  // sync. Ready() is false while the first sync runs, not during later ones.
+  // Errors: Registry::ListDir's (nothing changes then). A version that fails to load does not
+  // stop the sync; it is listed in SyncReport::failed.
+  // Syncs are serialised with each other; Infer() runs concurrently with them.
+  Result<SyncReport> SyncWithRegistry(Env& env, const std::string& dir);
 
   bool Ready() const override { return ready_.load(std::memory_order_acquire); }
   Result<ServedModel> GetModel(const std::string& name, int64_t version) const override;
@@ -87,6 +111,8 @@ class ModelRepository final : public InferenceBackend {
   struct Entry {
     std::vector<TensorSpec> inputs;  // Model::inputs(), dynamic dims -1
     std::vector<TensorSpec> outputs;
+    // Loaded by SyncWithRegistry, so a later sync may unload it.
+    bool from_registry = false;
     std::unique_ptr<DynamicBatcher> batcher;
     ModelMetrics* metrics = nullptr;  // null without ServingMetrics
     // Infer() holds it shared while it submits; Unload() takes it exclusively once the entry is
@@ -102,10 +128,16 @@ class ModelRepository final : public InferenceBackend {
   // The entry for (name, version), version 0 = latest. REQUIRES: mu_ held.
   Result<std::shared_ptr<Entry>> FindLocked(const std::string& name, int64_t version) const;
   ServedModel DescribeLocked(const std::string& name, int64_t version, const Entry& entry) const;
+  Status LoadEntry(const std::string& name, int64_t version, const Model& model,
+                   bool from_registry);
 
   const ModelRepositoryOptions options_;
   ServingMetrics* const metrics_;
   std::atomic<bool> ready_{true};
+  // Serialises SyncWithRegistry calls; held while loading and unloading, never inside mu_.
+  std::mutex sync_mu_;
+  bool synced_once_ = false;                              // GUARDED_BY(sync_mu_)
+  std::set<std::pair<std::string, int64_t>> sync_failed_;  // GUARDED_BY(sync_mu_)
   mutable std::mutex mu_;
   // name -> version -> entry.
   std::map<std::string, std::map<int64_t, std::shared_ptr<Entry>>> models_;  // GUARDED_BY(mu_)
