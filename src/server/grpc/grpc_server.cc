@@ -64,35 +64,6 @@ void FillTensorMetadata(const TensorSpec& spec,
   for (int64_t dim : spec.shape) out->add_shape(dim);
 }
 
-// Orders the decoded inputs as the model declares them. kInvalidArgument naming the model and
-// the input for an unknown, missing or mistyped input.
-Result<std::vector<Tensor>> InputsInModelOrder(const ServedModel& model,
-                                               std::vector<NamedTensor>& inputs) {
-  std::vector<Tensor> ordered;
-  ordered.reserve(model.inputs.size());
-  for (const TensorSpec& spec : model.inputs) {
-    NamedTensor* found = nullptr;
-    for (NamedTensor& input : inputs) {
-      if (input.name == spec.name) found = &input;
-    }
-    if (found == nullptr) {
-      return InvalidArgumentError("model '" + model.name + "': input '" + spec.name +
-                                  "' is missing");
-    }
-    ordered.push_back(std::move(found->tensor));
-  }
-  if (inputs.size() != model.inputs.size()) {
-    for (const NamedTensor& input : inputs) {
-      bool known = false;
-      for (const TensorSpec& spec : model.inputs) known = known || spec.name == input.name;
-      if (!known) {
-        return InvalidArgumentError("model '" + model.name + "' has no input '" + input.name + "'");
-      }
-    }
-  }
-  return ordered;
-}
-
 // Indices into model.outputs of the outputs requested (all when none is named). kInvalidArgument
 // naming the model and the output for an unknown name.
 Result<std::vector<size_t>> RequestedOutputs(const ServedModel& model,
@@ -237,8 +208,6 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     if (!version.ok()) return FinishNow(context, ToGrpcStatus(version.status()));
     Result<ServedModel> model = backend_->GetModel(decoded->model_name, *version);
     if (!model.ok()) return FinishNow(context, ToGrpcStatus(model.status()));
-    Result<std::vector<Tensor>> inputs = InputsInModelOrder(*model, decoded->inputs);
-    if (!inputs.ok()) return FinishNow(context, ToGrpcStatus(inputs.status()));
     Result<std::vector<size_t>> outputs = RequestedOutputs(*model, decoded->outputs);
     if (!outputs.ok()) return FinishNow(context, ToGrpcStatus(outputs.status()));
 
@@ -248,8 +217,10 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     const std::string name = model->name;
     const int64_t served_version = model->version;
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    InferRequest infer;
-    infer.inputs = std::move(*inputs);
+    // The backend matches the input names to the model (its inputs, or a cut for split
+    // inference).
+    NamedInferRequest infer;
+    infer.inputs = std::move(decoded->inputs);
     infer.deadline_nanos = *deadline;
     // The served model's identity is fixed now: the response names the version that accepted
     // the request even if a newer one is loaded meanwhile.

@@ -287,21 +287,10 @@ class HttpServer::Impl {
       return SetError(res, http, parsed.status().message());
     }
 
-    // The backend takes inputs in the model's order; the wire names them.
-    InferRequest request;
-    for (const TensorSpec& spec : model->inputs) {
-      auto it = std::find_if(parsed->inputs.begin(), parsed->inputs.end(),
-                             [&](const NamedTensor& t) { return t.name == spec.name; });
-      if (it == parsed->inputs.end()) {
-        return SetError(res, 400, "model '" + name + "': input '" + spec.name + "' is missing");
-      }
-      request.inputs.push_back(std::move(it->tensor));
-    }
-    if (parsed->inputs.size() != model->inputs.size()) {
-      return SetError(res, 400,
-                      "model '" + name + "' takes " + std::to_string(model->inputs.size()) +
-                          " inputs but the request has " + std::to_string(parsed->inputs.size()));
-    }
+    // The backend matches the input names to the model (its inputs, or a cut for split
+    // inference).
+    NamedInferRequest request;
+    request.inputs = std::move(parsed->inputs);
     for (const V2RequestedOutput& wanted : parsed->outputs) {
       bool known = false;
       for (const TensorSpec& spec : model->outputs) known = known || spec.name == wanted.name;

@@ -26,6 +26,11 @@ Status ModelRepositoryOptions::Validate() const {
     }
   }
   if (clock == nullptr) return InvalidArgumentError("ModelRepositoryOptions: clock is null");
+  if (max_split_tails_per_version < 0 || max_split_tails_per_version > 64) {
+    return InvalidArgumentError(
+        "ModelRepositoryOptions.max_split_tails_per_version must be in [0, 64], got " +
+        std::to_string(max_split_tails_per_version));
+  }
   return Status::Ok();
 }
 
@@ -42,9 +47,15 @@ ModelRepository::~ModelRepository() {
   for (auto& [name, versions] : models) {
     for (auto& [version, entry] : versions) {
       std::unique_lock<std::shared_mutex> submit_lock(entry->submit_mu);
-      entry->batcher->Drain();
+      DrainEntry(*entry);
     }
   }
+}
+
+void ModelRepository::DrainEntry(Entry& entry) {
+  entry.batcher->Drain();
+  entry.tails->DrainAll();
+  entry.observer.Observe(*entry.batcher, entry.metrics);
 }
 
 Status ModelRepository::Load(const std::string& name, int64_t version, const std::string& path) {
@@ -79,6 +90,7 @@ Status ModelRepository::LoadEntry(const std::string& name, int64_t version, cons
       per_model != options_.per_model.end() ? per_model->second : options_.batching;
   // Created outside mu_: compiling the Sessions takes a while and must not stall Infer().
   auto entry = std::make_shared<Entry>();
+  entry->what = Describe(name, version);
   entry->from_registry = from_registry;
   entry->inputs = model.inputs();
   entry->outputs = model.outputs();
@@ -92,7 +104,8 @@ Status ModelRepository::LoadEntry(const std::string& name, int64_t version, cons
   if (metrics_ != nullptr) {
     HML_ASSIGN_OR_RETURN(entry->metrics, metrics_->ForModel(name, std::to_string(version)));
   }
-  entry->seen.batch_size_counts.assign(static_cast<size_t>(batching.max_batch_size) + 1, 0);
+  entry->tails = std::make_unique<SplitTails>(model, entry->what, batching, options_.clock,
+                                              options_.max_split_tails_per_version, entry->metrics);
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = models_[name].emplace(version, entry);
   if (!inserted) {
@@ -117,8 +130,7 @@ Status ModelRepository::Unload(const std::string& name, int64_t version) {
   // From here no Infer() finds the entry. Wait for those that found it before to finish their
   // Submit(), then answer everything queued.
   std::unique_lock<std::shared_mutex> submit_lock(entry->submit_mu);
-  entry->batcher->Drain();
-  ObserveBatcherStats(*entry);
+  DrainEntry(*entry);
   return Status::Ok();
 }
 
@@ -227,65 +239,106 @@ std::vector<ServedModel> ModelRepository::ListModels() const {
 }
 
 SubmitResult ModelRepository::Infer(const std::string& name, int64_t version,
-                                    ServingProtocol protocol,
-                                    InferRequest request) {
+                                    ServingProtocol protocol, NamedInferRequest request) {
   std::shared_ptr<Entry> entry;
+  std::shared_lock<std::shared_mutex> submit_lock;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Result<std::shared_ptr<Entry>> found = FindLocked(name, version);
     if (!found.ok()) return SubmitResult{found.status()};
     entry = std::move(*found);
+    // Taken while the entry is still in the map, so before Unload() can take it exclusively:
+    // this never blocks, and a Submit() under it never meets a batcher drained by an unload.
+    submit_lock = std::shared_lock<std::shared_mutex>(entry->submit_mu);
   }
-  // Unload() takes submit_mu exclusively only after removing the entry from the map, and drains
-  // after that, so a Submit() under the shared lock never meets a draining batcher because of
-  // an unload. The raw pointer in the callback stays valid: Unload() and the destructor hold the
-  // entry until Drain() has answered every request.
-  std::shared_lock<std::shared_mutex> submit_lock(entry->submit_mu);
-  Entry* raw = entry.get();
-  std::function<void(Result<std::vector<Tensor>>)> done = std::move(request.done);
-  request.done = [raw, protocol, done = std::move(done)](Result<std::vector<Tensor>> result) {
+  // A request is split when it names a tensor that is not a model input; one that names only
+  // model inputs but not all of them is a full request with an input missing.
+  const bool split =
+      std::any_of(request.inputs.begin(), request.inputs.end(), [&](const NamedTensor& input) {
+        return std::none_of(entry->inputs.begin(), entry->inputs.end(),
+                            [&](const TensorSpec& spec) { return spec.name == input.name; });
+      });
+  // The raw pointers in the `done` callbacks stay valid: Unload() and the destructor hold the
+  // entry until every batcher of it has answered every request.
+  return split ? InferSplit(*entry, protocol, std::move(request))
+               : InferFull(*entry, protocol, std::move(request));
+}
+
+SubmitResult ModelRepository::InferFull(Entry& entry, ServingProtocol protocol,
+                                        NamedInferRequest request) {
+  Result<std::vector<Tensor>> inputs = InputsInSpecOrder(entry.what, entry.inputs, request.inputs);
+  if (!inputs.ok()) {
+    if (entry.metrics != nullptr) entry.metrics->RecordRequest(protocol, inputs.status().code());
+    return {inputs.status()};
+  }
+  Entry* raw = &entry;
+  InferRequest infer;
+  infer.inputs = std::move(*inputs);
+  infer.deadline_nanos = request.deadline_nanos;
+  infer.done = [raw, protocol, done = std::move(request.done)](Result<std::vector<Tensor>> result) {
     if (raw->metrics != nullptr) {
       raw->metrics->RecordRequest(protocol, result.status().code());
-      ObserveBatcherStats(*raw);
+      raw->observer.Observe(*raw->batcher, raw->metrics);
     }
     done(std::move(result));
   };
-  SubmitResult submitted = entry->batcher->Submit(std::move(request));
-  if (!submitted.ok() && entry->metrics != nullptr) {
+  SubmitResult submitted = entry.batcher->Submit(std::move(infer));
+  if (!submitted.ok() && entry.metrics != nullptr) {
     if (submitted.status.code() == StatusCode::kResourceExhausted) {
-      entry->metrics->RecordRejected(protocol);
+      entry.metrics->RecordRejected(protocol);
     }
-    entry->metrics->RecordRequest(protocol, submitted.status.code());
+    entry.metrics->RecordRequest(protocol, submitted.status.code());
   }
   return submitted;
 }
 
-void ModelRepository::ObserveBatcherStats(Entry& entry) {
-  if (entry.metrics == nullptr) return;
-  const BatcherStats now = entry.batcher->stats();
-  std::lock_guard<std::mutex> lock(entry.stats_mu);
-  BatcherStats& seen = entry.seen;
-  const size_t sizes = std::min(now.batch_size_counts.size(), seen.batch_size_counts.size());
-  for (size_t n = 1; n < sizes; ++n) {
-    for (int64_t i = seen.batch_size_counts[n]; i < now.batch_size_counts[n]; ++i) {
-      entry.metrics->ObserveBatchSize(static_cast<int64_t>(n));
+SubmitResult ModelRepository::InferSplit(Entry& entry, ServingProtocol protocol,
+                                         NamedInferRequest request) {
+  // Every refusal is recorded once, as a split request with its code.
+  const auto refuse = [&](SubmitResult refused) {
+    if (entry.metrics != nullptr) {
+      if (refused.status.code() == StatusCode::kResourceExhausted) {
+        entry.metrics->RecordRejected(protocol);
+      }
+      entry.metrics->RecordSplitRequest(protocol, refused.status.code());
     }
+    return refused;
+  };
+  std::vector<std::string> names;
+  names.reserve(request.inputs.size());
+  for (const NamedTensor& input : request.inputs) names.push_back(input.name);
+  Result<SplitTails::Acquired> acquired = entry.tails->Acquire(std::move(names));
+  if (!acquired.ok()) return refuse({acquired.status()});
+  SplitTails::Tail* tail = acquired->tail.get();
+  std::string what = entry.what + " (split at [";
+  for (size_t i = 0; i < tail->cut.size(); ++i) what += (i > 0 ? ", " : "") + tail->cut[i];
+  what += "])";
+
+  SubmitResult submitted;
+  Result<std::vector<Tensor>> inputs = InputsInSpecOrder(what, tail->inputs, request.inputs);
+  if (!inputs.ok()) {
+    submitted = refuse({inputs.status()});
+  } else {
+    Entry* raw = &entry;
+    InferRequest infer;
+    infer.inputs = std::move(*inputs);
+    infer.deadline_nanos = request.deadline_nanos;
+    // `tail` stays valid like `raw`: an evicted tail is drained before it is released.
+    infer.done = [raw, tail, protocol,
+                  done = std::move(request.done)](Result<std::vector<Tensor>> result) {
+      if (raw->metrics != nullptr) {
+        raw->metrics->RecordSplitRequest(protocol, result.status().code());
+        tail->observer.Observe(*tail->batcher, raw->metrics);
+      }
+      done(std::move(result));
+    };
+    submitted = tail->batcher->Submit(std::move(infer));
+    if (!submitted.ok()) submitted = refuse(std::move(submitted));
   }
-  const int64_t new_batches = now.batches - seen.batches;
-  if (new_batches > 0) {
-    const double per_batch =
-        static_cast<double>(now.compute_nanos_sum - seen.compute_nanos_sum) / 1e9 /
-        static_cast<double>(new_batches);
-    for (int64_t i = 0; i < new_batches; ++i) entry.metrics->ObserveComputeTime(per_batch);
-  }
-  const int64_t new_computed = (now.completed + now.failed) - (seen.completed + seen.failed);
-  if (new_computed > 0) {
-    const double per_request =
-        static_cast<double>(now.queue_nanos_sum - seen.queue_nanos_sum) / 1e9 /
-        static_cast<double>(new_computed);
-    for (int64_t i = 0; i < new_computed; ++i) entry.metrics->ObserveQueueTime(per_request);
-  }
-  seen = now;
+  acquired->submit_lock.unlock();
+  // Drains the tail this request evicted (if any) after the request is queued on its own.
+  entry.tails->Retire(std::move(acquired->evicted));
+  return submitted;
 }
 
 }  // namespace hml::server
