@@ -310,12 +310,9 @@ SubmitResult ModelRepository::InferSplit(Entry& entry, ServingProtocol protocol,
   Result<SplitTails::Acquired> acquired = entry.tails->Acquire(std::move(names));
   if (!acquired.ok()) return refuse({acquired.status()});
   SplitTails::Tail* tail = acquired->tail.get();
-  std::string what = entry.what + " (split at [";
-  for (size_t i = 0; i < tail->cut.size(); ++i) what += (i > 0 ? ", " : "") + tail->cut[i];
-  what += "])";
 
   SubmitResult submitted;
-  Result<std::vector<Tensor>> inputs = InputsInSpecOrder(what, tail->inputs, request.inputs);
+  Result<std::vector<Tensor>> inputs = InputsInSpecOrder(tail->what, tail->inputs, request.inputs);
   if (!inputs.ok()) {
     submitted = refuse({inputs.status()});
   } else {

@@ -58,21 +58,19 @@ void Dequantize(const Tensor& q, float scale, int64_t zero_point, Tensor* out) {
 
 }  // namespace
 
-Result<Tensor> TensorForSpec(const TensorSpec& spec, NamedTensor& input, std::string_view what) {
-  const std::string w(what);
+Result<Tensor> TensorForSpec(const TensorSpec& spec, NamedTensor& input, std::string_view model) {
   const DType have = input.tensor.dtype();
   const auto scale_it = input.parameters.find(kScaleParameter);
   const auto zero_it = input.parameters.find(kZeroPointParameter);
   const bool has_scale = scale_it != input.parameters.end();
   const bool has_zero = zero_it != input.parameters.end();
+  if (have == spec.dtype && !has_scale && !has_zero) return std::move(input.tensor);
+  const std::string w = std::string(model) + ": input " + Quoted(input.name);
   if (have == spec.dtype) {
-    if (has_scale || has_zero) {
-      return InvalidArgumentError(
-          w + " is " + std::string(V2DataTypeName(have)) + " like the tensor it feeds but has " +
-          Quoted(has_scale ? kScaleParameter : kZeroPointParameter) +
-          ": quantization parameters only describe INT8/UINT8 data sent for an FP32 tensor");
-    }
-    return std::move(input.tensor);
+    return InvalidArgumentError(
+        w + " is " + std::string(V2DataTypeName(have)) + " like the tensor it feeds but has " +
+        Quoted(has_scale ? kScaleParameter : kZeroPointParameter) +
+        ": quantization parameters only describe INT8/UINT8 data sent for an FP32 tensor");
   }
   const bool quantized = have == DType::kInt8 || have == DType::kUInt8;
   if (spec.dtype != DType::kFloat32 || !quantized) {
@@ -123,11 +121,11 @@ Result<Tensor> TensorForSpec(const TensorSpec& spec, NamedTensor& input, std::st
 Result<std::vector<Tensor>> InputsInSpecOrder(std::string_view model,
                                               const std::vector<TensorSpec>& specs,
                                               std::vector<NamedTensor>& inputs) {
-  const std::string m(model);
   for (size_t i = 0; i < inputs.size(); ++i) {
     for (size_t j = i + 1; j < inputs.size(); ++j) {
       if (inputs[i].name == inputs[j].name) {
-        return InvalidArgumentError(m + ": input " + Quoted(inputs[i].name) + " appears twice");
+        return InvalidArgumentError(std::string(model) + ": input " + Quoted(inputs[i].name) +
+                                    " appears twice");
       }
     }
   }
@@ -137,9 +135,10 @@ Result<std::vector<Tensor>> InputsInSpecOrder(std::string_view model,
     auto it = std::find_if(inputs.begin(), inputs.end(),
                            [&](const NamedTensor& t) { return t.name == spec.name; });
     if (it == inputs.end()) {
-      return InvalidArgumentError(m + ": input " + Quoted(spec.name) + " is missing");
+      return InvalidArgumentError(std::string(model) + ": input " + Quoted(spec.name) +
+                                  " is missing");
     }
-    HML_ASSIGN_OR_RETURN(Tensor t, TensorForSpec(spec, *it, m + ": input " + Quoted(spec.name)));
+    HML_ASSIGN_OR_RETURN(Tensor t, TensorForSpec(spec, *it, model));
     ordered.push_back(std::move(t));
   }
   if (inputs.size() != specs.size()) {
@@ -147,7 +146,8 @@ Result<std::vector<Tensor>> InputsInSpecOrder(std::string_view model,
       const bool known = std::any_of(specs.begin(), specs.end(), [&](const TensorSpec& spec) {
         return spec.name == input.name;
       });
-      if (!known) return InvalidArgumentError(m + " has no input " + Quoted(input.name));
+      if (!known)
+        return InvalidArgumentError(std::string(model) + " has no input " + Quoted(input.name));
     }
   }
   return ordered;
@@ -240,13 +240,15 @@ bool SplitTails::FindLocked(const std::vector<std::string>& cut, Acquired* acqui
   return false;
 }
 
+std::string SplitTails::Neither(const std::vector<std::string>& cut) const {
+  return what_ + ": the inputs " + NameList(cut) + " are neither the model's inputs " +
+         SpecNames(model_.inputs()) + " nor a complete cut through it";
+}
+
 Result<SplitTails::Acquired> SplitTails::Acquire(std::vector<std::string> cut) {
   std::sort(cut.begin(), cut.end());
-  const std::string neither = what_ + ": the inputs " + NameList(cut) +
-                              " are neither the model's inputs " + SpecNames(model_.inputs()) +
-                              " nor a complete cut through it: ";
   if (max_tails_ < 1) {
-    return InvalidArgumentError(neither + "split inference is disabled on this server");
+    return InvalidArgumentError(Neither(cut) + ": split inference is disabled on this server");
   }
   if (std::adjacent_find(cut.begin(), cut.end()) != cut.end()) {
     return InvalidArgumentError(what_ + ": input " +
@@ -258,10 +260,11 @@ Result<SplitTails::Acquired> SplitTails::Acquire(std::vector<std::string> cut) {
   for (const std::string& name : cut) {
     const runtime::ValueId id = graph.FindValue(name);
     if (id == runtime::kNoValue) {
-      return InvalidArgumentError(neither + Quoted(name) + " is not a tensor of the model");
+      return InvalidArgumentError(Neither(cut) + ": " + Quoted(name) +
+                                  " is not a tensor of the model");
     }
     if (graph.value(id).is_constant()) {
-      return InvalidArgumentError(neither + Quoted(name) +
+      return InvalidArgumentError(Neither(cut) + ": " + Quoted(name) +
                                   " is a constant of the model, not a computed tensor");
     }
   }
@@ -286,6 +289,7 @@ Result<SplitTails::Acquired> SplitTails::Acquire(std::vector<std::string> cut) {
   }
   auto tail = std::make_shared<Tail>();
   tail->cut = cut;
+  tail->what = what_ + " (split at " + NameList(cut) + ")";
   tail->inputs = tail_model->inputs();
   Result<std::unique_ptr<DynamicBatcher>> batcher =
       DynamicBatcher::Create(*tail_model, batching_, clock_);
@@ -334,9 +338,7 @@ Status SplitTails::IncompleteCutError(const std::vector<std::string>& cut,
   }
   std::stable_sort(candidates.begin(), candidates.end(),
                    [](const auto& a, const auto& b) { return a.first.size() < b.first.size(); });
-  std::string message = what_ + ": the inputs " + NameList(cut) +
-                        " are neither the model's inputs " + SpecNames(model_.inputs()) +
-                        " nor a complete cut through it";
+  std::string message = Neither(cut);
   constexpr size_t kMaxCandidates = 3;
   for (size_t i = 0; i < candidates.size() && i < kMaxCandidates; ++i) {
     message += i == 0 ? ": missing " : "; or ";

@@ -48,9 +48,9 @@ inline constexpr char kZeroPointParameter[] = "zero_point";
 // the input INT8 or UINT8, the input dequantized with its "scale" (an integer or float > 0,
 // finite) and "zero_point" (an integer in [-128, 127] for INT8, [0, 255] for UINT8), both
 // required. Shapes are not checked here (the batcher does, with the batch dimension dynamic).
-// Errors: kInvalidArgument starting with `what` (e.g. "model 'm' version 1: input 'x'") and
-// naming the dtype or parameter at fault.
-Result<Tensor> TensorForSpec(const TensorSpec& spec, NamedTensor& input, std::string_view what);
+// Errors: kInvalidArgument starting with "<model>: input '<name>'" (`model` e.g. "model 'm'
+// version 1") and naming the dtype or parameter at fault. Messages are built only on error.
+Result<Tensor> TensorForSpec(const TensorSpec& spec, NamedTensor& input, std::string_view model);
 
 // The tensors of `inputs` in the order of `specs`, each through TensorForSpec. Moves the tensors
 // out of `inputs`. kInvalidArgument starting with `model` for a name that is not in `specs`, one
@@ -95,6 +95,7 @@ class SplitTails {
  public:
   struct Tail {
     std::vector<std::string> cut;    // sorted
+    std::string what;                // "model 'm' version 1 (split at [a, b])", for messages
     std::vector<TensorSpec> inputs;  // the tail model's inputs (dimension 0 dynamic), cut order
     std::unique_ptr<DynamicBatcher> batcher;
     // Held shared by whoever submits to the batcher; taken exclusively before draining, so that
@@ -143,6 +144,8 @@ class SplitTails {
   // The kInvalidArgument for a `cut` that Slice refused with `slice_error`: names the missing
   // tensors against the model's cut points (Analyze()d once, under create_mu_).
   Status IncompleteCutError(const std::vector<std::string>& cut, const Status& slice_error);
+  // The start of the kInvalidArgument messages for a `cut` that is not usable.
+  std::string Neither(const std::vector<std::string>& cut) const;
   // Finds `cut`, marks it used and locks it for submitting. REQUIRES: mu_ held.
   bool FindLocked(const std::vector<std::string>& cut, Acquired* acquired);
 

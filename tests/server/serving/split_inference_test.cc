@@ -33,7 +33,7 @@ std::string Message(const Status& status) { return std::string(status.message())
 TEST(SplitInferenceTest, Int8AndUint8AreDequantizedWithScaleAndZeroPoint) {
   NamedTensor q{
       "pool", Make<int8_t>({1, 3}, {-128, 0, 127}), {{"scale", 0.5}, {"zero_point", int64_t{-2}}}};
-  Result<Tensor> x = TensorForSpec(kFloatSpec, q, "input 'pool'");
+  Result<Tensor> x = TensorForSpec(kFloatSpec, q, "model 'm'");
   ASSERT_TRUE(x.ok()) << x.status().ToString();
   EXPECT_EQ(x->dtype(), DType::kFloat32);
   EXPECT_EQ(x->shape(), (Shape{1, 3}));
@@ -43,13 +43,13 @@ TEST(SplitInferenceTest, Int8AndUint8AreDequantizedWithScaleAndZeroPoint) {
   NamedTensor u{"pool",
                 Make<uint8_t>({1, 3}, {0, 128, 255}),
                 {{"scale", int64_t{2}}, {"zero_point", int64_t{128}}}};
-  Result<Tensor> y = TensorForSpec(kFloatSpec, u, "input 'pool'");
+  Result<Tensor> y = TensorForSpec(kFloatSpec, u, "model 'm'");
   ASSERT_TRUE(y.ok()) << y.status().ToString();
   EXPECT_THAT(y->values<float>(), ElementsAre(-256.0f, 0.0f, 254.0f));
 
   // Matching dtypes pass as they are.
   NamedTensor f{"pool", Make<float>({1, 3}, {1.0f, 2.0f, 3.0f})};
-  Result<Tensor> z = TensorForSpec(kFloatSpec, f, "input 'pool'");
+  Result<Tensor> z = TensorForSpec(kFloatSpec, f, "model 'm'");
   ASSERT_TRUE(z.ok());
   EXPECT_THAT(z->values<float>(), ElementsAre(1.0f, 2.0f, 3.0f));
 }
@@ -81,7 +81,7 @@ TEST(SplitInferenceTest, BadQuantizationParametersNameTheInputAndTheParameter) {
   };
   for (const Case& c : cases) {
     NamedTensor input{"pool", *Tensor::Allocate(c.dtype, {1, 3}), c.parameters};
-    Result<Tensor> x = TensorForSpec(kFloatSpec, input, "model 'm': input 'pool'");
+    Result<Tensor> x = TensorForSpec(kFloatSpec, input, "model 'm'");
     ASSERT_FALSE(x.ok()) << c.expected;
     EXPECT_EQ(x.status().code(), StatusCode::kInvalidArgument);
     EXPECT_THAT(Message(x.status()), HasSubstr("model 'm': input 'pool'"));
@@ -224,6 +224,15 @@ TEST(SplitInferenceTest, BadCutsNameTheMissingTensorAndAreNotKept) {
   Result<SplitTails::Acquired> constant = tails.Acquire({"fc.w"});
   EXPECT_THAT(Message(constant.status()), HasSubstr("'fc.w' is a constant"));
   EXPECT_TRUE(tails.Cuts().empty());
+
+  // The model's output itself is a (trivial) cut: the tail passes it through.
+  Result<SplitTails::Acquired> output = tails.Acquire({"probs"});
+  ASSERT_TRUE(output.ok()) << output.status().ToString();
+  std::atomic<int> answered{0};
+  SubmitTo(*output, TwoBranch(), 1, &answered);
+  output->submit_lock.unlock();
+  tails.DrainAll();
+  EXPECT_EQ(answered.load(), 1);
 
   SplitTails disabled(TwoBranch(), "model 'm' version 1", {}, RealClock(), 0, nullptr);
   EXPECT_THAT(Message(disabled.Acquire({"pool"}).status()), HasSubstr("disabled"));
