@@ -129,8 +129,8 @@ class SplitTails {
   // points of the model that contain the given names); kUnimplemented from MakeTailModel;
   // DynamicBatcher::Create's errors.
   Result<Acquired> Acquire(std::vector<std::string> cut);
-  // Drains `tail` (an Acquired::evicted) once no one submits to it any more, and observes its
-  // counters. Blocks until its queued requests are answered. Null is a no-op.
+  // Takes `tail` (an Acquired::evicted), drains it once no one submits to it any more, and
+  // observes its counters. Blocks until its queued requests are answered. Null is a no-op.
   void Retire(std::shared_ptr<Tail> tail);
   // Removes and drains every tail.
   void DrainAll();
