@@ -168,9 +168,12 @@ int Serve(const ServeFlags& flags) {
   } else {
     std::printf("grpc disabled (--grpc-port -1)\n");
   }
-  std::printf("auth %s\n", flags.no_auth ? "off (--no-auth): every route is open, no device services"
-                                        : "on: bearer credentials from auth.db; device services "
-                                          "on the gRPC port");
+  if (flags.no_auth) {
+    std::printf("auth off (--no-auth): every route is open, no device services\n");
+  } else {
+    std::printf("auth on: bearer credentials from %s/auth.db%s\n", flags.registry_dir.c_str(),
+                grpc_enabled ? "; device services on the gRPC port" : "");
+  }
   std::fflush(stdout);
 
   int signal_number = 0;
