@@ -1,15 +1,20 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/server/auth/auth_store.h"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "src/base/errno_status.h"
 #include "src/ota/crypto.h"
 
 namespace hml::server {
@@ -670,6 +675,8 @@ Result<ParsedToken> ParseToken(std::string_view token) {
 }
 
 Result<std::unique_ptr<AuthStore>> AuthStore::Open(const std::string& path, Clock& clock) {
+  struct stat before {};
+  const bool creating = ::stat(path.c_str(), &before) != 0 && errno == ENOENT;
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(
       path.c_str(), &db,
@@ -679,6 +686,17 @@ Result<std::unique_ptr<AuthStore>> AuthStore::Open(const std::string& path, Cloc
     Status status = SqliteError(db, rc, path, "open");
     sqlite3_close(db);
     return status;
+  }
+  // SQLite creates the file lazily, on the first write (in Init); create it now so its mode is
+  // set before any byte is written, and the WAL made next copies that mode.
+  if (creating) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+    if (::chmod(path.c_str(), 0600) != 0) {
+      const int err = errno;
+      sqlite3_close(db);
+      return ErrnoStatus(err, "auth database '" + path + "': set mode 0600");
+    }
   }
   auto store = std::make_unique<SqliteAuthStore>(db, path, clock);
   HML_RETURN_IF_ERROR(store->Init());

@@ -123,8 +123,10 @@ struct Principal {
 
 class AuthStore {
  public:
-  // Opens (creating if absent) the store in the SQLite file `path`. `clock` (wall time for the
-  // created/revoked stamps) must outlive the store.
+  // Opens (creating if absent) the store in the SQLite file `path`. A file it creates gets mode
+  // 0600 (SQLite gives the -wal and -shm files the same): the hashes are useless to an attacker,
+  // but the device list is the operator's business. `clock` (wall time for the created/revoked
+  // stamps) must outlive the store.
   // Errors: kNotFound when the file cannot be opened or created (a missing directory);
   // kDataLoss when it is not a SQLite database; kFailedPrecondition for a schema version this
   // build does not read; kUnavailable when another process holds the lock too long.
@@ -140,7 +142,7 @@ class AuthStore {
   // printable ASCII characters; kInvalidArgument otherwise, or for kind kDevice).
   virtual Result<IssuedToken> CreateCredential(CredentialKind kind, std::string_view name) = 0;
   // Marks it revoked. Idempotent (a second revoke keeps the first time). kNotFound for an id
-  // that does not exist.
+  // that does not exist. Kind kDevice revokes the device `id` (RevokeDevice).
   virtual Status RevokeCredential(CredentialKind kind, std::string_view id) = 0;
   // All credentials of `kind`, oldest first.
   virtual Result<std::vector<CredentialInfo>> ListCredentials(CredentialKind kind) = 0;

@@ -113,6 +113,15 @@ TEST_F(AuthStoreTest, TokensAreNeverStoredInPlaintext) {
   }
 }
 
+TEST_F(AuthStoreTest, TheFilesAreReadableByTheOwnerOnly) {
+  for (const char* file : {"/auth.db", "/auth.db-wal"}) {
+    const auto perms = std::filesystem::status(fixture_.dir + file).permissions();
+    EXPECT_EQ(perms & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
+        << file;
+  }
+}
+
 TEST_F(AuthStoreTest, ListAndRevokeCredentials) {
   clock_->Advance(int64_t{10} * 1000000000);
   Result<IssuedToken> second = store().CreateCredential(CredentialKind::kAdminKey, "ci");
