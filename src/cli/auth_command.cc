@@ -35,7 +35,7 @@ struct AuthFlags {
 // "2026-11-26 12:00:00Z", or "-" for 0.
 std::string TimeText(int64_t unix_seconds) {
   const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm {};
+  std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%SZ", &tm);
@@ -114,19 +114,20 @@ void AddRegistryOption(CLI::App* cmd, AuthFlags& f) {
 }
 
 // create|revoke|list under `parent` for credentials of `kind`.
-void AddCredentialCommands(CLI::App* parent, const std::string& label,
-                           server::CredentialKind kind, std::shared_ptr<AuthFlags> f,
-                           int& exit_code) {
+void AddCredentialCommands(CLI::App* parent, const std::string& label, server::CredentialKind kind,
+                           std::shared_ptr<AuthFlags> f, int& exit_code) {
   const std::string prefix = "auth " + label;
   auto* create = parent->add_subcommand("create", "Create one; prints its token once");
   AddRegistryOption(create, *f);
   create->add_option("--name", f->name, "A name for listings, e.g. who or what holds it")
       ->required();
-  create->callback([f, kind, prefix, &exit_code] { exit_code = Create(prefix + " create", kind, *f); });
+  create->callback(
+      [f, kind, prefix, &exit_code] { exit_code = Create(prefix + " create", kind, *f); });
   auto* revoke = parent->add_subcommand("revoke", "Revoke one by id (refused from the next call)");
   AddRegistryOption(revoke, *f);
   revoke->add_option("id", f->id, "The id (the 16 hex digits after the prefix)")->required();
-  revoke->callback([f, kind, prefix, &exit_code] { exit_code = Revoke(prefix + " revoke", kind, *f); });
+  revoke->callback(
+      [f, kind, prefix, &exit_code] { exit_code = Revoke(prefix + " revoke", kind, *f); });
   auto* list = parent->add_subcommand("list", "List ids, names, creation and revocation times");
   AddRegistryOption(list, *f);
   list->callback([f, kind, prefix, &exit_code] { exit_code = List(prefix + " list", kind, *f); });

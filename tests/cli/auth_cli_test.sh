@@ -21,7 +21,8 @@ out="$("$hml" auth admin-key create --registry "$reg" --name ci)"
 token="$(tail -n 1 <<<"$out")"
 id="$(sed -n 's/^created admin key \([0-9a-f]*\) .*/\1/p' <<<"$out")"
 secret="${token##*_}"
-check admin-list 0 "$id +ci +[0-9-]+ [0-9:]+Z +active" -- "$hml" auth admin-key list --registry "$reg"
+check admin-list 0 "$id +ci +[0-9-]+ [0-9:]+Z +active" -- \
+  "$hml" auth admin-key list --registry "$reg"
 listing="$("$hml" auth admin-key list --registry "$reg")"
 grep -q "$secret" <<<"$listing" && { echo "FAIL the listing shows a secret"; fail=1; }
 if grep -qF "$secret" "$reg"/auth.db*; then echo "FAIL auth.db holds a secret"; fail=1; fi

@@ -49,9 +49,9 @@ struct AuthPrincipals {
     auto secret = store->CreateCredential(server::CredentialKind::kEnrollmentSecret, "fleet");
     ASSERT_TRUE(secret.ok()) << secret.status().ToString();
     enrollment_secret = secret->token;
-    for (auto [token, id, device_name] : {std::tuple{&device_a, &device_a_id, "a"},
-                                          std::tuple{&device_b, &device_b_id, "b"},
-                                          std::tuple{&revoked, &revoked_id, "c"}}) {
+    for (auto [token, id, device_name] :
+         {std::tuple{&device_a, &device_a_id, "a"}, std::tuple{&device_b, &device_b_id, "b"},
+          std::tuple{&revoked, &revoked_id, "c"}}) {
       auto enrolled = store->Enroll(enrollment_secret, device_name, "test");
       ASSERT_TRUE(enrolled.ok()) << enrolled.status().ToString();
       *token = enrolled->credential;

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <mutex>
 #include <string>
 #include <utility>
@@ -69,8 +68,7 @@ const char* KindColumn(CredentialKind kind) {
 // operation; SQLite's message must be read before anything else runs on the connection.
 Status SqliteError(sqlite3* db, int rc, const std::string& path, std::string_view what) {
   const std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  const std::string msg =
-      std::string(what) + ": " + detail + " (auth database '" + path + "')";
+  const std::string msg = std::string(what) + ": " + detail + " (auth database '" + path + "')";
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -108,8 +106,8 @@ bool IsLowerHex(std::string_view s) {
 Status ValidateText(std::string_view field, std::string_view text, size_t min_length) {
   if (text.size() < min_length || text.size() > kMaxAuthNameLength) {
     return InvalidArgumentError(std::string(field) + " has " + std::to_string(text.size()) +
-                                " characters; it must have " + std::to_string(min_length) +
-                                " to " + std::to_string(kMaxAuthNameLength));
+                                " characters; it must have " + std::to_string(min_length) + " to " +
+                                std::to_string(kMaxAuthNameLength));
   }
   for (char c : text) {
     if (c < 0x20 || c > 0x7e) {
@@ -133,7 +131,8 @@ std::string RandomHex(size_t bytes) {
 IssuedToken NewToken(CredentialKind kind) {
   IssuedToken issued;
   issued.id = RandomHex(kTokenIdChars / 2);
-  issued.token = std::string(PrefixOf(kind)) + "_" + issued.id + "_" + RandomHex(kTokenSecretChars / 2);
+  issued.token =
+      std::string(PrefixOf(kind)) + "_" + issued.id + "_" + RandomHex(kTokenSecretChars / 2);
   return issued;
 }
 
@@ -233,9 +232,18 @@ class SqliteAuthStore final : public AuthStore {
 
  private:
   std::vector<StatementPtr*> AllStatements() {
-    return {&begin_,           &commit_,         &rollback_,          &insert_credential_,
-            &get_credential_,  &revoke_credential_, &list_credentials_, &insert_device_,
-            &get_device_,      &get_device_hash_, &revoke_device_,     &list_devices_};
+    return {&begin_,
+            &commit_,
+            &rollback_,
+            &insert_credential_,
+            &get_credential_,
+            &revoke_credential_,
+            &list_credentials_,
+            &insert_device_,
+            &get_device_,
+            &get_device_hash_,
+            &revoke_device_,
+            &list_devices_};
   }
 
   int64_t NowUnix() const { return clock_.WallMicros() / 1000000; }
@@ -285,8 +293,8 @@ Status SqliteAuthStore::Prepare(const char* sql, StatementPtr* out) {
 
 Status SqliteAuthStore::BindText(sqlite3_stmt* stmt, int index, std::string_view text,
                                  std::string_view what) {
-  const int rc = sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_TRANSIENT,
-                                     SQLITE_UTF8);
+  const int rc =
+      sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (rc != SQLITE_OK) return Error(rc, what);
   return Status::Ok();
 }
@@ -350,9 +358,8 @@ Status SqliteAuthStore::InitSchema() {
     }
     select.reset();
     HML_RETURN_IF_ERROR(Exec(kSchemaV1, "create schema version 1"));
-    const std::string insert =
-        "INSERT INTO schema_version (id, version) VALUES (1, " + std::to_string(kAuthSchemaVersion) +
-        ")";
+    const std::string insert = "INSERT INTO schema_version (id, version) VALUES (1, " +
+                               std::to_string(kAuthSchemaVersion) + ")";
     return Exec(insert.c_str(), "write schema_version");
   };
   Status status = body();
@@ -388,33 +395,31 @@ Status SqliteAuthStore::Init() {
       Prepare("INSERT INTO credentials (kind, id, name, token_sha256, created_unix) "
               "VALUES (?1, ?2, ?3, ?4, ?5)",
               &insert_credential_));
-  HML_RETURN_IF_ERROR(Prepare(
-      "SELECT token_sha256, revoked_unix FROM credentials WHERE kind = ?1 AND id = ?2",
-      &get_credential_));
-  HML_RETURN_IF_ERROR(Prepare(
-      "UPDATE credentials SET revoked_unix = coalesce(revoked_unix, ?3) "
-      "WHERE kind = ?1 AND id = ?2 RETURNING id",
-      &revoke_credential_));
-  HML_RETURN_IF_ERROR(Prepare(
-      "SELECT id, name, created_unix, revoked_unix FROM credentials WHERE kind = ?1 "
-      "ORDER BY created_unix, id",
-      &list_credentials_));
-  HML_RETURN_IF_ERROR(Prepare(
-      (std::string("INSERT INTO devices (") + kDeviceColumns +
-       ", token_sha256) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)")
-          .c_str(),
-      &insert_device_));
-  HML_RETURN_IF_ERROR(Prepare(
-      (std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id = ?1").c_str(),
-      &get_device_));
+  HML_RETURN_IF_ERROR(
+      Prepare("SELECT token_sha256, revoked_unix FROM credentials WHERE kind = ?1 AND id = ?2",
+              &get_credential_));
+  HML_RETURN_IF_ERROR(
+      Prepare("UPDATE credentials SET revoked_unix = coalesce(revoked_unix, ?3) "
+              "WHERE kind = ?1 AND id = ?2 RETURNING id",
+              &revoke_credential_));
+  HML_RETURN_IF_ERROR(
+      Prepare("SELECT id, name, created_unix, revoked_unix FROM credentials WHERE kind = ?1 "
+              "ORDER BY created_unix, id",
+              &list_credentials_));
+  HML_RETURN_IF_ERROR(Prepare((std::string("INSERT INTO devices (") + kDeviceColumns +
+                               ", token_sha256) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)")
+                                  .c_str(),
+                              &insert_device_));
+  HML_RETURN_IF_ERROR(
+      Prepare((std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id = ?1").c_str(),
+              &get_device_));
   HML_RETURN_IF_ERROR(
       Prepare("SELECT token_sha256, revoked_unix FROM devices WHERE id = ?1", &get_device_hash_));
   HML_RETURN_IF_ERROR(Prepare(
       "UPDATE devices SET revoked_unix = coalesce(revoked_unix, ?2) WHERE id = ?1 RETURNING id",
       &revoke_device_));
   HML_RETURN_IF_ERROR(Prepare(
-      (std::string("SELECT ") + kDeviceColumns + " FROM devices ORDER BY created_unix, id")
-          .c_str(),
+      (std::string("SELECT ") + kDeviceColumns + " FROM devices ORDER BY created_unix, id").c_str(),
       &list_devices_));
   return Status::Ok();
 }
@@ -423,8 +428,8 @@ Result<bool> SqliteAuthStore::ReadCredentialHash(CredentialKind kind, std::strin
                                                  HashRow* out) {
   sqlite3_stmt* stmt = get_credential_.get();
   ScopedReset reset(stmt);
-  const std::string what = "look up " + std::string(CredentialKindName(kind)) + " " +
-                           std::string(id);
+  const std::string what =
+      "look up " + std::string(CredentialKindName(kind)) + " " + std::string(id);
   HML_RETURN_IF_ERROR(BindText(stmt, 1, KindColumn(kind), what));
   HML_RETURN_IF_ERROR(BindText(stmt, 2, id, what));
   HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
@@ -622,8 +627,8 @@ Result<Principal> SqliteAuthStore::Verify(std::string_view token) {
   }
   if (row.revoked) return UnauthenticatedError(name + " is revoked");
   Principal principal;
-  principal.kind = parsed.kind == CredentialKind::kAdminKey ? Principal::Kind::kAdmin
-                                                            : Principal::Kind::kDevice;
+  principal.kind =
+      parsed.kind == CredentialKind::kAdminKey ? Principal::Kind::kAdmin : Principal::Kind::kDevice;
   principal.id = std::string(parsed.id);
   return principal;
 }
@@ -642,9 +647,7 @@ std::string_view CredentialKindName(CredentialKind kind) {
   return "credential";
 }
 
-std::string Principal::ToString() const {
-  return (is_admin() ? "admin key " : "device ") + id;
-}
+std::string Principal::ToString() const { return (is_admin() ? "admin key " : "device ") + id; }
 
 Result<ParsedToken> ParseToken(std::string_view token) {
   const auto malformed = [] {

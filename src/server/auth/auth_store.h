@@ -134,7 +134,7 @@ class AuthStore {
   // The same for `<registry_dir>/auth.db`; kNotFound naming the directory when it does not
   // exist (the file is never created in a directory that is not there).
   static Result<std::unique_ptr<AuthStore>> OpenInRegistry(const std::string& registry_dir,
-                                                          Clock& clock);
+                                                           Clock& clock);
 
   virtual ~AuthStore() = default;
 
@@ -151,8 +151,8 @@ class AuthStore {
   // printable ASCII characters for the name, 0 to 128 for the platform; kInvalidArgument).
   // kUnauthenticated for a malformed, unknown, wrong or revoked enrollment secret, and then no
   // device is created.
-  virtual Result<EnrolledDevice> Enroll(std::string_view enrollment_secret,
-                                        std::string_view name, std::string_view platform) = 0;
+  virtual Result<EnrolledDevice> Enroll(std::string_view enrollment_secret, std::string_view name,
+                                        std::string_view platform) = 0;
   // kNotFound for an unknown device id.
   virtual Result<DeviceInfo> GetDevice(std::string_view id) = 0;
   // Idempotent like RevokeCredential; kNotFound for an unknown id.

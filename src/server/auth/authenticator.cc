@@ -20,15 +20,15 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-Result<Principal> Authenticator::Authenticate(
-    std::optional<std::string_view> authorization) const {
+Result<Principal> Authenticator::Authenticate(std::optional<std::string_view> authorization) const {
   if (!authorization.has_value() || authorization->empty()) {
     return UnauthenticatedError(
         "missing credential: send 'authorization: Bearer <admin key or device credential>'");
   }
   std::string_view value = *authorization;
   constexpr std::string_view kScheme = "bearer";
-  if (value.size() <= kScheme.size() || !EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
+  if (value.size() <= kScheme.size() ||
+      !EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
       !IsSpace(value[kScheme.size()])) {
     return UnauthenticatedError(
         "malformed authorization: expected the scheme 'Bearer' followed by a token");

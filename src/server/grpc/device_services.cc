@@ -37,8 +37,8 @@ void FillDevice(const DeviceInfo& info, v1::Device* out) {
 // A metadata file name: one segment of [A-Za-z0-9._-] ending in ".json".
 Status ValidateMetadataName(std::string_view name) {
   if (Status valid = ota::ValidateTargetName(name); !valid.ok()) {
-    return InvalidArgumentError("metadata name '" + std::string(name) + "': " +
-                                std::string(valid.message()));
+    return InvalidArgumentError("metadata name '" + std::string(name) +
+                                "': " + std::string(valid.message()));
   }
   if (name.find('/') != std::string_view::npos || !name.ends_with(".json")) {
     return InvalidArgumentError("metadata name '" + std::string(name) +
@@ -77,7 +77,8 @@ Status ReadWindow(const std::string& path, std::string_view name, uint64_t offse
     return ErrnoStatus(err, "open target '" + std::string(name) + "'");
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "stat target '" + std::string(name) + "'");
+  if (::fstat(fd.get(), &st) != 0)
+    return ErrnoStatus(errno, "stat target '" + std::string(name) + "'");
   if (!S_ISREG(st.st_mode)) {
     return NotFoundError("target '" + std::string(name) + "' does not exist");
   }
@@ -91,8 +92,8 @@ Status ReadWindow(const std::string& path, std::string_view name, uint64_t offse
   data->resize(length);
   uint64_t done = 0;
   while (done < length) {
-    const ssize_t n = ::pread(fd.get(), data->data() + done, length - done,
-                              static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pread(fd.get(), data->data() + done, length - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus(errno, "read target '" + std::string(name) + "'");
     if (n == 0) break;  // the file shrank: return what there is
@@ -264,8 +265,7 @@ class FederatedLearningService final : public v1::FederatedLearning::Service {
   }
   grpc::Status SubmitUpdate(grpc::ServerContext* context, const v1::SubmitUpdateRequest*,
                             v1::SubmitUpdateResponse*) override {
-    return Seam(*auth_, *context, "FederatedLearning.SubmitUpdate",
-                "the federated learning issue");
+    return Seam(*auth_, *context, "FederatedLearning.SubmitUpdate", "the federated learning issue");
   }
 
  private:
@@ -308,7 +308,8 @@ struct DeviceServices::Impl {
 
 Result<std::unique_ptr<DeviceServices>> DeviceServices::Create(const Authenticator* authenticator,
                                                                DeviceServicesOptions options) {
-  if (authenticator == nullptr) return InvalidArgumentError("DeviceServices: authenticator is null");
+  if (authenticator == nullptr)
+    return InvalidArgumentError("DeviceServices: authenticator is null");
   HML_RETURN_IF_ERROR(options.Validate());
   return std::unique_ptr<DeviceServices>(
       new DeviceServices(std::make_unique<Impl>(authenticator, std::move(options))));

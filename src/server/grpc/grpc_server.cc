@@ -165,7 +165,9 @@ Status GrpcServerOptions::Validate() const {
         "certificates need TLS)");
   }
   for (const grpc::Service* service : extra_services) {
-    if (service == nullptr) return InvalidArgumentError("GrpcServerOptions: extra_services has a null entry");
+    if (service == nullptr) {
+      return InvalidArgumentError("GrpcServerOptions: extra_services has a null entry");
+    }
   }
   return Status::Ok();
 }

@@ -99,8 +99,9 @@ bool IsOpenPath(const std::string& path) {
 // WWW-Authenticate with the Bearer scheme, and error="invalid_token" when a token was sent.
 void SetAuthError(httplib::Response& res, const Status& status, bool token_sent) {
   if (status.code() == StatusCode::kUnauthenticated) {
-    res.set_header("WWW-Authenticate", token_sent ? R"(Bearer realm="hybridml", error="invalid_token")"
-                                                  : R"(Bearer realm="hybridml")");
+    res.set_header("WWW-Authenticate", token_sent
+                                           ? R"(Bearer realm="hybridml", error="invalid_token")"
+                                           : R"(Bearer realm="hybridml")");
   }
   SetStatusError(res, status);
 }
@@ -257,8 +258,10 @@ class HttpServer::Impl {
         }
         return httplib::Server::HandlerResponse::Handled;
       });
-      server_->Get("/v1/devices", Guarded([this](const httplib::Request& req,
-                                                 httplib::Response& res) { ListDevices(req, res); }));
+      server_->Get("/v1/devices",
+                   Guarded([this](const httplib::Request& req, httplib::Response& res) {
+                     ListDevices(req, res);
+                   }));
       server_->Get(R"(/v1/devices/([^/]+))",
                    Guarded([this](const httplib::Request& req, httplib::Response& res) {
                      GetDevice(req, res);

@@ -28,10 +28,10 @@
 // latencies per model, no device data or model content). Without an authenticator every route
 // is open and /v1/devices does not exist (404); `hybridml serve` sets one unless given --no-auth.
 //
-// Errors are {"error": "..."} with 400 (bad input), 401 / 403 (see above), 404 (unknown model/version/file), 413 (body
-// over max_body_bytes, refused from Content-Length before the body is read), 429 with
-// Retry-After in seconds (queue full), 503 (not ready / draining), 504 (deadline from the
-// `Timeout-Ms` request header passed), 500 otherwise.
+// Errors are {"error": "..."} with 400 (bad input), 401 / 403 (see above), 404 (unknown
+// model/version/file), 413 (body over max_body_bytes, refused from Content-Length before the
+// body is read), 429 with Retry-After in seconds (queue full), 503 (not ready / draining), 504
+// (deadline from the `Timeout-Ms` request header passed), 500 otherwise.
 //
 // cpp-httplib (Debian's compiled 0.11) is used only in http_server.cc and throws internally;
 // every handler catches at its boundary, so no exception leaves this class.

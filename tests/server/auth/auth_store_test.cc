@@ -58,9 +58,9 @@ TEST(ParseTokenTest, AcceptsTheDocumentedFormAndRefusesEverythingElse) {
   EXPECT_EQ(ParseToken("hmld_" + id + "_" + secret)->kind, CredentialKind::kDevice);
   for (const std::string& bad :
        {std::string(), std::string("hmla"), "hmlx_" + id + "_" + secret,
-        "hmla-" + id + "_" + secret, "hmla_" + id + "-" + secret,
-        "hmla_" + id + "_" + secret + "0", "hmla_" + id + "_" + secret.substr(1),
-        "hmla_0123456789ABCDEF_" + secret, "hmla_" + id + "_" + std::string(63, 'e') + "g"}) {
+        "hmla-" + id + "_" + secret, "hmla_" + id + "-" + secret, "hmla_" + id + "_" + secret + "0",
+        "hmla_" + id + "_" + secret.substr(1), "hmla_0123456789ABCDEF_" + secret,
+        "hmla_" + id + "_" + std::string(63, 'e') + "g"}) {
     Result<ParsedToken> parsed = ParseToken(bad);
     ASSERT_FALSE(parsed.ok()) << bad;
     EXPECT_EQ(parsed.status().code(), StatusCode::kUnauthenticated) << bad;
@@ -191,19 +191,18 @@ TEST_F(AuthStoreTest, RefusedEnrollmentCreatesNoDevice) {
   Result<IssuedToken> revoked_secret =
       store().CreateCredential(CredentialKind::kEnrollmentSecret, "old");
   ASSERT_TRUE(revoked_secret.ok());
-  ASSERT_TRUE(
-      store().RevokeCredential(CredentialKind::kEnrollmentSecret, revoked_secret->id).ok());
+  ASSERT_TRUE(store().RevokeCredential(CredentialKind::kEnrollmentSecret, revoked_secret->id).ok());
 
   struct Case {
     std::string secret;
     std::string message;
   };
-  for (const Case& c : {Case{wrong, "unknown or wrong enrollment secret"},
-                        Case{"hmle_ffffffffffffffff_" + std::string(64, '1'), "unknown or wrong"},
-                        Case{revoked_secret->token, "revoked"},
-                        Case{fixture_.admin_key, "not an enrollment secret"},
-                        Case{fixture_.device_a, "not an enrollment secret"},
-                        Case{"", "malformed"}}) {
+  for (const Case& c :
+       {Case{wrong, "unknown or wrong enrollment secret"},
+        Case{"hmle_ffffffffffffffff_" + std::string(64, '1'), "unknown or wrong"},
+        Case{revoked_secret->token, "revoked"},
+        Case{fixture_.admin_key, "not an enrollment secret"},
+        Case{fixture_.device_a, "not an enrollment secret"}, Case{"", "malformed"}}) {
     Result<EnrolledDevice> enrolled = store().Enroll(c.secret, "intruder", "x");
     ASSERT_FALSE(enrolled.ok()) << c.message;
     EXPECT_EQ(enrolled.status().code(), StatusCode::kUnauthenticated) << c.message;
@@ -240,9 +239,9 @@ TEST_F(AuthStoreTest, BadInputIsRefusedByName) {
   const auto code = [](const Status& s) { return s.code(); };
   EXPECT_EQ(code(store().CreateCredential(CredentialKind::kAdminKey, "").status()),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(code(store().CreateCredential(CredentialKind::kAdminKey, std::string(129, 'n'))
-                     .status()),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      code(store().CreateCredential(CredentialKind::kAdminKey, std::string(129, 'n')).status()),
+      StatusCode::kInvalidArgument);
   EXPECT_EQ(code(store().CreateCredential(CredentialKind::kAdminKey, "tab\there").status()),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(code(store().CreateCredential(CredentialKind::kDevice, "d").status()),

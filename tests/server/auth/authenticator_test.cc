@@ -149,9 +149,10 @@ TEST_F(AuthenticatorTest, CostOfOneCheck) {
   const double refused =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
       kChecks;
-  std::printf("[ cost ] one check: %.2f us (1 thread), %.2f us per check with %d threads, "
-              "%.2f us for an unknown credential\n",
-              single, threaded, kThreads, refused);
+  std::printf(
+      "[ cost ] one check: %.2f us (1 thread), %.2f us per check with %d threads, "
+      "%.2f us for an unknown credential\n",
+      single, threaded, kThreads, refused);
   RecordProperty("check_micros", std::to_string(single));
 }
 

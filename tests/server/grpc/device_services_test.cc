@@ -37,7 +37,16 @@ namespace v1 = ::hybridml::v1;
 using ::testing::HasSubstr;
 
 // The callers of the matrix, by name.
-enum class Caller { kNone, kMalformed, kUnknown, kRevoked, kEnrollmentSecret, kOther, kAdmin, kOwn };
+enum class Caller {
+  kNone,
+  kMalformed,
+  kUnknown,
+  kRevoked,
+  kEnrollmentSecret,
+  kOther,
+  kAdmin,
+  kOwn
+};
 
 const char* CallerName(Caller caller) {
   switch (caller) {
@@ -61,9 +70,14 @@ const char* CallerName(Caller caller) {
   return "?";
 }
 
-constexpr Caller kAllCallers[] = {Caller::kNone,    Caller::kMalformed,        Caller::kUnknown,
-                                  Caller::kRevoked, Caller::kEnrollmentSecret, Caller::kOther,
-                                  Caller::kAdmin,   Caller::kOwn};
+constexpr Caller kAllCallers[] = {Caller::kNone,
+                                  Caller::kMalformed,
+                                  Caller::kUnknown,
+                                  Caller::kRevoked,
+                                  Caller::kEnrollmentSecret,
+                                  Caller::kOther,
+                                  Caller::kAdmin,
+                                  Caller::kOwn};
 
 // The five callers that must be UNAUTHENTICATED everywhere.
 bool IsUnauthenticated(Caller caller) {
@@ -158,7 +172,7 @@ class DeviceServicesTest : public ::testing::Test {
                     const std::function<grpc::Status(grpc::ClientContext*)>& rpc,
                     grpc::StatusCode other, grpc::StatusCode admin, grpc::StatusCode own) {
     for (Caller caller : kAllCallers) {
-      const grpc::StatusCode want = IsUnauthenticated(caller) ? grpc::StatusCode::UNAUTHENTICATED
+      const grpc::StatusCode want = IsUnauthenticated(caller)  ? grpc::StatusCode::UNAUTHENTICATED
                                     : caller == Caller::kOther ? other
                                     : caller == Caller::kAdmin ? admin
                                                                : own;
@@ -239,8 +253,8 @@ TEST_F(DeviceServicesTest, RevokeDeviceMatrixAndRefusalsChangeNothing) {
     request.set_device_id(fixture_.device_a_id);
     v1::Device device;
     grpc::Status status = devices_->RevokeDevice(Context(caller).get(), request, &device);
-    EXPECT_EQ(status.error_code(), caller == Caller::kOther ? Code::PERMISSION_DENIED
-                                                            : Code::UNAUTHENTICATED)
+    EXPECT_EQ(status.error_code(),
+              caller == Caller::kOther ? Code::PERMISSION_DENIED : Code::UNAUTHENTICATED)
         << CallerName(caller) << ": " << status.error_message();
     Result<DeviceInfo> a = fixture_.store->GetDevice(fixture_.device_a_id);
     ASSERT_TRUE(a.ok());
@@ -364,14 +378,14 @@ TEST_F(DeviceServicesTest, InferenceMatrixRefusalsNeverReachTheBatcher) {
           .ok());
   EXPECT_TRUE(live.live());
   inference::ServerReadyResponse ready;
-  EXPECT_TRUE(inference_
-                  ->ServerReady(Context(Caller::kNone).get(), inference::ServerReadyRequest(),
-                                &ready)
-                  .ok());
+  EXPECT_TRUE(
+      inference_->ServerReady(Context(Caller::kNone).get(), inference::ServerReadyRequest(), &ready)
+          .ok());
 }
 
 TEST_F(DeviceServicesTest, EnrollCreatesADeviceOnlyForAValidSecret) {
-  Result<IssuedToken> old = fixture_.store->CreateCredential(CredentialKind::kEnrollmentSecret, "o");
+  Result<IssuedToken> old =
+      fixture_.store->CreateCredential(CredentialKind::kEnrollmentSecret, "o");
   ASSERT_TRUE(old.ok());
   ASSERT_TRUE(fixture_.store->RevokeCredential(CredentialKind::kEnrollmentSecret, old->id).ok());
   const std::string wrong = fixture_.enrollment_secret.substr(0, 22) + std::string(64, '0');
@@ -409,8 +423,7 @@ TEST_F(DeviceServicesTest, EnrollCreatesADeviceOnlyForAValidSecret) {
   context = std::make_unique<grpc::ClientContext>();
   context->AddMetadata("authorization", "Bearer " + response.device_credential());
   get.set_device_id(fixture_.device_a_id);
-  EXPECT_EQ(devices_->GetDevice(context.get(), get, &device).error_code(),
-            Code::PERMISSION_DENIED);
+  EXPECT_EQ(devices_->GetDevice(context.get(), get, &device).error_code(), Code::PERMISSION_DENIED);
 }
 
 TEST_F(DeviceServicesTest, RegistryReadsWindowsAndRefusesTraversal) {
@@ -439,8 +452,8 @@ TEST_F(DeviceServicesTest, RegistryReadsWindowsAndRefusesTraversal) {
   EXPECT_EQ(get_file("m/1.onnx", 21, 0, &response).error_code(), Code::OUT_OF_RANGE);
   EXPECT_EQ(get_file("m/2.onnx", 0, 0, &response).error_code(), Code::NOT_FOUND);
   EXPECT_EQ(get_file("m", 0, 0, &response).error_code(), Code::NOT_FOUND);  // a directory
-  for (const char* bad : {"../root.json", "../../secret.json", "/etc/passwd",
-                                 "m/../../auth.db", "m//1.onnx", ""}) {
+  for (const char* bad :
+       {"../root.json", "../../secret.json", "/etc/passwd", "m/../../auth.db", "m//1.onnx", ""}) {
     EXPECT_EQ(get_file(bad, 0, 0, &response).error_code(), Code::INVALID_ARGUMENT) << bad;
   }
 
@@ -451,8 +464,7 @@ TEST_F(DeviceServicesTest, RegistryReadsWindowsAndRefusesTraversal) {
   };
   v1::GetMetadataResponse metadata;
   EXPECT_EQ(get_metadata("timestamp.json", &metadata).error_code(), Code::NOT_FOUND);
-  for (const char* bad :
-       {"../secret.json", "targets/m/1.onnx", "auth.db", "..", "", "a/b.json"}) {
+  for (const char* bad : {"../secret.json", "targets/m/1.onnx", "auth.db", "..", "", "a/b.json"}) {
     EXPECT_EQ(get_metadata(bad, &metadata).error_code(), Code::INVALID_ARGUMENT) << bad;
   }
 }

@@ -41,8 +41,7 @@ class CountingBackend : public InferenceBackend {
     return m;
   }
   std::vector<ServedModel> ListModels() const override { return {*GetModel("m", 0)}; }
-  SubmitResult Infer(const std::string&, int64_t, ServingProtocol,
-                     InferRequest request) override {
+  SubmitResult Infer(const std::string&, int64_t, ServingProtocol, InferRequest request) override {
     ++infers;
     request.done(std::move(request.inputs));
     return {Status::Ok(), 0};
@@ -83,7 +82,8 @@ class HttpAuthTest : public ::testing::Test {
     } else if (!token.empty()) {
       headers.emplace("Authorization", "Bearer " + token);
     }
-    if (method == "POST") return client_->Post(path.c_str(), headers, kInferBody, "application/json");
+    if (method == "POST")
+      return client_->Post(path.c_str(), headers, kInferBody, "application/json");
     return client_->Get(path.c_str(), headers);
   }
 
@@ -136,8 +136,8 @@ TEST_F(HttpAuthTest, Matrix) {
           std::tuple{"own device", fixture_.device_a, route.own_device}}) {
       httplib::Result res = Send(route.method, route.path, token);
       ASSERT_TRUE(res) << route.path;
-      EXPECT_EQ(res->status, want) << route.method << " " << route.path << " by " << who << ": "
-                                   << res->body;
+      EXPECT_EQ(res->status, want)
+          << route.method << " " << route.path << " by " << who << ": " << res->body;
       if (want == 403) {
         EXPECT_FALSE(res->has_header("WWW-Authenticate")) << route.path;
       }

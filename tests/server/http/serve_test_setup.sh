@@ -16,8 +16,10 @@ fail() { echo "FAIL: $*"; exit 1; }
   --keys "$tmp/keys" >/dev/null || fail "rollout"
 
 # `create` prints the token once, alone on its last line.
-"$hml" auth admin-key create --registry "$tmp/reg" --name e2e >"$tmp/admin.out" || fail "admin-key create"
+"$hml" auth admin-key create --registry "$tmp/reg" --name e2e >"$tmp/admin.out" \
+  || fail "admin-key create"
 admin_key="$(tail -n 1 "$tmp/admin.out")"
 admin_id="$(sed -n 's/^created admin key \([0-9a-f]*\) .*/\1/p' "$tmp/admin.out")"
-[[ "$admin_key" == hmla_"$admin_id"_* ]] || fail "admin-key create printed no token: $(cat "$tmp/admin.out")"
+[[ "$admin_key" == hmla_"$admin_id"_* ]] \
+  || fail "admin-key create printed no token: $(cat "$tmp/admin.out")"
 auth=(-H "Authorization: Bearer $admin_key")
