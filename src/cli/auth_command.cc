@@ -2,6 +2,7 @@
 //
 // The credential commands, over <registry dir>/auth.db (src/server/auth/auth_store.h):
 //   hybridml auth admin-key create|revoke|list          --registry DIR [--name N] [ID]
+//     (--name defaults to "unnamed"; revoke takes the id)
 //   hybridml auth enrollment-secret create|revoke|list  --registry DIR [--name N] [ID]
 //   hybridml devices list|revoke                        --registry DIR [ID]
 // `create` prints the new token once, on its own line, and nothing else stores it. Each command
@@ -28,7 +29,7 @@ int Fail(const std::string& command, const Status& s) {
 
 struct AuthFlags {
   std::string registry_dir;
-  std::string name;
+  std::string name = "unnamed";
   std::string id;
 };
 
@@ -119,8 +120,8 @@ void AddCredentialCommands(CLI::App* parent, const std::string& label, server::C
   const std::string prefix = "auth " + label;
   auto* create = parent->add_subcommand("create", "Create one; prints its token once");
   AddRegistryOption(create, *f);
-  create->add_option("--name", f->name, "A name for listings, e.g. who or what holds it")
-      ->required();
+  create->add_option("--name", f->name,
+                    "A name for listings, e.g. who or what holds it (default: unnamed)");
   create->callback(
       [f, kind, prefix, &exit_code] { exit_code = Create(prefix + " create", kind, *f); });
   auto* revoke = parent->add_subcommand("revoke", "Revoke one by id (refused from the next call)");

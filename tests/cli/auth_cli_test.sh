@@ -35,6 +35,8 @@ check admin-revoke-unknown 1 "NOT_FOUND.*admin key '0000000000000000' does not e
 
 check secret-create 0 "^hmle_[0-9a-f]{16}_[0-9a-f]{64}$" -- \
   "$hml" auth enrollment-secret create --registry "$reg" --name fleet
+check secret-create-unnamed 0 "created enrollment secret [0-9a-f]{16} 'unnamed'" -- \
+  "$hml" auth enrollment-secret create --registry "$reg"
 check secret-list 0 "fleet +[0-9-]+ [0-9:]+Z +active" -- \
   "$hml" auth enrollment-secret list --registry "$reg"
 check secret-not-an-admin-key 1 "NOT_FOUND" -- \
