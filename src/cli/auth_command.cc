@@ -121,7 +121,7 @@ void AddCredentialCommands(CLI::App* parent, const std::string& label, server::C
   auto* create = parent->add_subcommand("create", "Create one; prints its token once");
   AddRegistryOption(create, *f);
   create->add_option("--name", f->name,
-                    "A name for listings, e.g. who or what holds it (default: unnamed)");
+                     "A name for listings, e.g. who or what holds it (default: unnamed)");
   create->callback(
       [f, kind, prefix, &exit_code] { exit_code = Create(prefix + " create", kind, *f); });
   auto* revoke = parent->add_subcommand("revoke", "Revoke one by id (refused from the next call)");
