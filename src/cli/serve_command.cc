@@ -10,6 +10,13 @@
 // (HTTPS and gRPC over TLS), and --tls-client-ca makes both require client certificates signed
 // by that CA (mutual TLS). Plain text on both needs an explicit --insecure. --grpc-port -1
 // disables the gRPC front end.
+//
+// Authentication is on by default: the server opens <registry>/auth.db (created if missing) and
+// every call but the health endpoints and /metrics needs `authorization: Bearer <token>`, an
+// admin key (`hybridml auth admin-key create`) or a device credential (from
+// DeviceEnrollment.Enroll with a secret from `hybridml auth enrollment-secret create`). The
+// device services (src/server/grpc/device_services.h) are served on the gRPC port. --no-auth
+// turns all of that off explicitly: every route is open and the device services are not served.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -18,6 +25,9 @@
 
 #include "hml/env.h"
 #include "src/cli/commands.h"
+#include "src/server/auth/auth_store.h"
+#include "src/server/auth/authenticator.h"
+#include "src/server/grpc/device_services.h"
 #include "src/server/grpc/grpc_server.h"
 #include "src/server/http/http_server.h"
 #include "src/server/metrics/metrics.h"
@@ -33,6 +43,7 @@ struct ServeFlags {
   int http_port = 8000;
   int grpc_port = 8001;  // -1: no gRPC front end
   bool insecure = false;
+  bool no_auth = false;
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
@@ -85,6 +96,33 @@ int Serve(const ServeFlags& flags) {
     // At startup a model that cannot be loaded is an operator error to fix now, not later.
     if (!synced->failed.empty()) return Fail(synced->failed.front());
   }
+  // Authentication (see the top of this file). The store, authenticator and device services
+  // outlive both servers: they are declared before them.
+  std::unique_ptr<server::AuthStore> auth_store;
+  std::unique_ptr<server::Authenticator> authenticator;
+  std::unique_ptr<server::DeviceServices> device_services;
+  if (!flags.no_auth) {
+    auto opened = server::AuthStore::OpenInRegistry(flags.registry_dir, *RealClock());
+    if (!opened.ok()) return Fail(opened.status());
+    auth_store = std::move(*opened);
+    authenticator = std::make_unique<server::Authenticator>(auth_store.get());
+    server::DeviceServicesOptions device_options;
+    device_options.repo_dir = flags.registry_dir + "/repo";
+    auto services = server::DeviceServices::Create(authenticator.get(), device_options);
+    if (!services.ok()) return Fail(services.status());
+    device_services = std::move(*services);
+    auto admin_keys = auth_store->ListCredentials(server::CredentialKind::kAdminKey);
+    if (!admin_keys.ok()) return Fail(admin_keys.status());
+    bool any_active = false;
+    for (const server::CredentialInfo& key : *admin_keys) any_active = any_active || !key.revoked;
+    if (!any_active) {
+      std::fprintf(stderr,
+                   "hybridml serve: note: %s/auth.db has no active admin key; create one with "
+                   "`hybridml auth admin-key create --registry %s --name NAME`\n",
+                   flags.registry_dir.c_str(), flags.registry_dir.c_str());
+    }
+  }
+
   server::HttpServerOptions options;
   options.address = flags.address;
   options.port = flags.http_port;
@@ -92,12 +130,15 @@ int Serve(const ServeFlags& flags) {
   options.cert_file = flags.tls_cert;
   options.key_file = flags.tls_key;
   options.client_ca_file = flags.tls_client_ca;
+  options.authenticator = authenticator.get();
   server::HttpServer http(repository, metrics, options);
   if (Status s = http.Start(); !s.ok()) return Fail(s);
   server::GrpcServerOptions grpc_options;
   grpc_options.cert_file = flags.tls_cert;
   grpc_options.key_file = flags.tls_key;
   grpc_options.client_ca_file = flags.tls_client_ca;
+  grpc_options.authenticator = authenticator.get();
+  if (device_services != nullptr) grpc_options.extra_services = device_services->services();
   server::GrpcServer grpc(&repository, grpc_options);
   int grpc_port = -1;
   if (grpc_enabled) {
@@ -127,6 +168,12 @@ int Serve(const ServeFlags& flags) {
   } else {
     std::printf("grpc disabled (--grpc-port -1)\n");
   }
+  if (flags.no_auth) {
+    std::printf("auth off (--no-auth): every route is open, no device services\n");
+  } else {
+    std::printf("auth on: bearer credentials from %s/auth.db%s\n", flags.registry_dir.c_str(),
+                grpc_enabled ? "; device services on the gRPC port" : "");
+  }
   std::fflush(stdout);
 
   int signal_number = 0;
@@ -152,6 +199,10 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   serve->add_option("--address", flags->address, "Address to bind (default 127.0.0.1)");
   serve->add_flag("--insecure", flags->insecure,
                   "Allow plain text: HTTP without --tls-cert/--tls-key, and gRPC (no TLS yet)");
+  serve->add_flag("--no-auth", flags->no_auth,
+                  "Turn authentication off: every route open to anyone, no device services. "
+                  "Default: on, with admin keys and device credentials from <registry>/auth.db "
+                  "(see `hybridml auth`); health endpoints and /metrics are always open");
   serve->add_option("--tls-cert", flags->tls_cert, "PEM certificate (chain) of the HTTPS server");
   serve->add_option("--tls-key", flags->tls_key, "Unencrypted PEM private key of --tls-cert");
   serve->add_option("--tls-client-ca", flags->tls_client_ca,

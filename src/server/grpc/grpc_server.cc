@@ -12,18 +12,14 @@
 #include "hml/env.h"
 #include "proto/inference.grpc.pb.h"
 #include "proto/inference.pb.h"
+#include "src/server/auth/authenticator.h"
+#include "src/server/grpc/grpc_auth.h"
 #include "src/server/protocol/v2_grpc_codec.h"
 #include "src/server/protocol/v2_json.h"
 #include "src/server/tls/certs.h"
 
 namespace hml::server {
 namespace {
-
-// The one translation from hml::Status to grpc::Status: the codes share their numbers.
-grpc::Status ToGrpcStatus(const Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 // The protocol's version string -> the backend's version number ("" = 0 = latest).
 Result<int64_t> ParseVersion(std::string_view model, std::string_view version) {
@@ -139,6 +135,11 @@ Status GrpcServerOptions::Validate() const {
         "GrpcServerOptions: client_ca_file is set but cert_file and key_file are empty (client "
         "certificates need TLS)");
   }
+  for (const grpc::Service* service : extra_services) {
+    if (service == nullptr) {
+      return InvalidArgumentError("GrpcServerOptions: extra_services has a null entry");
+    }
+  }
   return Status::Ok();
 }
 
@@ -166,6 +167,9 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
                                        const inference::ModelReadyRequest* request,
                                        inference::ModelReadyResponse* response) override {
+    if (Status caller = CheckCaller(*context); !caller.ok()) {
+      return FinishNow(context, ToGrpcStatus(caller));
+    }
     Result<int64_t> version = ParseVersion(request->name(), request->version());
     if (!version.ok()) return FinishNow(context, ToGrpcStatus(version.status()));
     response->set_ready(backend_->GetModel(request->name(), *version).ok());
@@ -175,6 +179,9 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
                                            const inference::ServerMetadataRequest* /*request*/,
                                            inference::ServerMetadataResponse* response) override {
+    if (Status caller = CheckCaller(*context); !caller.ok()) {
+      return FinishNow(context, ToGrpcStatus(caller));
+    }
     response->set_name(options_->server_name);
     response->set_version(options_->server_version);
     return FinishNow(context, grpc::Status::OK);
@@ -183,6 +190,9 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
                                           const inference::ModelMetadataRequest* request,
                                           inference::ModelMetadataResponse* response) override {
+    if (Status caller = CheckCaller(*context); !caller.ok()) {
+      return FinishNow(context, ToGrpcStatus(caller));
+    }
     Result<int64_t> version = ParseVersion(request->name(), request->version());
     if (!version.ok()) return FinishNow(context, ToGrpcStatus(version.status()));
     Result<ServedModel> model = backend_->GetModel(request->name(), *version);
@@ -202,6 +212,9 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override {
+    if (Status caller = CheckCaller(*context); !caller.ok()) {
+      return FinishNow(context, ToGrpcStatus(caller));
+    }
     Result<V2InferRequest> decoded = DecodeModelInferRequest(*request);
     if (!decoded.ok()) return FinishNow(context, ToGrpcStatus(decoded.status()));
     Result<int64_t> version = ParseVersion(decoded->model_name, decoded->model_version);
@@ -265,6 +278,13 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   }
 
  private:
+  // With an authenticator: kUnauthenticated unless the call carries a valid admin key or device
+  // credential. Any of them may use every model: models are not per-tenant data.
+  Status CheckCaller(const grpc::CallbackServerContext& context) const {
+    if (options_->authenticator == nullptr) return Status::Ok();
+    return AuthenticateCall(*options_->authenticator, context).status();
+  }
+
   static grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                              const grpc::Status& status) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -298,6 +318,7 @@ Result<int> GrpcServer::Start(const std::string& address) {
   builder.AddListeningPort(address, credentials, &selected_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_receive_message_bytes));
   builder.RegisterService(service_.get());
+  for (grpc::Service* service : options_.extra_services) builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || selected_port == 0) {
     if (server != nullptr) server->Shutdown(std::chrono::system_clock::now());

@@ -11,12 +11,15 @@
 #include <charconv>
 #include <exception>
 #include <future>
+#include <optional>
+#include <string_view>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "src/ota/metadata.h"
+#include "src/server/auth/authenticator.h"
 #include "src/server/protocol/v2_json.h"
 #include "src/server/tls/certs.h"
 
@@ -34,6 +37,10 @@ int HttpStatusFor(StatusCode code) {
       return 400;
     case StatusCode::kNotFound:
       return 404;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
     case StatusCode::kResourceExhausted:
       return 429;
     case StatusCode::kUnavailable:
@@ -80,6 +87,40 @@ httplib::Server::Handler Guarded(F handler) {
       SetError(res, 500, "internal error");
     }
   };
+}
+
+// Routes reachable without a credential when authentication is on (see http_server.h).
+bool IsOpenPath(const std::string& path) {
+  return path == "/healthz" || path == "/metrics" || path == "/v2/health/live" ||
+         path == "/v2/health/ready";
+}
+
+// 401 or 403 (or the store's own error) for a refused credential. RFC 6750: 401 carries
+// WWW-Authenticate with the Bearer scheme, and error="invalid_token" when a token was sent.
+void SetAuthError(httplib::Response& res, const Status& status, bool token_sent) {
+  if (status.code() == StatusCode::kUnauthenticated) {
+    res.set_header("WWW-Authenticate", token_sent
+                                           ? R"(Bearer realm="hybridml", error="invalid_token")"
+                                           : R"(Bearer realm="hybridml")");
+  }
+  SetStatusError(res, status);
+}
+
+// The request's Authorization header, nullopt when there is none. The view points into `req`.
+std::optional<std::string_view> AuthorizationHeader(const httplib::Request& req) {
+  const auto it = req.headers.find("Authorization");  // httplib compares names case-insensitively
+  if (it == req.headers.end()) return std::nullopt;
+  return std::string_view(it->second);
+}
+
+nlohmann::json DeviceJson(const DeviceInfo& device) {
+  return {{"device_id", device.id},
+          {"device_name", device.name},
+          {"platform", device.platform},
+          {"enrollment_secret_id", device.enrollment_secret_id},
+          {"created_unix", device.created_unix},
+          {"revoked", device.revoked},
+          {"revoked_unix", device.revoked ? device.revoked_unix : 0}};
 }
 
 // A file under the OTA repository opened for a Range-capable content provider.
@@ -201,6 +242,31 @@ class HttpServer::Impl {
 
  private:
   void Routes() {
+    // Every request but the open ones is authenticated here, before routing and before its body
+    // is read, so a refused request reaches no handler.
+    if (options_.authenticator != nullptr) {
+      server_->set_pre_routing_handler([this](const httplib::Request& req,
+                                              httplib::Response& res) {
+        try {
+          if (IsOpenPath(req.path)) return httplib::Server::HandlerResponse::Unhandled;
+          const std::optional<std::string_view> header = AuthorizationHeader(req);
+          Result<Principal> caller = options_.authenticator->Authenticate(header);
+          if (caller.ok()) return httplib::Server::HandlerResponse::Unhandled;
+          SetAuthError(res, caller.status(), header.has_value());
+        } catch (...) {
+          SetError(res, 500, "internal error");
+        }
+        return httplib::Server::HandlerResponse::Handled;
+      });
+      server_->Get("/v1/devices",
+                   Guarded([this](const httplib::Request& req, httplib::Response& res) {
+                     ListDevices(req, res);
+                   }));
+      server_->Get(R"(/v1/devices/([^/]+))",
+                   Guarded([this](const httplib::Request& req, httplib::Response& res) {
+                     GetDevice(req, res);
+                   }));
+    }
     server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
       // httplib's own errors get a JSON body: 404 without a route, 413 from Content-Length, 400
       // for a request it could not read (malformed, or cut off by the read timeout).
@@ -340,6 +406,41 @@ class HttpServer::Impl {
         SerializeV2InferResponseJson(name, std::to_string(model->version), parsed->id, named);
     if (!body.ok()) return SetStatusError(res, body.status());
     res.set_content(*body, kJson);
+  }
+
+  // The caller, authenticated again: the pre-routing check let it through but does not hand the
+  // principal over.
+  Result<Principal> Caller(const httplib::Request& req, httplib::Response& res) {
+    const std::optional<std::string_view> header = AuthorizationHeader(req);
+    Result<Principal> caller = options_.authenticator->Authenticate(header);
+    if (!caller.ok()) SetAuthError(res, caller.status(), header.has_value());
+    return caller;
+  }
+
+  void ListDevices(const httplib::Request& req, httplib::Response& res) {
+    Result<Principal> caller = Caller(req, res);
+    if (!caller.ok()) return;
+    if (Status allowed = Authenticator::RequireAdmin(*caller, "list devices"); !allowed.ok()) {
+      return SetStatusError(res, allowed);
+    }
+    Result<std::vector<DeviceInfo>> devices = options_.authenticator->store().ListDevices();
+    if (!devices.ok()) return SetStatusError(res, devices.status());
+    nlohmann::json body = {{"devices", nlohmann::json::array()}};
+    for (const DeviceInfo& device : *devices) body["devices"].push_back(DeviceJson(device));
+    res.set_content(body.dump(), kJson);
+  }
+
+  void GetDevice(const httplib::Request& req, httplib::Response& res) {
+    Result<Principal> caller = Caller(req, res);
+    if (!caller.ok()) return;
+    const std::string id = req.matches[1];
+    if (Status allowed = Authenticator::RequireAdminOrDevice(*caller, id, "get device " + id);
+        !allowed.ok()) {
+      return SetStatusError(res, allowed);
+    }
+    Result<DeviceInfo> device = options_.authenticator->store().GetDevice(id);
+    if (!device.ok()) return SetStatusError(res, device.status());
+    res.set_content(DeviceJson(*device).dump(), kJson);
   }
 
   // Serves <ota_repo_dir>/<path>; httplib applies the request's Range (206 + Content-Range,

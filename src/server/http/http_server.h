@@ -14,11 +14,24 @@
 //   GET  /metrics                                      text/plain; version=0.0.4
 //   GET  /healthz                                      "ok"
 //   GET  /ota/{path}                                   a file under the repository dir
+//   GET  /v1/devices                                   enrolled devices (admin key only)
+//   GET  /v1/devices/{id}                              one device (admin, or that device)
 //
-// Errors are {"error": "..."} with 400 (bad input), 404 (unknown model/version/file), 413 (body
-// over max_body_bytes, refused from Content-Length before the body is read), 429 with
-// Retry-After in seconds (queue full), 503 (not ready / draining), 504 (deadline from the
-// `Timeout-Ms` request header passed), 500 otherwise.
+// Authentication: with HttpServerOptions::authenticator set, every request except /healthz,
+// /v2/health/live, /v2/health/ready and /metrics must carry `Authorization: Bearer <token>` (an
+// admin key or a device credential; src/server/auth/authenticator.h), checked before routing and
+// before the body is read: a missing, malformed, unknown or revoked credential gets 401 with
+// `WWW-Authenticate: Bearer`, a valid one that may not touch the data (another device's record,
+// a device listing devices) 403. The health endpoints stay open because load balancers and
+// orchestrators probe them without credentials and they say only that the process is up;
+// /metrics stays open for Prometheus scrapers (restrict it by network; it holds counts and
+// latencies per model, no device data or model content). Without an authenticator every route
+// is open and /v1/devices does not exist (404); `hybridml serve` sets one unless given --no-auth.
+//
+// Errors are {"error": "..."} with 400 (bad input), 401 / 403 (see above), 404 (unknown
+// model/version/file), 413 (body over max_body_bytes, refused from Content-Length before the
+// body is read), 429 with Retry-After in seconds (queue full), 503 (not ready / draining), 504
+// (deadline from the `Timeout-Ms` request header passed), 500 otherwise.
 //
 // cpp-httplib (Debian's compiled 0.11) is used only in http_server.cc and throws internally;
 // every handler catches at its boundary, so no exception leaves this class.
@@ -42,6 +55,8 @@
 #include "src/server/serving/inference_backend.h"
 
 namespace hml::server {
+
+class Authenticator;
 
 struct HttpServerOptions {
   // Address to bind. Default: "127.0.0.1".
@@ -77,6 +92,9 @@ struct HttpServerOptions {
   // client must present a certificate signed by one of them or the handshake fails. Needs
   // cert_file/key_file. Default: empty (clients are not asked for a certificate).
   std::string client_ca_file;
+  // Checks credentials (see the top of this file); must outlive the server. Default: nullptr
+  // (no authentication: every route is open).
+  const Authenticator* authenticator = nullptr;
 
   // kInvalidArgument naming the field.
   Status Validate() const;
