@@ -41,9 +41,12 @@ class CountingBackend : public InferenceBackend {
     return m;
   }
   std::vector<ServedModel> ListModels() const override { return {*GetModel("m", 0)}; }
-  SubmitResult Infer(const std::string&, int64_t, ServingProtocol, InferRequest request) override {
+  SubmitResult Infer(const std::string&, int64_t, ServingProtocol,
+                     NamedInferRequest request) override {
     ++infers;
-    request.done(std::move(request.inputs));
+    std::vector<Tensor> echo;
+    for (NamedTensor& input : request.inputs) echo.push_back(std::move(input.tensor));
+    request.done(std::move(echo));
     return {Status::Ok(), 0};
   }
 };
