@@ -35,9 +35,9 @@
 
 namespace hml::storage {
 
-// Finalizes a prepared statement. A statement may outlive its SqliteDb only in the sense that
-// the connection is closed with sqlite3_close_v2, which waits for the last statement; stores
-// still declare their statements after the SqliteDb so they are finalized first.
+// Finalizes a prepared statement. Statements should be finalized before their SqliteDb is
+// destroyed (a store declares them after its SqliteDb member); one that is not keeps the
+// connection open until it is (sqlite3_close_v2).
 struct StatementDeleter {
   void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 };

@@ -1,23 +1,28 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/server/auth/auth_store.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "src/base/errno_status.h"
 #include "src/ota/crypto.h"
+#include "src/storage/sqlite_db.h"
 
 namespace hml::server {
 namespace {
+
+using storage::ColumnBlob;
+using storage::ColumnIsNull;
+using storage::ColumnText;
+using storage::EnsureSchema;
+using storage::ScopedReset;
+using storage::SqliteDb;
+using storage::SqliteOptions;
+using storage::StatementPtr;
 
 // Schema version 1. `credentials` holds admin keys (kind 'admin') and enrollment secrets (kind
 // 'enrollment'); `devices` the enrolled devices. revoked_unix is NULL while a row is active.
@@ -62,37 +67,6 @@ std::string_view PrefixOf(CredentialKind kind) {
 // The `kind` column of the credentials table.
 const char* KindColumn(CredentialKind kind) {
   return kind == CredentialKind::kAdminKey ? "admin" : "enrollment";
-}
-
-// The one translation of SQLite result codes into a Status for this file. `what` names the
-// operation; SQLite's message must be read before anything else runs on the connection.
-Status SqliteError(sqlite3* db, int rc, const std::string& path, std::string_view what) {
-  const std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  const std::string msg = std::string(what) + ": " + detail + " (auth database '" + path + "')";
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return UnavailableError(msg + "; it is locked by another process, retry");
-    case SQLITE_CONSTRAINT:
-      if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        return AlreadyExistsError(msg);
-      }
-      return InvalidArgumentError(msg);
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return DataLossError(msg + "; it is corrupt or not a SQLite database");
-    case SQLITE_CANTOPEN:
-      return NotFoundError(msg + "; it cannot be opened");
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return PermissionDeniedError(msg);
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-      return ResourceExhaustedError(msg);
-    default:
-      return InternalError(msg + " (" + sqlite3_errstr(rc) + ")");
-  }
 }
 
 bool IsLowerHex(std::string_view s) {
@@ -142,44 +116,9 @@ bool HashesEqual(std::string_view a, std::string_view b) {
          sodium_memcmp(a.data(), b.data(), crypto_hash_sha256_BYTES) == 0;
 }
 
-struct StatementDeleter {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using StatementPtr = std::unique_ptr<sqlite3_stmt, StatementDeleter>;
-
-// Resets a statement and clears its bindings when a use ends; an unreset SELECT would keep its
-// read transaction (and its snapshot) open.
-class ScopedReset {
- public:
-  explicit ScopedReset(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ScopedReset(const ScopedReset&) = delete;
-  ScopedReset& operator=(const ScopedReset&) = delete;
-  ~ScopedReset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
- private:
-  sqlite3_stmt* stmt_;
-};
-
-std::string ColumnText(sqlite3_stmt* stmt, int column) {
-  const unsigned char* text = sqlite3_column_text(stmt, column);
-  if (text == nullptr) return std::string();
-  return std::string(reinterpret_cast<const char*>(text),
-                     static_cast<size_t>(sqlite3_column_bytes(stmt, column)));
-}
-
-std::string ColumnBlob(sqlite3_stmt* stmt, int column) {
-  const void* blob = sqlite3_column_blob(stmt, column);
-  if (blob == nullptr) return std::string();
-  return std::string(static_cast<const char*>(blob),
-                     static_cast<size_t>(sqlite3_column_bytes(stmt, column)));
-}
-
 // Reads a nullable revoked_unix column into `revoked` / `revoked_unix`.
 void ReadRevoked(sqlite3_stmt* stmt, int column, bool* revoked, int64_t* revoked_unix) {
-  *revoked = sqlite3_column_type(stmt, column) != SQLITE_NULL;
+  *revoked = !ColumnIsNull(stmt, column);
   *revoked_unix = *revoked ? sqlite3_column_int64(stmt, column) : 0;
 }
 
@@ -209,15 +148,11 @@ DeviceInfo ReadDeviceRow(sqlite3_stmt* stmt) {
 
 class SqliteAuthStore final : public AuthStore {
  public:
-  SqliteAuthStore(sqlite3* db, std::string path, Clock& clock)
-      : db_(db), path_(std::move(path)), clock_(clock) {}
+  SqliteAuthStore(SqliteDb db, Clock& clock) : db_(std::move(db)), clock_(clock) {}
   SqliteAuthStore(const SqliteAuthStore&) = delete;
   SqliteAuthStore& operator=(const SqliteAuthStore&) = delete;
-  ~SqliteAuthStore() override {
-    for (StatementPtr* stmt : AllStatements()) stmt->reset();
-    sqlite3_close(db_);
-  }
 
+  // Sets up the schema, then prepares every statement.
   Status Init();
 
   Result<IssuedToken> CreateCredential(CredentialKind kind, std::string_view name) override;
@@ -231,33 +166,7 @@ class SqliteAuthStore final : public AuthStore {
   Result<Principal> Verify(std::string_view token) override;
 
  private:
-  std::vector<StatementPtr*> AllStatements() {
-    return {&begin_,
-            &commit_,
-            &rollback_,
-            &insert_credential_,
-            &get_credential_,
-            &revoke_credential_,
-            &list_credentials_,
-            &insert_device_,
-            &get_device_,
-            &get_device_hash_,
-            &revoke_device_,
-            &list_devices_};
-  }
-
   int64_t NowUnix() const { return clock_.WallMicros() / 1000000; }
-  Status Error(int rc, std::string_view what) const { return SqliteError(db_, rc, path_, what); }
-  Status Exec(const char* sql, std::string_view what);
-  Status Prepare(const char* sql, StatementPtr* out);
-  Status BindText(sqlite3_stmt* stmt, int index, std::string_view text, std::string_view what);
-  Status BindBlob(sqlite3_stmt* stmt, int index, std::string_view bytes, std::string_view what);
-  Status BindInt64(sqlite3_stmt* stmt, int index, int64_t value, std::string_view what);
-  Result<bool> Step(sqlite3_stmt* stmt, std::string_view what);
-  Status Run(sqlite3_stmt* stmt, std::string_view what);
-  template <typename Body>
-  Status InTransaction(std::string_view what, Body&& body);
-  Status InitSchema();
 
   // REQUIRE mu_ held. The stored hash and revocation of credential (kind, id); false when there
   // is no such row.
@@ -268,157 +177,46 @@ class SqliteAuthStore final : public AuthStore {
   Result<bool> ReadCredentialHash(CredentialKind kind, std::string_view id, HashRow* out);
   Result<bool> ReadDeviceHash(std::string_view id, HashRow* out);
 
+  // Guards the connection and the statements (see SqliteStore in src/server/registry).
   std::mutex mu_;
-  sqlite3* const db_;
-  const std::string path_;
+  // Declared before the statements, so they are finalized before the connection closes.
+  SqliteDb db_;
   Clock& clock_;
-  StatementPtr begin_, commit_, rollback_;
   StatementPtr insert_credential_, get_credential_, revoke_credential_, list_credentials_;
   StatementPtr insert_device_, get_device_, get_device_hash_, revoke_device_, list_devices_;
 };
 
-Status SqliteAuthStore::Exec(const char* sql, std::string_view what) {
-  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return Error(rc, what);
-  return Status::Ok();
-}
-
-Status SqliteAuthStore::Prepare(const char* sql, StatementPtr* out) {
-  sqlite3_stmt* stmt = nullptr;
-  const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-  if (rc != SQLITE_OK) return Error(rc, std::string("prepare '") + sql + "'");
-  out->reset(stmt);
-  return Status::Ok();
-}
-
-Status SqliteAuthStore::BindText(sqlite3_stmt* stmt, int index, std::string_view text,
-                                 std::string_view what) {
-  const int rc =
-      sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-  if (rc != SQLITE_OK) return Error(rc, what);
-  return Status::Ok();
-}
-
-Status SqliteAuthStore::BindBlob(sqlite3_stmt* stmt, int index, std::string_view bytes,
-                                 std::string_view what) {
-  const int rc = sqlite3_bind_blob64(stmt, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
-  if (rc != SQLITE_OK) return Error(rc, what);
-  return Status::Ok();
-}
-
-Status SqliteAuthStore::BindInt64(sqlite3_stmt* stmt, int index, int64_t value,
-                                  std::string_view what) {
-  const int rc = sqlite3_bind_int64(stmt, index, value);
-  if (rc != SQLITE_OK) return Error(rc, what);
-  return Status::Ok();
-}
-
-Result<bool> SqliteAuthStore::Step(sqlite3_stmt* stmt, std::string_view what) {
-  const int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  return Error(rc, what);
-}
-
-Status SqliteAuthStore::Run(sqlite3_stmt* stmt, std::string_view what) {
-  ScopedReset reset(stmt);
-  HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, what));
-  if (row) return InternalError(std::string(what) + ": the statement returned a row");
-  return Status::Ok();
-}
-
-template <typename Body>
-Status SqliteAuthStore::InTransaction(std::string_view what, Body&& body) {
-  HML_RETURN_IF_ERROR(Run(begin_.get(), std::string(what) + ": begin transaction"));
-  Status status = body();
-  if (status.ok()) status = Run(commit_.get(), std::string(what) + ": commit");
-  if (!status.ok() && sqlite3_get_autocommit(db_) == 0) {
-    ScopedReset reset(rollback_.get());
-    sqlite3_step(rollback_.get());
-  }
-  return status;
-}
-
-Status SqliteAuthStore::InitSchema() {
-  HML_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "begin schema transaction"));
-  const auto body = [&]() -> Status {
-    HML_RETURN_IF_ERROR(
-        Exec("CREATE TABLE IF NOT EXISTS schema_version ("
-             "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
-             "create table schema_version"));
-    StatementPtr select;
-    HML_RETURN_IF_ERROR(Prepare("SELECT version FROM schema_version WHERE id = 1", &select));
-    HML_ASSIGN_OR_RETURN(const bool has_version, Step(select.get(), "read schema_version"));
-    if (has_version) {
-      const int64_t version = sqlite3_column_int64(select.get(), 0);
-      if (version == kAuthSchemaVersion) return Status::Ok();
-      return FailedPreconditionError("auth database '" + path_ + "' has schema version " +
-                                     std::to_string(version) + ", this build reads version " +
-                                     std::to_string(kAuthSchemaVersion));
-    }
-    select.reset();
-    HML_RETURN_IF_ERROR(Exec(kSchemaV1, "create schema version 1"));
-    const std::string insert = "INSERT INTO schema_version (id, version) VALUES (1, " +
-                               std::to_string(kAuthSchemaVersion) + ")";
-    return Exec(insert.c_str(), "write schema_version");
-  };
-  Status status = body();
-  if (status.ok()) status = Exec("COMMIT", "commit schema transaction");
-  if (!status.ok() && sqlite3_get_autocommit(db_) == 0) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  return status;
-}
-
 Status SqliteAuthStore::Init() {
   std::lock_guard<std::mutex> lock(mu_);
-  sqlite3_extended_result_codes(db_, 1);
-  const int rc = sqlite3_busy_timeout(db_, kAuthBusyTimeoutMs);
-  if (rc != SQLITE_OK) return Error(rc, "set busy timeout");
-  StatementPtr journal;
-  HML_RETURN_IF_ERROR(Prepare("PRAGMA journal_mode = WAL", &journal));
-  HML_ASSIGN_OR_RETURN(const bool has_mode, Step(journal.get(), "enable WAL"));
-  const std::string mode = has_mode ? ColumnText(journal.get(), 0) : std::string();
-  journal.reset();
-  if (mode != "wal") {
-    return FailedPreconditionError("auth database '" + path_ +
-                                   "': cannot enable WAL journal mode (mode is '" + mode + "')");
-  }
-  // Freed pages are zeroed, so a revoked or rewritten row leaves no old bytes behind.
-  HML_RETURN_IF_ERROR(Exec("PRAGMA secure_delete = ON", "enable secure_delete"));
-  HML_RETURN_IF_ERROR(InitSchema());
-
-  HML_RETURN_IF_ERROR(Prepare("BEGIN IMMEDIATE", &begin_));
-  HML_RETURN_IF_ERROR(Prepare("COMMIT", &commit_));
-  HML_RETURN_IF_ERROR(Prepare("ROLLBACK", &rollback_));
+  HML_RETURN_IF_ERROR(EnsureSchema(db_, kAuthSchemaVersion, kSchemaV1));
   HML_RETURN_IF_ERROR(
-      Prepare("INSERT INTO credentials (kind, id, name, token_sha256, created_unix) "
-              "VALUES (?1, ?2, ?3, ?4, ?5)",
-              &insert_credential_));
+      db_.Prepare("INSERT INTO credentials (kind, id, name, token_sha256, created_unix) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5)",
+                  &insert_credential_));
   HML_RETURN_IF_ERROR(
-      Prepare("SELECT token_sha256, revoked_unix FROM credentials WHERE kind = ?1 AND id = ?2",
-              &get_credential_));
+      db_.Prepare("SELECT token_sha256, revoked_unix FROM credentials WHERE kind = ?1 AND id = ?2",
+                  &get_credential_));
   HML_RETURN_IF_ERROR(
-      Prepare("UPDATE credentials SET revoked_unix = coalesce(revoked_unix, ?3) "
-              "WHERE kind = ?1 AND id = ?2 RETURNING id",
-              &revoke_credential_));
+      db_.Prepare("UPDATE credentials SET revoked_unix = coalesce(revoked_unix, ?3) "
+                  "WHERE kind = ?1 AND id = ?2 RETURNING id",
+                  &revoke_credential_));
   HML_RETURN_IF_ERROR(
-      Prepare("SELECT id, name, created_unix, revoked_unix FROM credentials WHERE kind = ?1 "
-              "ORDER BY created_unix, id",
-              &list_credentials_));
-  HML_RETURN_IF_ERROR(Prepare((std::string("INSERT INTO devices (") + kDeviceColumns +
-                               ", token_sha256) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)")
-                                  .c_str(),
-                              &insert_device_));
+      db_.Prepare("SELECT id, name, created_unix, revoked_unix FROM credentials WHERE kind = ?1 "
+                  "ORDER BY created_unix, id",
+                  &list_credentials_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("INSERT INTO devices (") + kDeviceColumns +
+                                   ", token_sha256) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)")
+                                      .c_str(),
+                                  &insert_device_));
   HML_RETURN_IF_ERROR(
-      Prepare((std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id = ?1").c_str(),
-              &get_device_));
-  HML_RETURN_IF_ERROR(
-      Prepare("SELECT token_sha256, revoked_unix FROM devices WHERE id = ?1", &get_device_hash_));
-  HML_RETURN_IF_ERROR(Prepare(
+      db_.Prepare((std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id = ?1").c_str(),
+                  &get_device_));
+  HML_RETURN_IF_ERROR(db_.Prepare("SELECT token_sha256, revoked_unix FROM devices WHERE id = ?1",
+                                  &get_device_hash_));
+  HML_RETURN_IF_ERROR(db_.Prepare(
       "UPDATE devices SET revoked_unix = coalesce(revoked_unix, ?2) WHERE id = ?1 RETURNING id",
       &revoke_device_));
-  HML_RETURN_IF_ERROR(Prepare(
+  HML_RETURN_IF_ERROR(db_.Prepare(
       (std::string("SELECT ") + kDeviceColumns + " FROM devices ORDER BY created_unix, id").c_str(),
       &list_devices_));
   return Status::Ok();
@@ -430,12 +228,12 @@ Result<bool> SqliteAuthStore::ReadCredentialHash(CredentialKind kind, std::strin
   ScopedReset reset(stmt);
   const std::string what =
       "look up " + std::string(CredentialKindName(kind)) + " " + std::string(id);
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, KindColumn(kind), what));
-  HML_RETURN_IF_ERROR(BindText(stmt, 2, id, what));
-  HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, KindColumn(kind), what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 2, id, what));
+  HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
   if (!found) return false;
   out->token_sha256 = ColumnBlob(stmt, 0);
-  out->revoked = sqlite3_column_type(stmt, 1) != SQLITE_NULL;
+  out->revoked = !ColumnIsNull(stmt, 1);
   return true;
 }
 
@@ -443,11 +241,11 @@ Result<bool> SqliteAuthStore::ReadDeviceHash(std::string_view id, HashRow* out) 
   sqlite3_stmt* stmt = get_device_hash_.get();
   ScopedReset reset(stmt);
   const std::string what = "look up device " + std::string(id);
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, id, what));
-  HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, id, what));
+  HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
   if (!found) return false;
   out->token_sha256 = ColumnBlob(stmt, 0);
-  out->revoked = sqlite3_column_type(stmt, 1) != SQLITE_NULL;
+  out->revoked = !ColumnIsNull(stmt, 1);
   return true;
 }
 
@@ -462,15 +260,15 @@ Result<IssuedToken> SqliteAuthStore::CreateCredential(CredentialKind kind, std::
   const std::string hash = ota::Sha256(issued.token);
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = "create " + kind_name + " '" + std::string(name) + "'";
-  HML_RETURN_IF_ERROR(InTransaction(what, [&]() -> Status {
+  HML_RETURN_IF_ERROR(db_.InTransaction(what, [&]() -> Status {
     sqlite3_stmt* stmt = insert_credential_.get();
     ScopedReset reset(stmt);
-    HML_RETURN_IF_ERROR(BindText(stmt, 1, KindColumn(kind), what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 2, issued.id, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 3, name, what));
-    HML_RETURN_IF_ERROR(BindBlob(stmt, 4, hash, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 5, NowUnix(), what));
-    return Run(stmt, what);
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, KindColumn(kind), what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 2, issued.id, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 3, name, what));
+    HML_RETURN_IF_ERROR(db_.BindBlob(stmt, 4, hash, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 5, NowUnix(), what));
+    return db_.Run(stmt, what);
   }));
   return issued;
 }
@@ -480,13 +278,13 @@ Status SqliteAuthStore::RevokeCredential(CredentialKind kind, std::string_view i
   const std::string what =
       "revoke " + std::string(CredentialKindName(kind)) + " '" + std::string(id) + "'";
   std::lock_guard<std::mutex> lock(mu_);
-  return InTransaction(what, [&]() -> Status {
+  return db_.InTransaction(what, [&]() -> Status {
     sqlite3_stmt* stmt = revoke_credential_.get();
     ScopedReset reset(stmt);
-    HML_RETURN_IF_ERROR(BindText(stmt, 1, KindColumn(kind), what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 2, id, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 3, NowUnix(), what));
-    HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, KindColumn(kind), what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 2, id, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 3, NowUnix(), what));
+    HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
     if (!found) {
       return NotFoundError(std::string(CredentialKindName(kind)) + " '" + std::string(id) +
                            "' does not exist");
@@ -503,10 +301,10 @@ Result<std::vector<CredentialInfo>> SqliteAuthStore::ListCredentials(CredentialK
   std::lock_guard<std::mutex> lock(mu_);
   sqlite3_stmt* stmt = list_credentials_.get();
   ScopedReset reset(stmt);
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, KindColumn(kind), what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, KindColumn(kind), what));
   std::vector<CredentialInfo> out;
   while (true) {
-    HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, what));
+    HML_ASSIGN_OR_RETURN(const bool row, db_.Step(stmt, what));
     if (!row) break;
     out.push_back(ReadCredentialRow(stmt));
   }
@@ -532,7 +330,7 @@ Result<EnrolledDevice> SqliteAuthStore::Enroll(std::string_view enrollment_secre
   const std::string what = "enroll device '" + std::string(name) + "'";
 
   std::lock_guard<std::mutex> lock(mu_);
-  HML_RETURN_IF_ERROR(InTransaction(what, [&]() -> Status {
+  HML_RETURN_IF_ERROR(db_.InTransaction(what, [&]() -> Status {
     HashRow row;
     HML_ASSIGN_OR_RETURN(const bool found,
                          ReadCredentialHash(CredentialKind::kEnrollmentSecret, secret_id, &row));
@@ -545,13 +343,13 @@ Result<EnrolledDevice> SqliteAuthStore::Enroll(std::string_view enrollment_secre
     }
     sqlite3_stmt* stmt = insert_device_.get();
     ScopedReset reset(stmt);
-    HML_RETURN_IF_ERROR(BindText(stmt, 1, credential.id, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 2, name, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 3, platform, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 4, secret_id, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 5, now, what));
-    HML_RETURN_IF_ERROR(BindBlob(stmt, 6, credential_hash, what));
-    return Run(stmt, what);
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, credential.id, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 2, name, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 3, platform, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 4, secret_id, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 5, now, what));
+    HML_RETURN_IF_ERROR(db_.BindBlob(stmt, 6, credential_hash, what));
+    return db_.Run(stmt, what);
   }));
   EnrolledDevice enrolled;
   enrolled.device.id = credential.id;
@@ -568,8 +366,8 @@ Result<DeviceInfo> SqliteAuthStore::GetDevice(std::string_view id) {
   std::lock_guard<std::mutex> lock(mu_);
   sqlite3_stmt* stmt = get_device_.get();
   ScopedReset reset(stmt);
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, id, what));
-  HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, id, what));
+  HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
   if (!found) return NotFoundError("device '" + std::string(id) + "' does not exist");
   return ReadDeviceRow(stmt);
 }
@@ -577,12 +375,12 @@ Result<DeviceInfo> SqliteAuthStore::GetDevice(std::string_view id) {
 Status SqliteAuthStore::RevokeDevice(std::string_view id) {
   const std::string what = "revoke device '" + std::string(id) + "'";
   std::lock_guard<std::mutex> lock(mu_);
-  return InTransaction(what, [&]() -> Status {
+  return db_.InTransaction(what, [&]() -> Status {
     sqlite3_stmt* stmt = revoke_device_.get();
     ScopedReset reset(stmt);
-    HML_RETURN_IF_ERROR(BindText(stmt, 1, id, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 2, NowUnix(), what));
-    HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, id, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 2, NowUnix(), what));
+    HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
     if (!found) return NotFoundError("device '" + std::string(id) + "' does not exist");
     return Status::Ok();
   });
@@ -594,7 +392,7 @@ Result<std::vector<DeviceInfo>> SqliteAuthStore::ListDevices() {
   ScopedReset reset(stmt);
   std::vector<DeviceInfo> out;
   while (true) {
-    HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, "list devices"));
+    HML_ASSIGN_OR_RETURN(const bool row, db_.Step(stmt, "list devices"));
     if (!row) break;
     out.push_back(ReadDeviceRow(stmt));
   }
@@ -678,30 +476,15 @@ Result<ParsedToken> ParseToken(std::string_view token) {
 }
 
 Result<std::unique_ptr<AuthStore>> AuthStore::Open(const std::string& path, Clock& clock) {
-  struct stat before {};
-  const bool creating = ::stat(path.c_str(), &before) != 0 && errno == ENOENT;
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(
-      path.c_str(), &db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-      nullptr);
-  if (rc != SQLITE_OK) {
-    Status status = SqliteError(db, rc, path, "open");
-    sqlite3_close(db);
-    return status;
-  }
-  // SQLite creates the file lazily, on the first write (in Init); create it now so its mode is
-  // set before any byte is written, and the WAL made next copies that mode.
-  if (creating) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) ::close(fd);
-    if (::chmod(path.c_str(), 0600) != 0) {
-      const int err = errno;
-      sqlite3_close(db);
-      return ErrnoStatus(err, "auth database '" + path + "': set mode 0600");
-    }
-  }
-  auto store = std::make_unique<SqliteAuthStore>(db, path, clock);
+  SqliteOptions options;
+  options.label = "auth database";
+  options.busy_timeout_ms = kAuthBusyTimeoutMs;
+  // Freed pages are zeroed, so a revoked or rewritten row leaves no old bytes behind.
+  options.secure_delete = true;
+  // Only the server's user may read the token hashes; the WAL copies the mode.
+  options.create_mode = 0600;
+  HML_ASSIGN_OR_RETURN(SqliteDb db, SqliteDb::Open(path, options));
+  auto store = std::make_unique<SqliteAuthStore>(std::move(db), clock);
   HML_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<AuthStore>(std::move(store));
 }
