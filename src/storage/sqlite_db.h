@@ -29,7 +29,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "hml/status.h"
 
@@ -137,6 +139,12 @@ class SqliteDb {
   Result<bool> Step(sqlite3_stmt* stmt, std::string_view what);
   // Steps a statement that returns no rows to its end and resets it; a row is kInternal.
   Status Run(sqlite3_stmt* stmt, std::string_view what);
+  // Steps `stmt` to its end and returns `read_row(stmt)` for each row, in order; the first error
+  // instead of the rows. The caller binds and resets the statement (ScopedReset).
+  template <typename ReadRow>
+  Result<std::vector<std::invoke_result_t<ReadRow&, sqlite3_stmt*>>> ReadAll(sqlite3_stmt* stmt,
+                                                                             std::string_view what,
+                                                                             ReadRow&& read_row);
 
   // True while a transaction is open on the connection.
   bool InTransactionNow() const { return sqlite3_get_autocommit(db_) == 0; }
@@ -174,6 +182,17 @@ Status SqliteDb::InTransaction(std::string_view what, Body&& body) {
   if (status.ok()) status = Commit(what);
   if (!status.ok()) RollbackQuietly();
   return status;
+}
+
+template <typename ReadRow>
+Result<std::vector<std::invoke_result_t<ReadRow&, sqlite3_stmt*>>> SqliteDb::ReadAll(
+    sqlite3_stmt* stmt, std::string_view what, ReadRow&& read_row) {
+  std::vector<std::invoke_result_t<ReadRow&, sqlite3_stmt*>> rows;
+  while (true) {
+    HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, what));
+    if (!row) return rows;
+    rows.push_back(read_row(stmt));
+  }
 }
 
 // Brings the database to schema version `version`: creates the table schema_version (one row,

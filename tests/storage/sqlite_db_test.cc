@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace hml::storage {
 namespace {
@@ -136,6 +137,33 @@ TEST_F(SqliteDbTest, ScopedResetEndsTheReadTransactionOfAnUnfinishedSelect) {
   ASSERT_TRUE(row.ok());
   EXPECT_FALSE(*row);
   sqlite3_reset(select.get());
+}
+
+TEST_F(SqliteDbTest, ReadAllReturnsEveryRowInOrderOrTheFirstError) {
+  SqliteDb db = OpenWithTable();
+  ASSERT_TRUE(Insert(db, 2, "b").ok());
+  ASSERT_TRUE(Insert(db, 1, "a").ok());
+  StatementPtr select;
+  ASSERT_TRUE(db.Prepare("SELECT y FROM t ORDER BY x", &select).ok());
+  {
+    ScopedReset reset(select.get());
+    Result<std::vector<std::string>> ys =
+        db.ReadAll(select.get(), "list t", [](sqlite3_stmt* row) { return ColumnText(row, 0); });
+    ASSERT_TRUE(ys.ok()) << ys.status().ToString();
+    EXPECT_EQ(*ys, (std::vector<std::string>{"a", "b"}));
+  }
+  // The second row fails (abs() of the smallest int64 overflows): no partial list comes back.
+  StatementPtr failing;
+  ASSERT_TRUE(db.Prepare("SELECT CASE WHEN x < 2 THEN x ELSE abs(-9223372036854775807 - 1) END "
+                         "FROM t ORDER BY x",
+                         &failing)
+                  .ok());
+  ScopedReset reset(failing.get());
+  Result<std::vector<int64_t>> xs =
+      db.ReadAll(failing.get(), "list x",
+                 [](sqlite3_stmt* row) -> int64_t { return sqlite3_column_int64(row, 0); });
+  ASSERT_FALSE(xs.ok());
+  EXPECT_THAT(std::string(xs.status().message()), HasSubstr("list x: integer overflow"));
 }
 
 TEST_F(SqliteDbTest, InTransactionCommitsWhenTheBodySucceeds) {

@@ -302,13 +302,7 @@ Result<std::vector<CredentialInfo>> SqliteAuthStore::ListCredentials(CredentialK
   sqlite3_stmt* stmt = list_credentials_.get();
   ScopedReset reset(stmt);
   HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, KindColumn(kind), what));
-  std::vector<CredentialInfo> out;
-  while (true) {
-    HML_ASSIGN_OR_RETURN(const bool row, db_.Step(stmt, what));
-    if (!row) break;
-    out.push_back(ReadCredentialRow(stmt));
-  }
-  return out;
+  return db_.ReadAll(stmt, what, ReadCredentialRow);
 }
 
 Result<EnrolledDevice> SqliteAuthStore::Enroll(std::string_view enrollment_secret,
@@ -390,13 +384,7 @@ Result<std::vector<DeviceInfo>> SqliteAuthStore::ListDevices() {
   std::lock_guard<std::mutex> lock(mu_);
   sqlite3_stmt* stmt = list_devices_.get();
   ScopedReset reset(stmt);
-  std::vector<DeviceInfo> out;
-  while (true) {
-    HML_ASSIGN_OR_RETURN(const bool row, db_.Step(stmt, "list devices"));
-    if (!row) break;
-    out.push_back(ReadDeviceRow(stmt));
-  }
-  return out;
+  return db_.ReadAll(stmt, "list devices", ReadDeviceRow);
 }
 
 Result<Principal> SqliteAuthStore::Verify(std::string_view token) {

@@ -384,11 +384,7 @@ Result<std::vector<ModelVersion>> SqliteStore::ListVersions(std::string_view nam
     ScopedReset reset(stmt);
     const std::string what = "list versions of model '" + std::string(name) + "'";
     HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
-    while (true) {
-      HML_ASSIGN_OR_RETURN(const bool row, db_.Step(stmt, what));
-      if (!row) break;
-      versions.push_back(ReadVersionRow(stmt));
-    }
+    HML_ASSIGN_OR_RETURN(versions, db_.ReadAll(stmt, what, ReadVersionRow));
   }
   // A model exists only with a version, so an empty list means an unknown model.
   if (versions.empty()) HML_RETURN_IF_ERROR(CheckModelExists(name));
@@ -399,13 +395,7 @@ Result<std::vector<std::string>> SqliteStore::ListModels() {
   std::lock_guard<std::mutex> lock(mu_);
   sqlite3_stmt* stmt = list_models_.get();
   ScopedReset reset(stmt);
-  std::vector<std::string> names;
-  while (true) {
-    HML_ASSIGN_OR_RETURN(const bool row, db_.Step(stmt, "list models"));
-    if (!row) break;
-    names.push_back(ColumnText(stmt, 0));
-  }
-  return names;
+  return db_.ReadAll(stmt, "list models", [](sqlite3_stmt* row) { return ColumnText(row, 0); });
 }
 
 Status SqliteStore::SetRollout(std::string_view name, std::string_view channel, int64_t version,
@@ -490,13 +480,7 @@ Result<std::vector<ChannelState>> SqliteStore::ListChannels(std::string_view nam
   ScopedReset reset(stmt);
   const std::string what = "list channels of model '" + std::string(name) + "'";
   HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
-  std::vector<ChannelState> channels;
-  while (true) {
-    HML_ASSIGN_OR_RETURN(const bool row, db_.Step(stmt, what));
-    if (!row) break;
-    channels.push_back(ReadChannelRow(stmt));
-  }
-  return channels;
+  return db_.ReadAll(stmt, what, ReadChannelRow);
 }
 
 }  // namespace
