@@ -205,19 +205,17 @@ Status SqliteAuthStore::Init() {
                   "ORDER BY created_unix, id",
                   &list_credentials_));
   HML_RETURN_IF_ERROR(db_.Prepare((std::string("INSERT INTO devices (") + kDeviceColumns +
-                                   ", token_sha256) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)")
-                                      .c_str(),
+                                   ", token_sha256) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"),
                                   &insert_device_));
-  HML_RETURN_IF_ERROR(
-      db_.Prepare((std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id = ?1").c_str(),
-                  &get_device_));
+  HML_RETURN_IF_ERROR(db_.Prepare(
+      (std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE id = ?1"), &get_device_));
   HML_RETURN_IF_ERROR(db_.Prepare("SELECT token_sha256, revoked_unix FROM devices WHERE id = ?1",
                                   &get_device_hash_));
   HML_RETURN_IF_ERROR(db_.Prepare(
       "UPDATE devices SET revoked_unix = coalesce(revoked_unix, ?2) WHERE id = ?1 RETURNING id",
       &revoke_device_));
   HML_RETURN_IF_ERROR(db_.Prepare(
-      (std::string("SELECT ") + kDeviceColumns + " FROM devices ORDER BY created_unix, id").c_str(),
+      (std::string("SELECT ") + kDeviceColumns + " FROM devices ORDER BY created_unix, id"),
       &list_devices_));
   return Status::Ok();
 }

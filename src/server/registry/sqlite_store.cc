@@ -249,33 +249,27 @@ Status SqliteStore::Init() {
                   "RETURNING last_version",
                   &bump_model_));
   HML_RETURN_IF_ERROR(db_.Prepare((std::string("INSERT INTO versions (") + kVersionColumns +
-                                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-                                      .c_str(),
+                                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
                                   &insert_version_));
-  HML_RETURN_IF_ERROR(db_.Prepare(
-      (std::string("SELECT ") + kVersionColumns + " FROM versions WHERE name = ?1 AND version = ?2")
-          .c_str(),
-      &get_version_));
-  HML_RETURN_IF_ERROR(db_.Prepare(
-      (std::string("SELECT ") + kVersionColumns + " FROM versions WHERE name = ?1 ORDER BY version")
-          .c_str(),
-      &list_versions_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("SELECT ") + kVersionColumns +
+                                   " FROM versions WHERE name = ?1 AND version = ?2"),
+                                  &get_version_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("SELECT ") + kVersionColumns +
+                                   " FROM versions WHERE name = ?1 ORDER BY version"),
+                                  &list_versions_));
   HML_RETURN_IF_ERROR(db_.Prepare("SELECT name FROM models ORDER BY name", &list_models_));
   HML_RETURN_IF_ERROR(db_.Prepare("SELECT 1 FROM models WHERE name = ?1", &model_exists_));
-  HML_RETURN_IF_ERROR(db_.Prepare(
-      (std::string("SELECT ") + kChannelColumns + " FROM channels WHERE name = ?1 AND channel = ?2")
-          .c_str(),
-      &get_channel_));
-  HML_RETURN_IF_ERROR(db_.Prepare(
-      (std::string("SELECT ") + kChannelColumns + " FROM channels WHERE name = ?1 ORDER BY channel")
-          .c_str(),
-      &list_channels_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("SELECT ") + kChannelColumns +
+                                   " FROM channels WHERE name = ?1 AND channel = ?2"),
+                                  &get_channel_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("SELECT ") + kChannelColumns +
+                                   " FROM channels WHERE name = ?1 ORDER BY channel"),
+                                  &list_channels_));
   HML_RETURN_IF_ERROR(db_.Prepare(
       (std::string("INSERT INTO channels (") + kChannelColumns +
        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name, channel) DO UPDATE SET "
        "version = excluded.version, percent = excluded.percent, "
-       "previous_version = excluded.previous_version, updated_unix = excluded.updated_unix")
-          .c_str(),
+       "previous_version = excluded.previous_version, updated_unix = excluded.updated_unix"),
       &upsert_channel_));
   return Status::Ok();
 }
