@@ -19,7 +19,7 @@
 // Thread safety: none. A SqliteDb is opened with SQLITE_OPEN_NOMUTEX; its owner serializes all
 // use of the connection and of the statements prepared on it (the stores hold a mutex).
 //
-// Builds without exceptions: the device SDK links it (hml_sqlite is a device target).
+// Builds without exceptions: the device SDK links it (hml_storage is a device target).
 #ifndef HML_SRC_STORAGE_SQLITE_DB_H_
 #define HML_SRC_STORAGE_SQLITE_DB_H_
 
