@@ -9,6 +9,8 @@
 
 namespace hml::cli {
 
+// auth admin-key|enrollment-secret create|revoke|list; devices list|revoke.
+void AddAuthCommands(CLI::App& app, int& exit_code);  // auth_command.cc
 // certs: a development CA and server/client certificates for TLS.
 void AddCertsCommand(CLI::App& app, int& exit_code);     // certs_command.cc
 void AddCompressCommand(CLI::App& app, int& exit_code);  // compress_command.cc

@@ -309,6 +309,7 @@ int main(int argc, char** argv) {
   bench->add_option("--json", json_path, "Also write the results as JSON here");
 
   int exit_code = 0;
+  AddAuthCommands(app, exit_code);
   AddCertsCommand(app, exit_code);
   AddCompressCommand(app, exit_code);
   AddLoadgenCommand(app, exit_code);

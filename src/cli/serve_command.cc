@@ -1,6 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// `hybridml serve`: loads the models a registry's channels point at into a ModelRepository,
+// `hybridml serve`: loads the models a registry's channels point at into a ModelRepository
+// (and follows the registry as it changes: --reload-interval-ms),
 // serves them over HTTP (src/server/http/http_server.h: v2 REST, /metrics, the registry's OTA
 // files) and gRPC (src/server/grpc/grpc_server.h: the v2 inference service), and drains on
 // SIGTERM/SIGINT.
@@ -9,6 +10,13 @@
 // (HTTPS and gRPC over TLS), and --tls-client-ca makes both require client certificates signed
 // by that CA (mutual TLS). Plain text on both needs an explicit --insecure. --grpc-port -1
 // disables the gRPC front end.
+//
+// Authentication is on by default: the server opens <registry>/auth.db (created if missing) and
+// every call but the health endpoints and /metrics needs `authorization: Bearer <token>`, an
+// admin key (`hybridml auth admin-key create`) or a device credential (from
+// DeviceEnrollment.Enroll with a secret from `hybridml auth enrollment-secret create`). The
+// device services (src/server/grpc/device_services.h) are served on the gRPC port. --no-auth
+// turns all of that off explicitly: every route is open and the device services are not served.
 //
 // Batching: --max-batch, --batch-delay-us, --instances, --max-queue and --no-batching set the
 // BatchingOptions of every model's batcher (defaults: BatchingOptions' own); --http-threads the
@@ -22,10 +30,14 @@
 
 #include "hml/env.h"
 #include "src/cli/commands.h"
+#include "src/server/auth/auth_store.h"
+#include "src/server/auth/authenticator.h"
+#include "src/server/grpc/device_services.h"
 #include "src/server/grpc/grpc_server.h"
 #include "src/server/http/http_server.h"
 #include "src/server/metrics/metrics.h"
 #include "src/server/serving/model_repository.h"
+#include "src/server/serving/registry_watcher.h"
 
 namespace hml::cli {
 namespace {
@@ -36,6 +48,7 @@ struct ServeFlags {
   int http_port = 8000;
   int grpc_port = 8001;  // -1: no gRPC front end
   bool insecure = false;
+  bool no_auth = false;
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
@@ -44,6 +57,7 @@ struct ServeFlags {
   server::BatchingOptions batching;
   bool no_batching = false;
   int http_threads = server::HttpServerOptions{}.threads;
+  int64_t reload_interval_ms = 2000;  // 0: do not follow the registry
 };
 
 int Fail(const Status& s) {
@@ -89,9 +103,40 @@ int Serve(const ServeFlags& flags) {
   repository_options.batching.dynamic_batching = !flags.no_batching;
   if (Status s = repository_options.Validate(); !s.ok()) return Fail(s);
   server::ModelRepository repository(repository_options, serving_metrics->get());
-  if (Status s = repository.LoadFromRegistry(*DefaultEnv(), flags.registry_dir); !s.ok()) {
-    return Fail(s);
+  {
+    Result<server::ModelRepository::SyncReport> synced =
+        repository.SyncWithRegistry(*DefaultEnv(), flags.registry_dir);
+    if (!synced.ok()) return Fail(synced.status());
+    // At startup a model that cannot be loaded is an operator error to fix now, not later.
+    if (!synced->failed.empty()) return Fail(synced->failed.front());
   }
+  // Authentication (see the top of this file). The store, authenticator and device services
+  // outlive both servers: they are declared before them.
+  std::unique_ptr<server::AuthStore> auth_store;
+  std::unique_ptr<server::Authenticator> authenticator;
+  std::unique_ptr<server::DeviceServices> device_services;
+  if (!flags.no_auth) {
+    auto opened = server::AuthStore::OpenInRegistry(flags.registry_dir, *RealClock());
+    if (!opened.ok()) return Fail(opened.status());
+    auth_store = std::move(*opened);
+    authenticator = std::make_unique<server::Authenticator>(auth_store.get());
+    server::DeviceServicesOptions device_options;
+    device_options.repo_dir = flags.registry_dir + "/repo";
+    auto services = server::DeviceServices::Create(authenticator.get(), device_options);
+    if (!services.ok()) return Fail(services.status());
+    device_services = std::move(*services);
+    auto admin_keys = auth_store->ListCredentials(server::CredentialKind::kAdminKey);
+    if (!admin_keys.ok()) return Fail(admin_keys.status());
+    bool any_active = false;
+    for (const server::CredentialInfo& key : *admin_keys) any_active = any_active || !key.revoked;
+    if (!any_active) {
+      std::fprintf(stderr,
+                   "hybridml serve: note: %s/auth.db has no active admin key; create one with "
+                   "`hybridml auth admin-key create --registry %s --name NAME`\n",
+                   flags.registry_dir.c_str(), flags.registry_dir.c_str());
+    }
+  }
+
   server::HttpServerOptions options;
   options.address = flags.address;
   options.port = flags.http_port;
@@ -100,18 +145,27 @@ int Serve(const ServeFlags& flags) {
   options.key_file = flags.tls_key;
   options.client_ca_file = flags.tls_client_ca;
   options.threads = flags.http_threads;
+  options.authenticator = authenticator.get();
   server::HttpServer http(repository, metrics, options);
   if (Status s = http.Start(); !s.ok()) return Fail(s);
   server::GrpcServerOptions grpc_options;
   grpc_options.cert_file = flags.tls_cert;
   grpc_options.key_file = flags.tls_key;
   grpc_options.client_ca_file = flags.tls_client_ca;
+  grpc_options.authenticator = authenticator.get();
+  if (device_services != nullptr) grpc_options.extra_services = device_services->services();
   server::GrpcServer grpc(&repository, grpc_options);
   int grpc_port = -1;
   if (grpc_enabled) {
     Result<int> bound = grpc.Start(flags.address + ":" + std::to_string(flags.grpc_port));
     if (!bound.ok()) return Fail(bound.status());
     grpc_port = *bound;
+  }
+  server::RegistryWatcherOptions watch_options;
+  watch_options.interval_millis = flags.reload_interval_ms;
+  server::RegistryWatcher watcher(repository, *DefaultEnv(), flags.registry_dir, watch_options);
+  if (flags.reload_interval_ms > 0) {
+    if (Status s = watcher.Start(); !s.ok()) return Fail(s);
   }
   for (const server::ServedModel& m : repository.ListModels()) {
     std::printf("serving model '%s' version %lld\n", m.name.c_str(),
@@ -129,12 +183,19 @@ int Serve(const ServeFlags& flags) {
   } else {
     std::printf("grpc disabled (--grpc-port -1)\n");
   }
+  if (flags.no_auth) {
+    std::printf("auth off (--no-auth): every route is open, no device services\n");
+  } else {
+    std::printf("auth on: bearer credentials from %s/auth.db%s\n", flags.registry_dir.c_str(),
+                grpc_enabled ? "; device services on the gRPC port" : "");
+  }
   std::fflush(stdout);
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   std::printf("signal %d: draining\n", signal_number);
   std::fflush(stdout);
+  watcher.Stop();
   http.Stop();  // stop accepting, finish the requests being handled
   if (grpc_enabled) grpc.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   return 0;     // the repository drains its batchers when it goes out of scope
@@ -153,6 +214,10 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   serve->add_option("--address", flags->address, "Address to bind (default 127.0.0.1)");
   serve->add_flag("--insecure", flags->insecure,
                   "Allow plain text: HTTP without --tls-cert/--tls-key, and gRPC (no TLS yet)");
+  serve->add_flag("--no-auth", flags->no_auth,
+                  "Turn authentication off: every route open to anyone, no device services. "
+                  "Default: on, with admin keys and device credentials from <registry>/auth.db "
+                  "(see `hybridml auth`); health endpoints and /metrics are always open");
   serve->add_option("--tls-cert", flags->tls_cert, "PEM certificate (chain) of the HTTPS server");
   serve->add_option("--tls-key", flags->tls_key, "Unencrypted PEM private key of --tls-cert");
   serve->add_option("--tls-client-ca", flags->tls_client_ca,
@@ -173,6 +238,10 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Run every request alone (the baseline of dynamic batching)");
   serve->add_option("--http-threads", flags->http_threads, "HTTP worker threads")
       ->capture_default_str();
+  serve->add_option("--reload-interval-ms", flags->reload_interval_ms,
+                    "How often to follow the registry (publish/rollout/rollback by other "
+                    "processes are served without restart); 0 disables. Default 2000")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600} * 1000));
   serve->callback([flags, &exit_code] { exit_code = Serve(*flags); });
 }
 

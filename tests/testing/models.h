@@ -53,6 +53,50 @@ inline runtime::Graph Cnn28Graph(int64_t opset = 13) {
   return g;
 }
 
+// A CNN with two branches, so that some of its cut points hold two tensors: input
+// image [N,1,28,28] (N dynamic) -> Conv 3x3 (1->4, pad 1) "a" -> Relu "ra", and in parallel
+// Conv 3x3 (1->4, pad 1) "b" -> Relu "rb"; Concat(ra, rb) on channels "cat" [N,8,28,28] ->
+// MaxPool 2x2 "pool" -> Flatten "flat" -> Gemm (1568->10, transB) "logits" -> Softmax "probs".
+// Its cut points (Model::Analyze) are {image, a}, {image, ra}, {ra, b}, {ra, rb}, {cat}, {pool},
+// {flat}, {logits}. Deterministic weights.
+inline runtime::Graph TwoBranchCnnGraph(int64_t opset = 13) {
+  GraphBuilder b(opset);
+  b.Input("image", DType::kFloat32, {-1, 1, 28, 28});
+  b.Constant("a.w", RandomTensor({4, 1, 3, 3}, 21, 0.5f));
+  b.Constant("a.b", RandomTensor({4}, 22, 0.1f));
+  b.Constant("b.w", RandomTensor({4, 1, 3, 3}, 23, 0.5f));
+  b.Constant("b.b", RandomTensor({4}, 24, 0.1f));
+  b.Constant("fc.w", RandomTensor({10, 1568}, 25, 0.05f));
+  b.Constant("fc.b", RandomTensor({10}, 26, 0.1f));
+  runtime::Attributes conv;
+  conv.SetInts("kernel_shape", {3, 3});
+  conv.SetInts("pads", {1, 1, 1, 1});
+  b.Node("Conv", {"image", "a.w", "a.b"}, {"a"}, conv);
+  b.Node("Relu", {"a"}, {"ra"});
+  b.Node("Conv", {"image", "b.w", "b.b"}, {"b"}, conv);
+  b.Node("Relu", {"b"}, {"rb"});
+  runtime::Attributes concat;
+  concat.SetInt("axis", 1);
+  b.Node("Concat", {"ra", "rb"}, {"cat"}, concat);
+  runtime::Attributes pool;
+  pool.SetInts("kernel_shape", {2, 2});
+  pool.SetInts("strides", {2, 2});
+  b.Node("MaxPool", {"cat"}, {"pool"}, pool);
+  runtime::Attributes flat;
+  flat.SetInt("axis", 1);
+  b.Node("Flatten", {"pool"}, {"flat"}, flat);
+  runtime::Attributes gemm;
+  gemm.SetInt("transB", 1);
+  b.Node("Gemm", {"flat", "fc.w", "fc.b"}, {"logits"}, gemm);
+  runtime::Attributes softmax;
+  softmax.SetInt("axis", 1);
+  b.Node("Softmax", {"logits"}, {"probs"}, softmax);
+  b.Output("probs");
+  runtime::Graph g = b.Build();
+  g.name = "two_branch_cnn";
+  return g;
+}
+
 // The same CNN as serialized ONNX bytes.
 inline std::string Cnn28Onnx(int64_t opset = 13) {
   return *runtime::SerializeOnnxModel(Cnn28Graph(opset));

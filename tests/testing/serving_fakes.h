@@ -22,6 +22,7 @@
 #include "hml/status.h"
 #include "src/server/serving/batcher.h"
 #include "src/server/serving/inference_backend.h"
+#include "src/server/serving/split_inference.h"
 #include "tests/testing/models.h"
 
 namespace hml::testing {
@@ -51,19 +52,26 @@ class FakeCnnBackend final : public server::InferenceBackend {
 
   std::vector<server::ServedModel> ListModels() const override { return {Served()}; }
 
+  // Matches the named inputs to the model's like the model repository (no split requests).
   server::SubmitResult Infer(const std::string& name, int64_t version, server::ServingProtocol,
-                             server::InferRequest request) override {
+                             server::NamedInferRequest request) override {
     Result<server::ServedModel> model = GetModel(name, version);
     if (!model.ok()) return {model.status()};
+    Result<std::vector<Tensor>> inputs =
+        server::InputsInSpecOrder("model '" + name + "'", model->inputs, request.inputs);
+    if (!inputs.ok()) return {inputs.status()};
+    server::InferRequest infer;
+    infer.inputs = std::move(*inputs);
+    infer.deadline_nanos = request.deadline_nanos;
     // Holds the answer while the gate is closed; the worker thread waits here.
-    request.done = [this, done = std::move(request.done)](Result<std::vector<Tensor>> result) {
+    infer.done = [this, done = std::move(request.done)](Result<std::vector<Tensor>> result) {
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return open_; });
       }
       done(std::move(result));
     };
-    return batcher_->Submit(std::move(request));
+    return batcher_->Submit(std::move(infer));
   }
 
   void CloseGate() {

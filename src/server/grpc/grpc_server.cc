@@ -12,17 +12,14 @@
 #include "hml/env.h"
 #include "proto/inference.grpc.pb.h"
 #include "proto/inference.pb.h"
+#include "src/server/auth/authenticator.h"
+#include "src/server/grpc/grpc_auth.h"
 #include "src/server/protocol/v2_grpc_codec.h"
 #include "src/server/protocol/v2_json.h"
+#include "src/server/tls/certs.h"
 
 namespace hml::server {
 namespace {
-
-// The one translation from hml::Status to grpc::Status: the codes share their numbers.
-grpc::Status ToGrpcStatus(const Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 // The protocol's version string -> the backend's version number ("" = 0 = latest).
 Result<int64_t> ParseVersion(std::string_view model, std::string_view version) {
@@ -63,35 +60,6 @@ void FillTensorMetadata(const TensorSpec& spec,
   for (int64_t dim : spec.shape) out->add_shape(dim);
 }
 
-// Orders the decoded inputs as the model declares them. kInvalidArgument naming the model and
-// the input for an unknown, missing or mistyped input.
-Result<std::vector<Tensor>> InputsInModelOrder(const ServedModel& model,
-                                               std::vector<NamedTensor>& inputs) {
-  std::vector<Tensor> ordered;
-  ordered.reserve(model.inputs.size());
-  for (const TensorSpec& spec : model.inputs) {
-    NamedTensor* found = nullptr;
-    for (NamedTensor& input : inputs) {
-      if (input.name == spec.name) found = &input;
-    }
-    if (found == nullptr) {
-      return InvalidArgumentError("model '" + model.name + "': input '" + spec.name +
-                                  "' is missing");
-    }
-    ordered.push_back(std::move(found->tensor));
-  }
-  if (inputs.size() != model.inputs.size()) {
-    for (const NamedTensor& input : inputs) {
-      bool known = false;
-      for (const TensorSpec& spec : model.inputs) known = known || spec.name == input.name;
-      if (!known) {
-        return InvalidArgumentError("model '" + model.name + "' has no input '" + input.name + "'");
-      }
-    }
-  }
-  return ordered;
-}
-
 // Indices into model.outputs of the outputs requested (all when none is named). kInvalidArgument
 // naming the model and the output for an unknown name.
 Result<std::vector<size_t>> RequestedOutputs(const ServedModel& model,
@@ -116,33 +84,29 @@ Result<std::vector<size_t>> RequestedOutputs(const ServedModel& model,
 // bundle is about 200 KiB.
 constexpr int64_t kMaxPemBytes = int64_t{1} << 20;
 
-// The contents of the PEM file `path`, the `role` of which ("cert_file", ...) names it in errors.
-// The Env's error (kNotFound for a missing file, ...) with the option named when the file cannot
-// be read; kInvalidArgument naming the option and the path when it holds no PEM block.
-Result<std::string> ReadPemFile(const char* role, const std::string& path) {
-  Result<std::string> contents = DefaultEnv()->ReadFile(path, kMaxPemBytes);
-  if (!contents.ok()) {
-    return contents.status().WithContext("gRPC server: " + std::string(role));
-  }
-  if (contents->find("-----BEGIN") == std::string::npos) {
-    return InvalidArgumentError("gRPC server: " + std::string(role) + " '" + path +
-                                "' is not PEM (no -----BEGIN line)");
-  }
-  return contents;
-}
-
 // The listening port's credentials: plain text when no certificate is configured, else TLS from
 // the PEM files, requesting client certificates when a client CA is given.
 Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const GrpcServerOptions& options) {
   if (options.cert_file.empty()) return grpc::InsecureServerCredentials();
+  // gRPC's own loader only logs that it failed; this names the file and OpenSSL's reason (the
+  // same check as the HTTPS front end), including a key that does not match the certificate.
+  if (Status s = CheckPemFiles(options.cert_file, options.key_file, options.client_ca_file);
+      !s.ok()) {
+    return s.WithContext("gRPC server");
+  }
+  auto read = [](const std::string& path) -> Result<std::string> {
+    Result<std::string> contents = DefaultEnv()->ReadFile(path, kMaxPemBytes);
+    if (!contents.ok()) return contents.status().WithContext("gRPC server");
+    return contents;
+  };
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  HML_ASSIGN_OR_RETURN(pair.cert_chain, ReadPemFile("cert_file", options.cert_file));
-  HML_ASSIGN_OR_RETURN(pair.private_key, ReadPemFile("key_file", options.key_file));
+  HML_ASSIGN_OR_RETURN(pair.cert_chain, read(options.cert_file));
+  HML_ASSIGN_OR_RETURN(pair.private_key, read(options.key_file));
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   ssl.pem_key_cert_pairs.push_back(std::move(pair));
   if (!options.client_ca_file.empty()) {
-    HML_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile("client_ca_file", options.client_ca_file));
+    HML_ASSIGN_OR_RETURN(ssl.pem_root_certs, read(options.client_ca_file));
     ssl.client_certificate_request =
         options.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                                     : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
@@ -171,6 +135,11 @@ Status GrpcServerOptions::Validate() const {
         "GrpcServerOptions: client_ca_file is set but cert_file and key_file are empty (client "
         "certificates need TLS)");
   }
+  for (const grpc::Service* service : extra_services) {
+    if (service == nullptr) {
+      return InvalidArgumentError("GrpcServerOptions: extra_services has a null entry");
+    }
+  }
   return Status::Ok();
 }
 
@@ -198,6 +167,9 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
                                        const inference::ModelReadyRequest* request,
                                        inference::ModelReadyResponse* response) override {
+    if (Status caller = CheckCaller(*context); !caller.ok()) {
+      return FinishNow(context, ToGrpcStatus(caller));
+    }
     Result<int64_t> version = ParseVersion(request->name(), request->version());
     if (!version.ok()) return FinishNow(context, ToGrpcStatus(version.status()));
     response->set_ready(backend_->GetModel(request->name(), *version).ok());
@@ -207,6 +179,9 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
                                            const inference::ServerMetadataRequest* /*request*/,
                                            inference::ServerMetadataResponse* response) override {
+    if (Status caller = CheckCaller(*context); !caller.ok()) {
+      return FinishNow(context, ToGrpcStatus(caller));
+    }
     response->set_name(options_->server_name);
     response->set_version(options_->server_version);
     return FinishNow(context, grpc::Status::OK);
@@ -215,6 +190,9 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
                                           const inference::ModelMetadataRequest* request,
                                           inference::ModelMetadataResponse* response) override {
+    if (Status caller = CheckCaller(*context); !caller.ok()) {
+      return FinishNow(context, ToGrpcStatus(caller));
+    }
     Result<int64_t> version = ParseVersion(request->name(), request->version());
     if (!version.ok()) return FinishNow(context, ToGrpcStatus(version.status()));
     Result<ServedModel> model = backend_->GetModel(request->name(), *version);
@@ -234,14 +212,15 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override {
+    if (Status caller = CheckCaller(*context); !caller.ok()) {
+      return FinishNow(context, ToGrpcStatus(caller));
+    }
     Result<V2InferRequest> decoded = DecodeModelInferRequest(*request);
     if (!decoded.ok()) return FinishNow(context, ToGrpcStatus(decoded.status()));
     Result<int64_t> version = ParseVersion(decoded->model_name, decoded->model_version);
     if (!version.ok()) return FinishNow(context, ToGrpcStatus(version.status()));
     Result<ServedModel> model = backend_->GetModel(decoded->model_name, *version);
     if (!model.ok()) return FinishNow(context, ToGrpcStatus(model.status()));
-    Result<std::vector<Tensor>> inputs = InputsInModelOrder(*model, decoded->inputs);
-    if (!inputs.ok()) return FinishNow(context, ToGrpcStatus(inputs.status()));
     Result<std::vector<size_t>> outputs = RequestedOutputs(*model, decoded->outputs);
     if (!outputs.ok()) return FinishNow(context, ToGrpcStatus(outputs.status()));
 
@@ -251,8 +230,10 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     const std::string name = model->name;
     const int64_t served_version = model->version;
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    InferRequest infer;
-    infer.inputs = std::move(*inputs);
+    // The backend matches the input names to the model (its inputs, or a cut for split
+    // inference).
+    NamedInferRequest infer;
+    infer.inputs = std::move(decoded->inputs);
     infer.deadline_nanos = *deadline;
     // The served model's identity is fixed now: the response names the version that accepted
     // the request even if a newer one is loaded meanwhile.
@@ -297,6 +278,13 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   }
 
  private:
+  // With an authenticator: kUnauthenticated unless the call carries a valid admin key or device
+  // credential. Any of them may use every model: models are not per-tenant data.
+  Status CheckCaller(const grpc::CallbackServerContext& context) const {
+    if (options_->authenticator == nullptr) return Status::Ok();
+    return AuthenticateCall(*options_->authenticator, context).status();
+  }
+
   static grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                              const grpc::Status& status) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -330,6 +318,7 @@ Result<int> GrpcServer::Start(const std::string& address) {
   builder.AddListeningPort(address, credentials, &selected_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_receive_message_bytes));
   builder.RegisterService(service_.get());
+  for (grpc::Service* service : options_.extra_services) builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || selected_port == 0) {
     if (server != nullptr) server->Shutdown(std::chrono::system_clock::now());

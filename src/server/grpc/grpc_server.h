@@ -27,6 +27,18 @@
 // set the server speaks plain text and must only listen on trusted networks; `hybridml serve`
 // asks for an explicit --insecure flag for that. The PEM files are read once, in Start().
 //
+// Authentication: with GrpcServerOptions::authenticator set, ServerMetadata, ModelReady,
+// ModelMetadata and ModelInfer first authenticate the call's `authorization: Bearer <token>`
+// metadata (an admin key or a device credential; src/server/auth/authenticator.h) and answer
+// UNAUTHENTICATED before touching the backend. ServerLive and ServerReady stay open: load
+// balancers and orchestrators probe them without credentials, and they reveal only that the
+// process is up. With no authenticator every call is open; `hybridml serve` sets one unless it
+// is given --no-auth.
+//
+// Other services: GrpcServerOptions::extra_services are registered on the same server and port
+// (hybridml serve adds the device services of src/server/grpc/device_services.h), so this
+// class knows nothing of what they serve.
+//
 // Thread safety: Start() and Shutdown() are called from one thread; the service's handlers run
 // on gRPC's threads and on the backend's worker threads concurrently.
 #ifndef HML_SRC_SERVER_GRPC_GRPC_SERVER_H_
@@ -36,6 +48,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "hml/clock.h"
 #include "hml/status.h"
@@ -43,9 +56,12 @@
 
 namespace grpc {
 class Server;
+class Service;
 }  // namespace grpc
 
 namespace hml::server {
+
+class Authenticator;
 
 struct GrpcServerOptions {
   // Largest request message accepted. gRPC checks the declared message length before reading
@@ -72,9 +88,16 @@ struct GrpcServerOptions {
   // client without one is let in. Default: true.
   bool require_client_cert = true;
 
+  // Checks the credential of every inference call but ServerLive/ServerReady (see above). Must
+  // outlive the server. Default: nullptr (no authentication: every call is open).
+  const Authenticator* authenticator = nullptr;
+  // More services served on the same port, e.g. DeviceServices::services(). Not owned; each must
+  // outlive the server and must not be the inference service. Default: none.
+  std::vector<grpc::Service*> extra_services;
+
   // kInvalidArgument naming the field: max_receive_message_bytes in [1, 2 GiB - 1], a non-null
   // clock, a non-empty server_name, cert_file and key_file both set or both empty, client_ca_file
-  // only together with them.
+  // only together with them, no null entry in extra_services.
   Status Validate() const;
 };
 
@@ -92,9 +115,11 @@ class GrpcServer {
 
   // Listens on `address` ("host:port"; port 0 picks a free port) and starts serving. Returns the
   // port actually bound. Errors: the options' Validate() error; kFailedPrecondition when already
-  // started; a TLS file that cannot be read (the Env's error, e.g. kNotFound) or holds no PEM
-  // block (kInvalidArgument), naming the option and the path, checked before binding; kUnavailable naming the address when it cannot be bound or the server cannot
-  // start. REQUIRES: called at most once successfully.
+  // started; for TLS, CheckPemFiles' errors (src/server/tls/certs.h: kNotFound for a missing
+  // file, kInvalidArgument naming the file for one without the expected PEM block or a key that
+  // does not match the certificate), prefixed "gRPC server" and checked before binding;
+  // kUnavailable naming the address when it cannot be bound or the server cannot start.
+  // REQUIRES: called at most once successfully.
   Result<int> Start(const std::string& address);
 
   // Graceful stop: refuses new calls at once and lets in-flight calls complete normally until

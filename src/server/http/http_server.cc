@@ -11,12 +11,15 @@
 #include <charconv>
 #include <exception>
 #include <future>
+#include <optional>
+#include <string_view>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "src/ota/metadata.h"
+#include "src/server/auth/authenticator.h"
 #include "src/server/protocol/v2_json.h"
 #include "src/server/tls/certs.h"
 
@@ -34,6 +37,10 @@ int HttpStatusFor(StatusCode code) {
       return 400;
     case StatusCode::kNotFound:
       return 404;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
     case StatusCode::kResourceExhausted:
       return 429;
     case StatusCode::kUnavailable:
@@ -82,6 +89,40 @@ httplib::Server::Handler Guarded(F handler) {
   };
 }
 
+// Routes reachable without a credential when authentication is on (see http_server.h).
+bool IsOpenPath(const std::string& path) {
+  return path == "/healthz" || path == "/metrics" || path == "/v2/health/live" ||
+         path == "/v2/health/ready";
+}
+
+// 401 or 403 (or the store's own error) for a refused credential. RFC 6750: 401 carries
+// WWW-Authenticate with the Bearer scheme, and error="invalid_token" when a token was sent.
+void SetAuthError(httplib::Response& res, const Status& status, bool token_sent) {
+  if (status.code() == StatusCode::kUnauthenticated) {
+    res.set_header("WWW-Authenticate", token_sent
+                                           ? R"(Bearer realm="hybridml", error="invalid_token")"
+                                           : R"(Bearer realm="hybridml")");
+  }
+  SetStatusError(res, status);
+}
+
+// The request's Authorization header, nullopt when there is none. The view points into `req`.
+std::optional<std::string_view> AuthorizationHeader(const httplib::Request& req) {
+  const auto it = req.headers.find("Authorization");  // httplib compares names case-insensitively
+  if (it == req.headers.end()) return std::nullopt;
+  return std::string_view(it->second);
+}
+
+nlohmann::json DeviceJson(const DeviceInfo& device) {
+  return {{"device_id", device.id},
+          {"device_name", device.name},
+          {"platform", device.platform},
+          {"enrollment_secret_id", device.enrollment_secret_id},
+          {"created_unix", device.created_unix},
+          {"revoked", device.revoked},
+          {"revoked_unix", device.revoked ? device.revoked_unix : 0}};
+}
+
 // A file under the OTA repository opened for a Range-capable content provider.
 struct OpenFile {
   int fd = -1;
@@ -102,6 +143,15 @@ Status HttpServerOptions::Validate() const {
   if (threads < 1 || threads > 1024) {
     return InvalidArgumentError("HttpServerOptions: threads " + std::to_string(threads) +
                                 " is not in [1, 1024]");
+  }
+  for (const auto& [name, millis] :
+       {std::pair<const char*, int64_t>{"read_timeout_millis", read_timeout_millis},
+        {"write_timeout_millis", write_timeout_millis},
+        {"keep_alive_timeout_millis", keep_alive_timeout_millis}}) {
+    if (millis < 1 || millis > 600000) {
+      return InvalidArgumentError("HttpServerOptions: " + std::string(name) + " " +
+                                  std::to_string(millis) + " is not in [1, 600000]");
+    }
   }
   if (clock == nullptr) return InvalidArgumentError("HttpServerOptions: clock is null");
   if (cert_file.empty() != key_file.empty()) {
@@ -148,6 +198,16 @@ class HttpServer::Impl {
         return new httplib::ThreadPool(static_cast<size_t>(threads));
       };
       server_->set_payload_max_length(options_.max_body_bytes);
+      auto split = [](int64_t millis) {
+        return std::pair<time_t, time_t>{static_cast<time_t>(millis / 1000),
+                                         static_cast<time_t>((millis % 1000) * 1000)};
+      };
+      const auto [read_s, read_us] = split(options_.read_timeout_millis);
+      const auto [write_s, write_us] = split(options_.write_timeout_millis);
+      const auto [idle_s, idle_us] = split(options_.keep_alive_timeout_millis);
+      server_->set_read_timeout(read_s, read_us);
+      server_->set_write_timeout(write_s, write_us);
+      server_->set_keep_alive_timeout(std::max<time_t>(1, idle_s + (idle_us > 0 ? 1 : 0)));
       // httplib writes a response's headers and body separately: with Nagle on, the body waits
       // for the client's delayed ACK of the headers (~40 ms) on a kept-alive connection, which
       // capped one connection at ~50 requests/s (measured with hybridml loadgen).
@@ -186,11 +246,39 @@ class HttpServer::Impl {
 
  private:
   void Routes() {
+    // Every request but the open ones is authenticated here, before routing and before its body
+    // is read, so a refused request reaches no handler.
+    if (options_.authenticator != nullptr) {
+      server_->set_pre_routing_handler([this](const httplib::Request& req,
+                                              httplib::Response& res) {
+        try {
+          if (IsOpenPath(req.path)) return httplib::Server::HandlerResponse::Unhandled;
+          const std::optional<std::string_view> header = AuthorizationHeader(req);
+          Result<Principal> caller = options_.authenticator->Authenticate(header);
+          if (caller.ok()) return httplib::Server::HandlerResponse::Unhandled;
+          SetAuthError(res, caller.status(), header.has_value());
+        } catch (...) {
+          SetError(res, 500, "internal error");
+        }
+        return httplib::Server::HandlerResponse::Handled;
+      });
+      server_->Get("/v1/devices",
+                   Guarded([this](const httplib::Request& req, httplib::Response& res) {
+                     ListDevices(req, res);
+                   }));
+      server_->Get(R"(/v1/devices/([^/]+))",
+                   Guarded([this](const httplib::Request& req, httplib::Response& res) {
+                     GetDevice(req, res);
+                   }));
+    }
     server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
-      // httplib's own errors (404 without a route, 413 from Content-Length) get a JSON body.
+      // httplib's own errors get a JSON body: 404 without a route, 413 from Content-Length, 400
+      // for a request it could not read (malformed, or cut off by the read timeout).
       if (res.body.empty()) {
-        SetError(res, res.status,
-                 res.status == 413 ? "request body exceeds the size limit" : "no such resource");
+        const char* message = res.status == 413   ? "request body exceeds the size limit"
+                              : res.status == 404 ? "no such resource"
+                                                  : "malformed or incomplete request";
+        SetError(res, res.status, message);
       }
     });
     server_->set_exception_handler(
@@ -269,21 +357,10 @@ class HttpServer::Impl {
       return SetError(res, http, parsed.status().message());
     }
 
-    // The backend takes inputs in the model's order; the wire names them.
-    InferRequest request;
-    for (const TensorSpec& spec : model->inputs) {
-      auto it = std::find_if(parsed->inputs.begin(), parsed->inputs.end(),
-                             [&](const NamedTensor& t) { return t.name == spec.name; });
-      if (it == parsed->inputs.end()) {
-        return SetError(res, 400, "model '" + name + "': input '" + spec.name + "' is missing");
-      }
-      request.inputs.push_back(std::move(it->tensor));
-    }
-    if (parsed->inputs.size() != model->inputs.size()) {
-      return SetError(res, 400,
-                      "model '" + name + "' takes " + std::to_string(model->inputs.size()) +
-                          " inputs but the request has " + std::to_string(parsed->inputs.size()));
-    }
+    // The backend matches the input names to the model (its inputs, or a cut for split
+    // inference).
+    NamedInferRequest request;
+    request.inputs = std::move(parsed->inputs);
     for (const V2RequestedOutput& wanted : parsed->outputs) {
       bool known = false;
       for (const TensorSpec& spec : model->outputs) known = known || spec.name == wanted.name;
@@ -333,6 +410,41 @@ class HttpServer::Impl {
         SerializeV2InferResponseJson(name, std::to_string(model->version), parsed->id, named);
     if (!body.ok()) return SetStatusError(res, body.status());
     res.set_content(*body, kJson);
+  }
+
+  // The caller, authenticated again: the pre-routing check let it through but does not hand the
+  // principal over.
+  Result<Principal> Caller(const httplib::Request& req, httplib::Response& res) {
+    const std::optional<std::string_view> header = AuthorizationHeader(req);
+    Result<Principal> caller = options_.authenticator->Authenticate(header);
+    if (!caller.ok()) SetAuthError(res, caller.status(), header.has_value());
+    return caller;
+  }
+
+  void ListDevices(const httplib::Request& req, httplib::Response& res) {
+    Result<Principal> caller = Caller(req, res);
+    if (!caller.ok()) return;
+    if (Status allowed = Authenticator::RequireAdmin(*caller, "list devices"); !allowed.ok()) {
+      return SetStatusError(res, allowed);
+    }
+    Result<std::vector<DeviceInfo>> devices = options_.authenticator->store().ListDevices();
+    if (!devices.ok()) return SetStatusError(res, devices.status());
+    nlohmann::json body = {{"devices", nlohmann::json::array()}};
+    for (const DeviceInfo& device : *devices) body["devices"].push_back(DeviceJson(device));
+    res.set_content(body.dump(), kJson);
+  }
+
+  void GetDevice(const httplib::Request& req, httplib::Response& res) {
+    Result<Principal> caller = Caller(req, res);
+    if (!caller.ok()) return;
+    const std::string id = req.matches[1];
+    if (Status allowed = Authenticator::RequireAdminOrDevice(*caller, id, "get device " + id);
+        !allowed.ok()) {
+      return SetStatusError(res, allowed);
+    }
+    Result<DeviceInfo> device = options_.authenticator->store().GetDevice(id);
+    if (!device.ok()) return SetStatusError(res, device.status());
+    res.set_content(DeviceJson(*device).dump(), kJson);
   }
 
   // Serves <ota_repo_dir>/<path>; httplib applies the request's Range (206 + Content-Range,

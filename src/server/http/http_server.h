@@ -14,14 +14,31 @@
 //   GET  /metrics                                      text/plain; version=0.0.4
 //   GET  /healthz                                      "ok"
 //   GET  /ota/{path}                                   a file under the repository dir
+//   GET  /v1/devices                                   enrolled devices (admin key only)
+//   GET  /v1/devices/{id}                              one device (admin, or that device)
 //
-// Errors are {"error": "..."} with 400 (bad input), 404 (unknown model/version/file), 413 (body
-// over max_body_bytes, refused from Content-Length before the body is read), 429 with
-// Retry-After in seconds (queue full), 503 (not ready / draining), 504 (deadline from the
-// `Timeout-Ms` request header passed), 500 otherwise.
+// Authentication: with HttpServerOptions::authenticator set, every request except /healthz,
+// /v2/health/live, /v2/health/ready and /metrics must carry `Authorization: Bearer <token>` (an
+// admin key or a device credential; src/server/auth/authenticator.h), checked before routing and
+// before the body is read: a missing, malformed, unknown or revoked credential gets 401 with
+// `WWW-Authenticate: Bearer`, a valid one that may not touch the data (another device's record,
+// a device listing devices) 403. The health endpoints stay open because load balancers and
+// orchestrators probe them without credentials and they say only that the process is up;
+// /metrics stays open for Prometheus scrapers (restrict it by network; it holds counts and
+// latencies per model, no device data or model content). Without an authenticator every route
+// is open and /v1/devices does not exist (404); `hybridml serve` sets one unless given --no-auth.
+//
+// Errors are {"error": "..."} with 400 (bad input), 401 / 403 (see above), 404 (unknown
+// model/version/file), 413 (body over max_body_bytes, refused from Content-Length before the
+// body is read), 429 with Retry-After in seconds (queue full), 503 (not ready / draining), 504
+// (deadline from the `Timeout-Ms` request header passed), 500 otherwise.
 //
 // cpp-httplib (Debian's compiled 0.11) is used only in http_server.cc and throws internally;
 // every handler catches at its boundary, so no exception leaves this class.
+//
+// Slow clients (a request dribbled byte by byte, a response not read, a connection that sends
+// nothing) are cut off by the read, write and keep-alive timeouts (HttpServerOptions), so each
+// holds a worker thread for a bounded time.
 //
 // Thread-safe: Start() and Stop() from one controlling thread; handlers run on httplib's pool.
 #ifndef HML_SRC_SERVER_HTTP_HTTP_SERVER_H_
@@ -39,6 +56,8 @@
 
 namespace hml::server {
 
+class Authenticator;
+
 struct HttpServerOptions {
   // Address to bind. Default: "127.0.0.1".
   std::string address = "127.0.0.1";
@@ -49,8 +68,19 @@ struct HttpServerOptions {
   std::string ota_repo_dir;
   // Largest request body; larger ones get 413 before they are read. Default: 64 MiB.
   size_t max_body_bytes = size_t{64} << 20;
-  // Worker threads of the HTTP server. Default: 8.
-  int threads = 8;
+  // Worker threads of the HTTP server. Each serves one connection at a time, from its first
+  // request until it closes or idles past keep_alive_timeout_millis. Default: 32.
+  int threads = 32;
+  // Slow clients: a request whose bytes stop arriving for read_timeout_millis (headers or body)
+  // gets 400 and a response not accepted for write_timeout_millis is abandoned. cpp-httplib then
+  // still waits keep_alive_timeout_millis (whole seconds, rounded up) for a next request on the
+  // connection before it frees the worker, and a connection that never sends anything is held
+  // that long too; so a silent or stalled client holds a worker for at most read + keep-alive
+  // timeout, and only `threads` of them at once can delay other clients.
+  // Defaults: 5000, 5000, 1000 (ms); each must be in [1, 600000].
+  int64_t read_timeout_millis = 5000;
+  int64_t write_timeout_millis = 5000;
+  int64_t keep_alive_timeout_millis = 1000;
   // The clock of the backend's batchers (Timeout-Ms becomes a deadline in its NowNanos()); must
   // outlive the server. Default: RealClock().
   Clock* clock = RealClock();
@@ -62,6 +92,9 @@ struct HttpServerOptions {
   // client must present a certificate signed by one of them or the handshake fails. Needs
   // cert_file/key_file. Default: empty (clients are not asked for a certificate).
   std::string client_ca_file;
+  // Checks credentials (see the top of this file); must outlive the server. Default: nullptr
+  // (no authentication: every route is open).
+  const Authenticator* authenticator = nullptr;
 
   // kInvalidArgument naming the field.
   Status Validate() const;

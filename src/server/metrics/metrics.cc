@@ -502,13 +502,15 @@ std::string_view ServingProtocolName(ServingProtocol protocol) {
 }
 
 ModelMetrics::ModelMetrics(std::string model, std::string version, CounterFamily* requests,
-                           CounterFamily* failures, CounterFamily* rejected, Histogram* queue_time,
+                           CounterFamily* failures, CounterFamily* rejected,
+                           CounterFamily* split_requests, Histogram* queue_time,
                            Histogram* compute_time, Histogram* batch_size)
     : model_(std::move(model)),
       version_(std::move(version)),
       requests_(requests),
       failures_(failures),
       rejected_(rejected),
+      split_requests_(split_requests),
       queue_time_(queue_time),
       compute_time_(compute_time),
       batch_size_(batch_size) {}
@@ -542,6 +544,15 @@ void ModelMetrics::RecordRequest(ServingProtocol protocol, StatusCode code) {
   }
 }
 
+void ModelMetrics::RecordSplitRequest(ServingProtocol protocol, StatusCode code) {
+  RecordRequest(protocol, code);
+  if (static_cast<int>(code) < 0 || static_cast<int>(code) >= kCodes) code = StatusCode::kUnknown;
+  const int index = static_cast<int>(protocol) * kCodes + static_cast<int>(code);
+  if (Counter* c = Resolve(split_requests_by_code_[index], split_requests_, protocol, code, true)) {
+    c->Increment();
+  }
+}
+
 void ModelMetrics::RecordRejected(ServingProtocol protocol) {
   const int index = static_cast<int>(protocol);
   if (Counter* c =
@@ -568,6 +579,12 @@ Result<std::unique_ptr<ServingMetrics>> ServingMetrics::Create(
                           "Inference requests refused by admission control (queue full).",
                           {"model", "version", "protocol"}));
   HML_ASSIGN_OR_RETURN(
+      metrics->split_requests_,
+      registry.AddCounter(kSplitRequestsTotal,
+                          "Split inference requests (inputs at a cut; the server ran the tail) "
+                          "answered, by final status code.",
+                          {"model", "version", "protocol", "code"}));
+  HML_ASSIGN_OR_RETURN(
       metrics->queue_time_,
       registry.AddHistogram(kQueueTimeSeconds,
                             "Seconds from admission to the start of the batch's compute.",
@@ -590,9 +607,9 @@ Result<ModelMetrics*> ServingMetrics::ForModel(std::string_view model, std::stri
   HML_ASSIGN_OR_RETURN(Histogram * queue_time, queue_time_->WithLabels({model, version}));
   HML_ASSIGN_OR_RETURN(Histogram * compute_time, compute_time_->WithLabels({model, version}));
   HML_ASSIGN_OR_RETURN(Histogram * batch_size, batch_size_->WithLabels({model, version}));
-  std::unique_ptr<ModelMetrics> metrics(new ModelMetrics(std::string(model), std::string(version),
-                                                         requests_, failures_, rejected_,
-                                                         queue_time, compute_time, batch_size));
+  std::unique_ptr<ModelMetrics> metrics(
+      new ModelMetrics(std::string(model), std::string(version), requests_, failures_, rejected_,
+                       split_requests_, queue_time, compute_time, batch_size));
   ModelMetrics* raw = metrics.get();
   models_.emplace(std::move(key), std::move(metrics));
   return raw;

@@ -279,6 +279,10 @@ std::string FormatValue(double value);
 //       one batch's compute in the runtime
 //   hml_inference_batch_size{model,version}                     histogram
 //       requests per executed batch
+//   hml_inference_split_requests_total{model,version,protocol,code}   counter
+//       the subset of requests_total that were split requests (inputs at a cut through the
+//       model; the server ran the tail). Their batches (each cut has its own batcher) are
+//       observed in the three histograms above with the version's full-model batches.
 //
 // `model` is the model name, `version` the resolved version number (never "latest"), `protocol`
 // "grpc" or "http", `code` the canonical name ("OK", "RESOURCE_EXHAUSTED", ...).
@@ -289,6 +293,7 @@ inline constexpr std::string_view kRejectedTotal = "hml_inference_rejected_total
 inline constexpr std::string_view kQueueTimeSeconds = "hml_inference_queue_time_seconds";
 inline constexpr std::string_view kComputeTimeSeconds = "hml_inference_compute_time_seconds";
 inline constexpr std::string_view kBatchSize = "hml_inference_batch_size";
+inline constexpr std::string_view kSplitRequestsTotal = "hml_inference_split_requests_total";
 
 enum class ServingProtocol { kGrpc = 0, kHttp = 1 };
 // "grpc" or "http", the `protocol` label value.
@@ -315,6 +320,8 @@ class ModelMetrics {
 
   // One answered request: requests_total, and failures_total when `code` is not OK.
   void RecordRequest(ServingProtocol protocol, StatusCode code);
+  // One answered split request: RecordRequest(), and split_requests_total.
+  void RecordSplitRequest(ServingProtocol protocol, StatusCode code);
   // One admission-control refusal. The front end also calls RecordRequest with the code it
   // answered (RESOURCE_EXHAUSTED).
   void RecordRejected(ServingProtocol protocol);
@@ -328,8 +335,8 @@ class ModelMetrics {
   static constexpr int kCodes = 17;
 
   ModelMetrics(std::string model, std::string version, CounterFamily* requests,
-               CounterFamily* failures, CounterFamily* rejected, Histogram* queue_time,
-               Histogram* compute_time, Histogram* batch_size);
+               CounterFamily* failures, CounterFamily* rejected, CounterFamily* split_requests,
+               Histogram* queue_time, Histogram* compute_time, Histogram* batch_size);
   // The child of `family` for this model and `protocol` (and `code` when `with_code`), resolved
   // on first use and cached in `slot`. Children are created lazily so that /metrics lists only
   // the (protocol, code) pairs that occurred.
@@ -341,11 +348,13 @@ class ModelMetrics {
   CounterFamily* const requests_;
   CounterFamily* const failures_;
   CounterFamily* const rejected_;
+  CounterFamily* const split_requests_;
   Histogram* const queue_time_;
   Histogram* const compute_time_;
   Histogram* const batch_size_;
   std::array<std::atomic<Counter*>, kProtocols * kCodes> requests_by_code_{};
   std::array<std::atomic<Counter*>, kProtocols * kCodes> failures_by_code_{};
+  std::array<std::atomic<Counter*>, kProtocols * kCodes> split_requests_by_code_{};
   std::array<std::atomic<Counter*>, kProtocols> rejected_by_protocol_{};
 };
 
@@ -353,7 +362,7 @@ class ModelMetrics {
 // version. The registry must outlive it. Thread-safe.
 class ServingMetrics {
  public:
-  // Registers the six families above. kAlreadyExists when the registry already has them,
+  // Registers the seven families above. kAlreadyExists when the registry already has them,
   // kInvalidArgument for bad bucket bounds.
   static Result<std::unique_ptr<ServingMetrics>> Create(MetricsRegistry& registry,
                                                         const ServingMetricsOptions& options = {});
@@ -370,6 +379,7 @@ class ServingMetrics {
   CounterFamily* requests_ = nullptr;
   CounterFamily* failures_ = nullptr;
   CounterFamily* rejected_ = nullptr;
+  CounterFamily* split_requests_ = nullptr;
   HistogramFamily* queue_time_ = nullptr;
   HistogramFamily* compute_time_ = nullptr;
   HistogramFamily* batch_size_ = nullptr;

@@ -136,6 +136,18 @@ Status CopyTypedContents(const inference::InferTensorContents& c, std::string_vi
   return InternalError(std::string(what) + ": no element type");
 }
 
+Result<V2Parameters> DecodeParameters(
+    const google::protobuf::Map<std::string, inference::InferParameter>& map,
+    std::string_view owner) {
+  V2Parameters parameters;
+  for (const auto& [key, value] : map) {
+    HML_ASSIGN_OR_RETURN(
+        V2Parameter p, ParameterFromProto(value, std::string(owner) + " parameter " + Quoted(key)));
+    parameters.emplace(key, std::move(p));
+  }
+  return parameters;
+}
+
 // Decodes one InferInputTensor or InferOutputTensor. `raw` is its raw contents entry, or nullptr
 // when the message carries typed contents; `raw_field` names that entry's field in messages.
 template <typename TensorProto>
@@ -147,6 +159,7 @@ Result<NamedTensor> DecodeTensor(const TensorProto& proto, int index, std::strin
   result.name = proto.name();
   what = std::string(role) + " " + Quoted(result.name);
   if (proto.datatype().empty()) return InvalidArgumentError(what + ": missing 'datatype'");
+  HML_ASSIGN_OR_RETURN(result.parameters, DecodeParameters(proto.parameters(), what));
   HML_ASSIGN_OR_RETURN(DType dtype, DTypeFromV2DataType(proto.datatype(), what));
 
   if (proto.shape_size() > kMaxRank) {
@@ -234,18 +247,6 @@ Result<std::vector<NamedTensor>> DecodeTensors(
   return tensors;
 }
 
-Result<V2Parameters> DecodeParameters(
-    const google::protobuf::Map<std::string, inference::InferParameter>& map,
-    std::string_view owner) {
-  V2Parameters parameters;
-  for (const auto& [key, value] : map) {
-    HML_ASSIGN_OR_RETURN(
-        V2Parameter p, ParameterFromProto(value, std::string(owner) + " parameter " + Quoted(key)));
-    parameters.emplace(key, std::move(p));
-  }
-  return parameters;
-}
-
 void EncodeParameters(const V2Parameters& parameters,
                       google::protobuf::Map<std::string, inference::InferParameter>* map) {
   for (const auto& [key, value] : parameters) ParameterToProto(value, &(*map)[key]);
@@ -261,6 +262,7 @@ Status EncodeHeader(const NamedTensor& t, std::string_view role, TensorProto* pr
   proto->set_name(t.name);
   proto->set_datatype(std::string(datatype));
   for (int64_t d : t.tensor.shape()) proto->add_shape(d);
+  EncodeParameters(t.parameters, proto->mutable_parameters());
   return Status::Ok();
 }
 

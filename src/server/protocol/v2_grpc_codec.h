@@ -25,7 +25,8 @@
 
 namespace hml::server {
 
-// Decodes a ModelInferRequest; each input tensor owns a copy of its data. Errors
+// Decodes a ModelInferRequest; each input tensor owns a copy of its data and keeps its
+// per-tensor parameters (NamedTensor::parameters; the encoders write them back). Errors
 // (kInvalidArgument unless noted), each naming the input: missing name or datatype, unknown
 // datatype (kUnimplemented for protocol types hml::Tensor cannot hold), a negative or oversized
 // shape, raw_input_contents present but not one entry per input, or present together with typed

@@ -301,8 +301,8 @@ Result<NamedTensor> TensorFromJson(const Json& j, size_t index, std::string_view
   HML_ASSIGN_OR_RETURN(DType dtype,
                        DTypeFromV2DataType(datatype->get_ref<const std::string&>(), what));
   HML_ASSIGN_OR_RETURN(Shape shape, ShapeFromJson(Member(j, "shape"), what));
-  HML_ASSIGN_OR_RETURN(V2Parameters parameters, ParametersFromJson(Member(j, "parameters"), what));
-  if (parameters.count("binary_data_size") != 0) {
+  HML_ASSIGN_OR_RETURN(result.parameters, ParametersFromJson(Member(j, "parameters"), what));
+  if (result.parameters.count("binary_data_size") != 0) {
     return UnimplementedError(what +
                               ": the binary tensor data extension is not supported; send "
                               "the tensor as JSON 'data'");
@@ -454,7 +454,7 @@ void AppendData(std::string* out, const Tensor& tensor) {
 }
 
 Status AppendTensor(std::string* out, std::string_view name, const Tensor& tensor,
-                    std::string_view role) {
+                    const V2Parameters& parameters, std::string_view role) {
   std::string_view datatype = V2DataTypeName(tensor.dtype());
   if (datatype.empty()) {
     return InvalidArgumentError(std::string(role) + " " + Quoted(name) + " has no element type");
@@ -465,6 +465,10 @@ Status AppendTensor(std::string* out, std::string_view name, const Tensor& tenso
   *out += datatype;
   *out += "\",\"shape\":";
   AppendShape(out, tensor.shape());
+  if (!parameters.empty()) {
+    *out += ",\"parameters\":";
+    AppendParameters(out, parameters);
+  }
   *out += ",\"data\":";
   switch (tensor.dtype()) {
     case DType::kFloat32:
@@ -494,7 +498,7 @@ Status AppendTensors(std::string* out, std::span<const NamedTensor> tensors,
   *out += '[';
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (i > 0) *out += ',';
-    HML_RETURN_IF_ERROR(AppendTensor(out, tensors[i].name, tensors[i].tensor, role));
+    HML_RETURN_IF_ERROR(AppendTensor(out, tensors[i].name, tensors[i].tensor, tensors[i].parameters, role));
   }
   *out += ']';
   return Status::Ok();

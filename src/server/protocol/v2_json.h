@@ -7,7 +7,8 @@
 //   {"id": "42", "parameters": {...},
 //    "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [[1, 2, 3], [4, 5,
 //    6]]}], "outputs": [{"name": "y"}]}
-// where `data` is either flat (row-major) or nested exactly along `shape`. The gRPC codec
+// where `data` is either flat (row-major) or nested exactly along `shape`, and each input may
+// carry its own "parameters" object (kept in NamedTensor::parameters). The gRPC codec
 // (v2_grpc_codec.h) decodes into the same V2InferRequest, so the server core handles one shape.
 //
 // Every function here is pure and thread-safe. None throws: the JSON library's exceptions are
@@ -34,17 +35,21 @@ namespace hml::server {
 // ---------------------------------------------------------------------------------------------
 // Shared protocol model (used by the JSON and the gRPC codecs).
 
-// A tensor with the name it has on the wire (a model input or output name).
-struct NamedTensor {
-  std::string name;
-  Tensor tensor;
-};
-
 // A request, tensor or response parameter: the protocol allows booleans, integers, floats and
 // strings. uint64_t holds only values above INT64_MAX (Triton's uint64_param); smaller unsigned
 // values are int64_t.
 using V2Parameter = std::variant<bool, int64_t, uint64_t, double, std::string>;
 using V2Parameters = std::map<std::string, V2Parameter>;
+
+// A tensor with the name it has on the wire (a model input or output name, or for a split
+// request an intermediate tensor of the model) and its per-tensor parameters. Both codecs decode
+// and encode the parameters of inputs and outputs; the server reads "scale" and "zero_point" of
+// INT8/UINT8 inputs (src/server/serving/split_inference.h) and ignores the others.
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+  V2Parameters parameters = {};
+};
 
 // An output the client asked for. Its parameters (e.g. Triton's "binary_data") are kept for the
 // server to inspect; the codecs here always answer with plain (JSON or raw gRPC) data.

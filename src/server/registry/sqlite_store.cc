@@ -1,8 +1,6 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/server/registry/sqlite_store.h"
 
-#include <sqlite3.h>
-
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -13,8 +11,17 @@
 #include <utility>
 #include <vector>
 
+#include "src/storage/sqlite_db.h"
+
 namespace hml::server {
 namespace {
+
+using storage::ColumnText;
+using storage::EnsureSchema;
+using storage::ScopedReset;
+using storage::SqliteDb;
+using storage::SqliteOptions;
+using storage::StatementPtr;
 
 // Schema version 1. `models` holds the last version number handed out per model, so numbers
 // stay monotonic and are never reused even if a version row were ever removed. previous_version
@@ -53,41 +60,6 @@ CREATE TABLE channels (
 
 constexpr size_t kMaxNameLength = 128;
 constexpr size_t kMaxSemverLength = 128;
-
-// The one translation of SQLite result codes into a Status. `rc` may be an extended code.
-// `what` says which operation failed on which object; the message adds SQLite's own text, which
-// must be read before anything else runs on the connection (a ROLLBACK would overwrite it).
-Status SqliteStatus(sqlite3* db, int rc, const std::string& path, std::string_view what) {
-  const std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  const std::string msg = std::string(what) + ": " + detail;
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return UnavailableError(msg + " (registry database '" + path + "' is locked; retry)");
-    case SQLITE_CONSTRAINT:
-      // A unique key says the object exists already; every other constraint (CHECK, NOT NULL,
-      // foreign key, a trigger) says the input is not acceptable.
-      if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        return AlreadyExistsError(msg);
-      }
-      return InvalidArgumentError(msg);
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return DataLossError(msg + " (registry database '" + path +
-                           "' is corrupt or not a SQLite database)");
-    case SQLITE_CANTOPEN:
-      return NotFoundError(msg + " (cannot open registry database '" + path + "')");
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return PermissionDeniedError(msg + " (registry database '" + path + "')");
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-      return ResourceExhaustedError(msg + " (registry database '" + path + "')");
-    default:
-      return InternalError(msg + " (registry database '" + path + "', " + sqlite3_errstr(rc) + ")");
-  }
-}
 
 bool IsNameChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -200,34 +172,6 @@ Status ValidateBlob(std::string_view model, std::string_view blob) {
   return Status::Ok();
 }
 
-struct StatementDeleter {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using StatementPtr = std::unique_ptr<sqlite3_stmt, StatementDeleter>;
-
-// Resets a cached statement and clears its bindings when a use of it ends, however it ends. An
-// unreset SELECT would keep its read transaction open on the connection.
-class ScopedReset {
- public:
-  explicit ScopedReset(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ScopedReset(const ScopedReset&) = delete;
-  ScopedReset& operator=(const ScopedReset&) = delete;
-  ~ScopedReset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
- private:
-  sqlite3_stmt* stmt_;
-};
-
-std::string ColumnText(sqlite3_stmt* stmt, int column) {
-  const unsigned char* text = sqlite3_column_text(stmt, column);
-  if (text == nullptr) return std::string();
-  return std::string(reinterpret_cast<const char*>(text),
-                     static_cast<size_t>(sqlite3_column_bytes(stmt, column)));
-}
-
 // Columns: name, version, semver, sha256, length, blob, metadata_json, created_unix.
 constexpr char kVersionColumns[] =
     "name, version, semver, sha256, length, blob, metadata_json, created_unix";
@@ -263,17 +207,11 @@ ChannelState ReadChannelRow(sqlite3_stmt* stmt) {
 
 class SqliteStore final : public Store {
  public:
-  // Takes ownership of `db`.
-  SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  explicit SqliteStore(SqliteDb db) : db_(std::move(db)) {}
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
-  ~SqliteStore() override {
-    // Statements must be finalized before the connection closes.
-    for (StatementPtr* stmt : AllStatements()) stmt->reset();
-    sqlite3_close(db_);
-  }
 
-  // Sets up the connection and the schema, then prepares every statement.
+  // Sets up the schema, then prepares every statement.
   Status Init();
 
   Result<int64_t> AddVersion(ModelVersion v) override;
@@ -287,35 +225,7 @@ class SqliteStore final : public Store {
   Result<std::vector<ChannelState>> ListChannels(std::string_view name) override;
 
  private:
-  std::vector<StatementPtr*> AllStatements() {
-    return {&begin_,          &commit_,      &rollback_,      &bump_model_,
-            &insert_version_, &get_version_, &list_versions_, &list_models_,
-            &model_exists_,   &get_channel_, &list_channels_, &upsert_channel_};
-  }
-
-  Status Error(int rc, std::string_view what) const { return SqliteStatus(db_, rc, path_, what); }
-
-  // Runs constant SQL (pragmas, schema) that has no parameters.
-  Status Exec(const char* sql, std::string_view what);
-  Status Prepare(const char* sql, StatementPtr* out);
-  Status BindText(sqlite3_stmt* stmt, int index, std::string_view text, std::string_view what);
-  Status BindInt64(sqlite3_stmt* stmt, int index, int64_t value, std::string_view what);
-  Status BindDouble(sqlite3_stmt* stmt, int index, double value, std::string_view what);
-  // Steps `stmt`: true for a row, false when done, an error otherwise.
-  Result<bool> Step(sqlite3_stmt* stmt, std::string_view what);
-  // Steps a statement that returns no rows.
-  Status Run(sqlite3_stmt* stmt, std::string_view what);
-
-  // Runs `body` (returning Status) in BEGIN IMMEDIATE ... COMMIT. Any error, from `body` or from
-  // COMMIT, rolls the whole transaction back before it is returned.
-  template <typename Body>
-  Status InTransaction(std::string_view what, Body&& body);
-  void RollbackQuietly();
-
-  // Schema setup, in its own transaction so two processes creating the file do not race.
-  Status InitSchema();
-
-  // Both REQUIRE mu_ held.
+  // All three REQUIRE mu_ held.
   Status CheckModelExists(std::string_view name);
   Result<bool> ReadChannel(std::string_view name, std::string_view channel, ChannelState* out);
   Status CheckVersionExists(std::string_view name, int64_t version);
@@ -323,182 +233,44 @@ class SqliteStore final : public Store {
   // Guards the connection and the statements: SQLite connections and statements must not be
   // used from two threads at once, and a transaction spans several calls on them.
   std::mutex mu_;
-  sqlite3* const db_;
-  const std::string path_;
-
-  StatementPtr begin_, commit_, rollback_;
+  // Declared before the statements, so they are finalized before the connection closes.
+  SqliteDb db_;
   StatementPtr bump_model_, insert_version_, get_version_, list_versions_, list_models_;
   StatementPtr model_exists_, get_channel_, list_channels_, upsert_channel_;
 };
 
-Status SqliteStore::Exec(const char* sql, std::string_view what) {
-  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return Error(rc, what);
-  return Status::Ok();
-}
-
-Status SqliteStore::Prepare(const char* sql, StatementPtr* out) {
-  sqlite3_stmt* stmt = nullptr;
-  const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-  if (rc != SQLITE_OK) {
-    sqlite3_finalize(stmt);
-    return Error(rc, std::string("prepare '") + sql + "'");
-  }
-  out->reset(stmt);
-  return Status::Ok();
-}
-
-Status SqliteStore::BindText(sqlite3_stmt* stmt, int index, std::string_view text,
-                             std::string_view what) {
-  // A null data pointer would bind SQL NULL; an empty string_view may carry one.
-  const char* data = text.data() != nullptr ? text.data() : "";
-  const int rc = sqlite3_bind_text64(stmt, index, data, text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-  if (rc != SQLITE_OK) return Error(rc, what);
-  return Status::Ok();
-}
-
-Status SqliteStore::BindInt64(sqlite3_stmt* stmt, int index, int64_t value, std::string_view what) {
-  const int rc = sqlite3_bind_int64(stmt, index, value);
-  if (rc != SQLITE_OK) return Error(rc, what);
-  return Status::Ok();
-}
-
-Status SqliteStore::BindDouble(sqlite3_stmt* stmt, int index, double value, std::string_view what) {
-  const int rc = sqlite3_bind_double(stmt, index, value);
-  if (rc != SQLITE_OK) return Error(rc, what);
-  return Status::Ok();
-}
-
-Result<bool> SqliteStore::Step(sqlite3_stmt* stmt, std::string_view what) {
-  const int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  return Error(rc, what);
-}
-
-Status SqliteStore::Run(sqlite3_stmt* stmt, std::string_view what) {
-  ScopedReset reset(stmt);
-  HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, what));
-  if (row) return InternalError(std::string(what) + ": the statement returned a row");
-  return Status::Ok();
-}
-
-void SqliteStore::RollbackQuietly() {
-  // Some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY, SQLITE_NOMEM) make SQLite roll back by
-  // itself; ROLLBACK would then fail with "no transaction is active". The caller already holds
-  // the error that matters, so a failing ROLLBACK is not reported over it.
-  if (sqlite3_get_autocommit(db_) != 0) return;
-  ScopedReset reset(rollback_.get());
-  sqlite3_step(rollback_.get());
-}
-
-template <typename Body>
-Status SqliteStore::InTransaction(std::string_view what, Body&& body) {
-  HML_RETURN_IF_ERROR(Run(begin_.get(), std::string(what) + ": begin transaction"));
-  Status status = body();
-  if (status.ok()) status = Run(commit_.get(), std::string(what) + ": commit");
-  if (!status.ok()) RollbackQuietly();
-  return status;
-}
-
-Status SqliteStore::InitSchema() {
-  // Statements are not prepared yet (they need the schema), so the transaction runs through
-  // constant SQL here.
-  HML_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "begin schema transaction"));
-  const auto body = [&]() -> Status {
-    HML_RETURN_IF_ERROR(
-        Exec("CREATE TABLE IF NOT EXISTS schema_version ("
-             "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
-             "create table schema_version"));
-    StatementPtr select;
-    HML_RETURN_IF_ERROR(Prepare("SELECT version FROM schema_version WHERE id = 1", &select));
-    HML_ASSIGN_OR_RETURN(const bool has_version, Step(select.get(), "read schema_version"));
-    if (has_version) {
-      const int64_t version = sqlite3_column_int64(select.get(), 0);
-      if (version == kSqliteStoreSchemaVersion) return Status::Ok();
-      const std::string versions = "registry database '" + path_ + "' has schema version " +
-                                   std::to_string(version) + ", this build reads version " +
-                                   std::to_string(kSqliteStoreSchemaVersion);
-      if (version > kSqliteStoreSchemaVersion) {
-        return FailedPreconditionError(versions + ": it was written by a newer build");
-      }
-      return FailedPreconditionError(versions + ": no migration from that version exists");
-    }
-    select.reset();
-    HML_RETURN_IF_ERROR(Exec(kSchemaV1, "create schema version 1"));
-    StatementPtr insert;
-    HML_RETURN_IF_ERROR(
-        Prepare("INSERT INTO schema_version (id, version) VALUES (1, ?1)", &insert));
-    HML_RETURN_IF_ERROR(
-        BindInt64(insert.get(), 1, kSqliteStoreSchemaVersion, "write schema_version"));
-    return Run(insert.get(), "write schema_version");
-  };
-  Status status = body();
-  if (status.ok()) status = Exec("COMMIT", "commit schema transaction");
-  if (!status.ok() && sqlite3_get_autocommit(db_) == 0) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  return status;
-}
-
 Status SqliteStore::Init() {
   std::lock_guard<std::mutex> lock(mu_);
-  // Extended codes tell a unique-key violation (kAlreadyExists) from other constraints.
-  sqlite3_extended_result_codes(db_, 1);
-  int rc = sqlite3_busy_timeout(db_, kSqliteBusyTimeoutMs);
-  if (rc != SQLITE_OK) return Error(rc, "set busy timeout");
-
-  // The first statement that reads the file: a garbage file fails here with SQLITE_NOTADB.
-  StatementPtr journal;
-  HML_RETURN_IF_ERROR(Prepare("PRAGMA journal_mode = WAL", &journal));
-  HML_ASSIGN_OR_RETURN(const bool has_mode, Step(journal.get(), "enable WAL"));
-  const std::string mode = has_mode ? ColumnText(journal.get(), 0) : std::string();
-  journal.reset();
-  if (mode != "wal") {
-    return FailedPreconditionError("registry database '" + path_ +
-                                   "': cannot enable WAL journal mode (mode is '" + mode + "')");
-  }
-  HML_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys = ON", "enable foreign keys"));
-  HML_RETURN_IF_ERROR(InitSchema());
-
-  HML_RETURN_IF_ERROR(Prepare("BEGIN IMMEDIATE", &begin_));
-  HML_RETURN_IF_ERROR(Prepare("COMMIT", &commit_));
-  HML_RETURN_IF_ERROR(Prepare("ROLLBACK", &rollback_));
+  HML_RETURN_IF_ERROR(EnsureSchema(db_, kSqliteStoreSchemaVersion, kSchemaV1));
   // Creates the model on its first version; returns the number for the version being added.
   HML_RETURN_IF_ERROR(
-      Prepare("INSERT INTO models (name, last_version) VALUES (?1, 1) "
-              "ON CONFLICT (name) DO UPDATE SET last_version = last_version + 1 "
-              "RETURNING last_version",
-              &bump_model_));
-  HML_RETURN_IF_ERROR(Prepare((std::string("INSERT INTO versions (") + kVersionColumns +
-                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-                                  .c_str(),
-                              &insert_version_));
-  HML_RETURN_IF_ERROR(Prepare(
-      (std::string("SELECT ") + kVersionColumns + " FROM versions WHERE name = ?1 AND version = ?2")
-          .c_str(),
-      &get_version_));
-  HML_RETURN_IF_ERROR(Prepare(
-      (std::string("SELECT ") + kVersionColumns + " FROM versions WHERE name = ?1 ORDER BY version")
-          .c_str(),
-      &list_versions_));
-  HML_RETURN_IF_ERROR(Prepare("SELECT name FROM models ORDER BY name", &list_models_));
-  HML_RETURN_IF_ERROR(Prepare("SELECT 1 FROM models WHERE name = ?1", &model_exists_));
-  HML_RETURN_IF_ERROR(Prepare(
-      (std::string("SELECT ") + kChannelColumns + " FROM channels WHERE name = ?1 AND channel = ?2")
-          .c_str(),
-      &get_channel_));
-  HML_RETURN_IF_ERROR(Prepare(
-      (std::string("SELECT ") + kChannelColumns + " FROM channels WHERE name = ?1 ORDER BY channel")
-          .c_str(),
-      &list_channels_));
-  HML_RETURN_IF_ERROR(
-      Prepare((std::string("INSERT INTO channels (") + kChannelColumns +
-               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name, channel) DO UPDATE SET "
-               "version = excluded.version, percent = excluded.percent, "
-               "previous_version = excluded.previous_version, updated_unix = excluded.updated_unix")
-                  .c_str(),
-              &upsert_channel_));
+      db_.Prepare("INSERT INTO models (name, last_version) VALUES (?1, 1) "
+                  "ON CONFLICT (name) DO UPDATE SET last_version = last_version + 1 "
+                  "RETURNING last_version",
+                  &bump_model_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("INSERT INTO versions (") + kVersionColumns +
+                                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                                  &insert_version_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("SELECT ") + kVersionColumns +
+                                   " FROM versions WHERE name = ?1 AND version = ?2"),
+                                  &get_version_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("SELECT ") + kVersionColumns +
+                                   " FROM versions WHERE name = ?1 ORDER BY version"),
+                                  &list_versions_));
+  HML_RETURN_IF_ERROR(db_.Prepare("SELECT name FROM models ORDER BY name", &list_models_));
+  HML_RETURN_IF_ERROR(db_.Prepare("SELECT 1 FROM models WHERE name = ?1", &model_exists_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("SELECT ") + kChannelColumns +
+                                   " FROM channels WHERE name = ?1 AND channel = ?2"),
+                                  &get_channel_));
+  HML_RETURN_IF_ERROR(db_.Prepare((std::string("SELECT ") + kChannelColumns +
+                                   " FROM channels WHERE name = ?1 ORDER BY channel"),
+                                  &list_channels_));
+  HML_RETURN_IF_ERROR(db_.Prepare(
+      (std::string("INSERT INTO channels (") + kChannelColumns +
+       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name, channel) DO UPDATE SET "
+       "version = excluded.version, percent = excluded.percent, "
+       "previous_version = excluded.previous_version, updated_unix = excluded.updated_unix"),
+      &upsert_channel_));
   return Status::Ok();
 }
 
@@ -506,8 +278,8 @@ Status SqliteStore::CheckModelExists(std::string_view name) {
   sqlite3_stmt* stmt = model_exists_.get();
   ScopedReset reset(stmt);
   const std::string what = "look up model '" + std::string(name) + "'";
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, name, what));
-  HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
+  HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
   if (!found) return NotFoundError("model '" + std::string(name) + "' does not exist");
   return Status::Ok();
 }
@@ -517,9 +289,9 @@ Status SqliteStore::CheckVersionExists(std::string_view name, int64_t version) {
   ScopedReset reset(stmt);
   const std::string what =
       "look up model '" + std::string(name) + "' version " + std::to_string(version);
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, name, what));
-  HML_RETURN_IF_ERROR(BindInt64(stmt, 2, version, what));
-  HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
+  HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 2, version, what));
+  HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
   if (!found) {
     return NotFoundError("model '" + std::string(name) + "' has no version " +
                          std::to_string(version));
@@ -533,9 +305,9 @@ Result<bool> SqliteStore::ReadChannel(std::string_view name, std::string_view ch
   ScopedReset reset(stmt);
   const std::string what =
       "read channel '" + std::string(channel) + "' of model '" + std::string(name) + "'";
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, name, what));
-  HML_RETURN_IF_ERROR(BindText(stmt, 2, channel, what));
-  HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 2, channel, what));
+  HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
   if (found) *out = ReadChannelRow(stmt);
   return found;
 }
@@ -553,31 +325,31 @@ Result<int64_t> SqliteStore::AddVersion(ModelVersion v) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = "add model '" + v.name + "' semver '" + v.semver + "'";
   int64_t version = 0;
-  HML_RETURN_IF_ERROR(InTransaction(what, [&]() -> Status {
+  HML_RETURN_IF_ERROR(db_.InTransaction(what, [&]() -> Status {
     {
       sqlite3_stmt* stmt = bump_model_.get();
       ScopedReset reset(stmt);
-      HML_RETURN_IF_ERROR(BindText(stmt, 1, v.name, what));
-      HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, what));
+      HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, v.name, what));
+      HML_ASSIGN_OR_RETURN(const bool row, db_.Step(stmt, what));
       if (!row) return InternalError(what + ": no version number returned");
       version = sqlite3_column_int64(stmt, 0);
       // RETURNING rows are produced before the statement completes; step it to the end.
-      HML_ASSIGN_OR_RETURN(const bool more, Step(stmt, what));
+      HML_ASSIGN_OR_RETURN(const bool more, db_.Step(stmt, what));
       if (more) return InternalError(what + ": more than one version number returned");
     }
     sqlite3_stmt* stmt = insert_version_.get();
     ScopedReset reset(stmt);
-    HML_RETURN_IF_ERROR(BindText(stmt, 1, v.name, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 2, version, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 3, v.semver, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 4, v.sha256, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 5, v.length, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 6, v.blob, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 7, v.metadata_json, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 8, v.created_unix, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, v.name, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 2, version, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 3, v.semver, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 4, v.sha256, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 5, v.length, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 6, v.blob, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 7, v.metadata_json, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 8, v.created_unix, what));
     // A duplicate (name, semver) fails here with SQLITE_CONSTRAINT_UNIQUE -> kAlreadyExists,
     // after the model's counter moved on; the rollback restores the counter.
-    return Run(stmt, what);
+    return db_.Run(stmt, what);
   }));
   return version;
 }
@@ -588,9 +360,9 @@ Result<ModelVersion> SqliteStore::GetVersion(std::string_view name, int64_t vers
   ScopedReset reset(stmt);
   const std::string what =
       "read model '" + std::string(name) + "' version " + std::to_string(version);
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, name, what));
-  HML_RETURN_IF_ERROR(BindInt64(stmt, 2, version, what));
-  HML_ASSIGN_OR_RETURN(const bool found, Step(stmt, what));
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
+  HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 2, version, what));
+  HML_ASSIGN_OR_RETURN(const bool found, db_.Step(stmt, what));
   if (!found) {
     return NotFoundError("model '" + std::string(name) + "' has no version " +
                          std::to_string(version));
@@ -605,12 +377,8 @@ Result<std::vector<ModelVersion>> SqliteStore::ListVersions(std::string_view nam
     sqlite3_stmt* stmt = list_versions_.get();
     ScopedReset reset(stmt);
     const std::string what = "list versions of model '" + std::string(name) + "'";
-    HML_RETURN_IF_ERROR(BindText(stmt, 1, name, what));
-    while (true) {
-      HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, what));
-      if (!row) break;
-      versions.push_back(ReadVersionRow(stmt));
-    }
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
+    HML_ASSIGN_OR_RETURN(versions, db_.ReadAll(stmt, what, ReadVersionRow));
   }
   // A model exists only with a version, so an empty list means an unknown model.
   if (versions.empty()) HML_RETURN_IF_ERROR(CheckModelExists(name));
@@ -621,13 +389,7 @@ Result<std::vector<std::string>> SqliteStore::ListModels() {
   std::lock_guard<std::mutex> lock(mu_);
   sqlite3_stmt* stmt = list_models_.get();
   ScopedReset reset(stmt);
-  std::vector<std::string> names;
-  while (true) {
-    HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, "list models"));
-    if (!row) break;
-    names.push_back(ColumnText(stmt, 0));
-  }
-  return names;
+  return db_.ReadAll(stmt, "list models", [](sqlite3_stmt* row) { return ColumnText(row, 0); });
 }
 
 Status SqliteStore::SetRollout(std::string_view name, std::string_view channel, int64_t version,
@@ -643,7 +405,7 @@ Status SqliteStore::SetRollout(std::string_view name, std::string_view channel, 
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = "set rollout of channel '" + std::string(channel) + "' of model '" +
                            std::string(name) + "' to version " + std::to_string(version);
-  return InTransaction(what, [&]() -> Status {
+  return db_.InTransaction(what, [&]() -> Status {
     HML_RETURN_IF_ERROR(CheckModelExists(name));
     HML_RETURN_IF_ERROR(CheckVersionExists(name, version));
     ChannelState old;
@@ -653,15 +415,15 @@ Status SqliteStore::SetRollout(std::string_view name, std::string_view channel, 
 
     sqlite3_stmt* stmt = upsert_channel_.get();
     ScopedReset reset(stmt);
-    HML_RETURN_IF_ERROR(BindText(stmt, 1, name, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 2, channel, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 3, version, what));
-    HML_RETURN_IF_ERROR(BindDouble(stmt, 4, percent, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 2, channel, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 3, version, what));
+    HML_RETURN_IF_ERROR(db_.BindDouble(stmt, 4, percent, what));
     if (previous != 0) {
-      HML_RETURN_IF_ERROR(BindInt64(stmt, 5, previous, what));
+      HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 5, previous, what));
     }  // else parameter 5 stays NULL: no previous version
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 6, now_unix, what));
-    return Run(stmt, what);
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 6, now_unix, what));
+    return db_.Run(stmt, what);
   });
 }
 
@@ -669,7 +431,7 @@ Status SqliteStore::Rollback(std::string_view name, std::string_view channel, in
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what =
       "roll back channel '" + std::string(channel) + "' of model '" + std::string(name) + "'";
-  return InTransaction(what, [&]() -> Status {
+  return db_.InTransaction(what, [&]() -> Status {
     HML_RETURN_IF_ERROR(CheckModelExists(name));
     ChannelState old;
     HML_ASSIGN_OR_RETURN(const bool exists, ReadChannel(name, channel, &old));
@@ -685,13 +447,13 @@ Status SqliteStore::Rollback(std::string_view name, std::string_view channel, in
     }
     sqlite3_stmt* stmt = upsert_channel_.get();
     ScopedReset reset(stmt);
-    HML_RETURN_IF_ERROR(BindText(stmt, 1, name, what));
-    HML_RETURN_IF_ERROR(BindText(stmt, 2, channel, what));
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 3, old.previous_version, what));
-    HML_RETURN_IF_ERROR(BindDouble(stmt, 4, 100.0, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
+    HML_RETURN_IF_ERROR(db_.BindText(stmt, 2, channel, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 3, old.previous_version, what));
+    HML_RETURN_IF_ERROR(db_.BindDouble(stmt, 4, 100.0, what));
     // Parameter 5 (previous_version) stays NULL: one step of history, now used up.
-    HML_RETURN_IF_ERROR(BindInt64(stmt, 6, now_unix, what));
-    return Run(stmt, what);
+    HML_RETURN_IF_ERROR(db_.BindInt64(stmt, 6, now_unix, what));
+    return db_.Run(stmt, what);
   });
 }
 
@@ -711,33 +473,19 @@ Result<std::vector<ChannelState>> SqliteStore::ListChannels(std::string_view nam
   sqlite3_stmt* stmt = list_channels_.get();
   ScopedReset reset(stmt);
   const std::string what = "list channels of model '" + std::string(name) + "'";
-  HML_RETURN_IF_ERROR(BindText(stmt, 1, name, what));
-  std::vector<ChannelState> channels;
-  while (true) {
-    HML_ASSIGN_OR_RETURN(const bool row, Step(stmt, what));
-    if (!row) break;
-    channels.push_back(ReadChannelRow(stmt));
-  }
-  return channels;
+  HML_RETURN_IF_ERROR(db_.BindText(stmt, 1, name, what));
+  return db_.ReadAll(stmt, what, ReadChannelRow);
 }
 
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
-  sqlite3* db = nullptr;
-  // NOMUTEX: SqliteStore serializes all use of the connection with its own mutex.
-  const int rc = sqlite3_open_v2(
-      path.c_str(), &db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-      nullptr);
-  if (rc != SQLITE_OK) {
-    // sqlite3_open_v2 usually returns a handle even on failure; it holds the message and must
-    // be closed.
-    Status status = SqliteStatus(db, rc, path, "open registry database '" + path + "'");
-    sqlite3_close(db);
-    return status;
-  }
-  auto store = std::make_unique<SqliteStore>(db, path);
+  SqliteOptions options;
+  options.label = "registry database";
+  options.busy_timeout_ms = kSqliteBusyTimeoutMs;
+  options.foreign_keys = true;
+  HML_ASSIGN_OR_RETURN(SqliteDb db, SqliteDb::Open(path, options));
+  auto store = std::make_unique<SqliteStore>(std::move(db));
   HML_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
 }

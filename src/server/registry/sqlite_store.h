@@ -2,7 +2,8 @@
 //
 // The default Store: one SQLite database file.
 //
-// The database runs in WAL mode (readers are not blocked by a writer) with foreign keys on.
+// The database runs in WAL mode (readers are not blocked by a writer) with foreign keys on;
+// the connection, transactions and error translation come from src/storage/sqlite_db.h.
 // Every mutation is one BEGIN IMMEDIATE ... COMMIT transaction, rolled back on any error, so a
 // failed call or a crash leaves no half-written state. The file carries a schema version; a
 // file written by a newer build is refused rather than misread.

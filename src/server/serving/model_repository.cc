@@ -2,6 +2,7 @@
 #include "src/server/serving/model_repository.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 #include "src/server/registry/registry.h"
@@ -25,6 +26,11 @@ Status ModelRepositoryOptions::Validate() const {
     }
   }
   if (clock == nullptr) return InvalidArgumentError("ModelRepositoryOptions: clock is null");
+  if (max_split_tails_per_version < 0 || max_split_tails_per_version > 64) {
+    return InvalidArgumentError(
+        "ModelRepositoryOptions.max_split_tails_per_version must be in [0, 64], got " +
+        std::to_string(max_split_tails_per_version));
+  }
   return Status::Ok();
 }
 
@@ -41,9 +47,15 @@ ModelRepository::~ModelRepository() {
   for (auto& [name, versions] : models) {
     for (auto& [version, entry] : versions) {
       std::unique_lock<std::shared_mutex> submit_lock(entry->submit_mu);
-      entry->batcher->Drain();
+      DrainEntry(*entry);
     }
   }
+}
+
+void ModelRepository::DrainEntry(Entry& entry) {
+  entry.batcher->Drain();
+  entry.tails->DrainAll();
+  entry.observer.Observe(*entry.batcher, entry.metrics);
 }
 
 Status ModelRepository::Load(const std::string& name, int64_t version, const std::string& path) {
@@ -56,6 +68,11 @@ Status ModelRepository::Load(const std::string& name, int64_t version, const std
 }
 
 Status ModelRepository::LoadModel(const std::string& name, int64_t version, const Model& model) {
+  return LoadEntry(name, version, model, /*from_registry=*/false);
+}
+
+Status ModelRepository::LoadEntry(const std::string& name, int64_t version, const Model& model,
+                                  bool from_registry) {
   HML_RETURN_IF_ERROR(options_.Validate());
   if (name.empty()) return InvalidArgumentError("ModelRepository::Load: empty model name");
   if (version < 1) {
@@ -73,6 +90,8 @@ Status ModelRepository::LoadModel(const std::string& name, int64_t version, cons
       per_model != options_.per_model.end() ? per_model->second : options_.batching;
   // Created outside mu_: compiling the Sessions takes a while and must not stall Infer().
   auto entry = std::make_shared<Entry>();
+  entry->what = Describe(name, version);
+  entry->from_registry = from_registry;
   entry->inputs = model.inputs();
   entry->outputs = model.outputs();
   Result<std::unique_ptr<DynamicBatcher>> batcher =
@@ -85,7 +104,8 @@ Status ModelRepository::LoadModel(const std::string& name, int64_t version, cons
   if (metrics_ != nullptr) {
     HML_ASSIGN_OR_RETURN(entry->metrics, metrics_->ForModel(name, std::to_string(version)));
   }
-  entry->seen.batch_size_counts.assign(static_cast<size_t>(batching.max_batch_size) + 1, 0);
+  entry->tails = std::make_unique<SplitTails>(model, entry->what, batching, options_.clock,
+                                              options_.max_split_tails_per_version, entry->metrics);
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = models_[name].emplace(version, entry);
   if (!inserted) {
@@ -110,32 +130,71 @@ Status ModelRepository::Unload(const std::string& name, int64_t version) {
   // From here no Infer() finds the entry. Wait for those that found it before to finish their
   // Submit(), then answer everything queued.
   std::unique_lock<std::shared_mutex> submit_lock(entry->submit_mu);
-  entry->batcher->Drain();
-  ObserveBatcherStats(*entry);
+  DrainEntry(*entry);
   return Status::Ok();
 }
 
-Status ModelRepository::LoadFromRegistry(Env& env, const std::string& dir) {
-  ready_.store(false, std::memory_order_release);
-  HML_ASSIGN_OR_RETURN(std::vector<ModelSummary> models, Registry::ListDir(env, dir));
-  for (const ModelSummary& summary : models) {
-    std::vector<int64_t> wanted;
-    for (const ChannelState& channel : summary.channels) {
-      if (channel.version > 0) wanted.push_back(channel.version);
-      if (channel.previous_version > 0) wanted.push_back(channel.previous_version);
-    }
+Result<ModelRepository::SyncReport> ModelRepository::SyncWithRegistry(Env& env,
+                                                                     const std::string& dir) {
+  std::lock_guard<std::mutex> sync_lock(sync_mu_);
+  const bool first = !synced_once_;
+  if (first) ready_.store(false, std::memory_order_release);
+  Result<std::vector<ModelSummary>> models = Registry::ListDir(env, dir);
+  if (!models.ok()) {
+    if (first) ready_.store(true, std::memory_order_release);
+    return models.status();
+  }
+  synced_once_ = true;
+  // What the channels point at, with the blob to load each from.
+  std::map<std::pair<std::string, int64_t>, std::string> wanted;
+  for (const ModelSummary& summary : *models) {
     for (const ModelVersion& v : summary.versions) {
-      if (std::find(wanted.begin(), wanted.end(), v.version) == wanted.end()) continue;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = models_.find(v.name);
-        if (it != models_.end() && it->second.count(v.version) > 0) continue;
+      for (const ChannelState& channel : summary.channels) {
+        if (channel.version == v.version || channel.previous_version == v.version) {
+          wanted[{v.name, v.version}] = v.blob;
+        }
       }
-      HML_RETURN_IF_ERROR(Load(v.name, v.version, dir + "/blobs/" + v.blob));
     }
   }
-  ready_.store(true, std::memory_order_release);
-  return Status::Ok();
+  SyncReport report;
+  for (const auto& [key, blob] : wanted) {
+    const auto& [name, version] = key;
+    if (sync_failed_.count(key) > 0) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = models_.find(name);
+      if (it != models_.end() && it->second.count(version) > 0) continue;
+    }
+    const std::string path = dir + "/blobs/" + blob;
+    Result<Model> model = Model::Load(path);
+    Status loaded = model.ok() ? LoadEntry(name, version, *model, /*from_registry=*/true)
+                               : Status(model.status().code(),
+                                        Describe(name, version) + ": cannot load '" + path +
+                                            "': " + std::string(model.status().message()));
+    if (loaded.ok()) {
+      report.loaded.push_back(key);
+    } else {
+      sync_failed_.insert(key);
+      report.failed.push_back(std::move(loaded));
+    }
+  }
+  std::vector<std::pair<std::string, int64_t>> stale;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, versions] : models_) {
+      for (const auto& [version, entry] : versions) {
+        if (entry->from_registry && wanted.count({name, version}) == 0) {
+          stale.emplace_back(name, version);
+        }
+      }
+    }
+  }
+  for (const auto& [name, version] : stale) {
+    // Only a concurrent Unload() can make this fail (the version is then gone anyway).
+    if (Unload(name, version).ok()) report.unloaded.emplace_back(name, version);
+  }
+  if (first) ready_.store(true, std::memory_order_release);
+  return report;
 }
 
 Result<std::shared_ptr<ModelRepository::Entry>> ModelRepository::FindLocked(
@@ -180,65 +239,103 @@ std::vector<ServedModel> ModelRepository::ListModels() const {
 }
 
 SubmitResult ModelRepository::Infer(const std::string& name, int64_t version,
-                                    ServingProtocol protocol,
-                                    InferRequest request) {
+                                    ServingProtocol protocol, NamedInferRequest request) {
   std::shared_ptr<Entry> entry;
+  std::shared_lock<std::shared_mutex> submit_lock;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Result<std::shared_ptr<Entry>> found = FindLocked(name, version);
     if (!found.ok()) return SubmitResult{found.status()};
     entry = std::move(*found);
+    // Taken while the entry is still in the map, so before Unload() can take it exclusively:
+    // this never blocks, and a Submit() under it never meets a batcher drained by an unload.
+    submit_lock = std::shared_lock<std::shared_mutex>(entry->submit_mu);
   }
-  // Unload() takes submit_mu exclusively only after removing the entry from the map, and drains
-  // after that, so a Submit() under the shared lock never meets a draining batcher because of
-  // an unload. The raw pointer in the callback stays valid: Unload() and the destructor hold the
-  // entry until Drain() has answered every request.
-  std::shared_lock<std::shared_mutex> submit_lock(entry->submit_mu);
-  Entry* raw = entry.get();
-  std::function<void(Result<std::vector<Tensor>>)> done = std::move(request.done);
-  request.done = [raw, protocol, done = std::move(done)](Result<std::vector<Tensor>> result) {
+  // A request is split when it names a tensor that is not a model input; one that names only
+  // model inputs but not all of them is a full request with an input missing.
+  const bool split =
+      std::any_of(request.inputs.begin(), request.inputs.end(), [&](const NamedTensor& input) {
+        return std::none_of(entry->inputs.begin(), entry->inputs.end(),
+                            [&](const TensorSpec& spec) { return spec.name == input.name; });
+      });
+  // The raw pointers in the `done` callbacks stay valid: Unload() and the destructor hold the
+  // entry until every batcher of it has answered every request.
+  return split ? InferSplit(*entry, protocol, std::move(request))
+               : InferFull(*entry, protocol, std::move(request));
+}
+
+SubmitResult ModelRepository::InferFull(Entry& entry, ServingProtocol protocol,
+                                        NamedInferRequest request) {
+  Result<std::vector<Tensor>> inputs = InputsInSpecOrder(entry.what, entry.inputs, request.inputs);
+  if (!inputs.ok()) {
+    if (entry.metrics != nullptr) entry.metrics->RecordRequest(protocol, inputs.status().code());
+    return {inputs.status()};
+  }
+  Entry* raw = &entry;
+  InferRequest infer;
+  infer.inputs = std::move(*inputs);
+  infer.deadline_nanos = request.deadline_nanos;
+  infer.done = [raw, protocol, done = std::move(request.done)](Result<std::vector<Tensor>> result) {
     if (raw->metrics != nullptr) {
       raw->metrics->RecordRequest(protocol, result.status().code());
-      ObserveBatcherStats(*raw);
+      raw->observer.Observe(*raw->batcher, raw->metrics);
     }
     done(std::move(result));
   };
-  SubmitResult submitted = entry->batcher->Submit(std::move(request));
-  if (!submitted.ok() && entry->metrics != nullptr) {
+  SubmitResult submitted = entry.batcher->Submit(std::move(infer));
+  if (!submitted.ok() && entry.metrics != nullptr) {
     if (submitted.status.code() == StatusCode::kResourceExhausted) {
-      entry->metrics->RecordRejected(protocol);
+      entry.metrics->RecordRejected(protocol);
     }
-    entry->metrics->RecordRequest(protocol, submitted.status.code());
+    entry.metrics->RecordRequest(protocol, submitted.status.code());
   }
   return submitted;
 }
 
-void ModelRepository::ObserveBatcherStats(Entry& entry) {
-  if (entry.metrics == nullptr) return;
-  const BatcherStats now = entry.batcher->stats();
-  std::lock_guard<std::mutex> lock(entry.stats_mu);
-  BatcherStats& seen = entry.seen;
-  const size_t sizes = std::min(now.batch_size_counts.size(), seen.batch_size_counts.size());
-  for (size_t n = 1; n < sizes; ++n) {
-    for (int64_t i = seen.batch_size_counts[n]; i < now.batch_size_counts[n]; ++i) {
-      entry.metrics->ObserveBatchSize(static_cast<int64_t>(n));
+SubmitResult ModelRepository::InferSplit(Entry& entry, ServingProtocol protocol,
+                                         NamedInferRequest request) {
+  // Every refusal is recorded once, as a split request with its code.
+  const auto refuse = [&](SubmitResult refused) {
+    if (entry.metrics != nullptr) {
+      if (refused.status.code() == StatusCode::kResourceExhausted) {
+        entry.metrics->RecordRejected(protocol);
+      }
+      entry.metrics->RecordSplitRequest(protocol, refused.status.code());
     }
+    return refused;
+  };
+  std::vector<std::string> names;
+  names.reserve(request.inputs.size());
+  for (const NamedTensor& input : request.inputs) names.push_back(input.name);
+  Result<SplitTails::Acquired> acquired = entry.tails->Acquire(std::move(names));
+  if (!acquired.ok()) return refuse({acquired.status()});
+  SplitTails::Tail* tail = acquired->tail.get();
+
+  SubmitResult submitted;
+  Result<std::vector<Tensor>> inputs = InputsInSpecOrder(tail->what, tail->inputs, request.inputs);
+  if (!inputs.ok()) {
+    submitted = refuse({inputs.status()});
+  } else {
+    Entry* raw = &entry;
+    InferRequest infer;
+    infer.inputs = std::move(*inputs);
+    infer.deadline_nanos = request.deadline_nanos;
+    // `tail` stays valid like `raw`: an evicted tail is drained before it is released.
+    infer.done = [raw, tail, protocol,
+                  done = std::move(request.done)](Result<std::vector<Tensor>> result) {
+      if (raw->metrics != nullptr) {
+        raw->metrics->RecordSplitRequest(protocol, result.status().code());
+        tail->observer.Observe(*tail->batcher, raw->metrics);
+      }
+      done(std::move(result));
+    };
+    submitted = tail->batcher->Submit(std::move(infer));
+    if (!submitted.ok()) submitted = refuse(std::move(submitted));
   }
-  const int64_t new_batches = now.batches - seen.batches;
-  if (new_batches > 0) {
-    const double per_batch =
-        static_cast<double>(now.compute_nanos_sum - seen.compute_nanos_sum) / 1e9 /
-        static_cast<double>(new_batches);
-    for (int64_t i = 0; i < new_batches; ++i) entry.metrics->ObserveComputeTime(per_batch);
-  }
-  const int64_t new_computed = (now.completed + now.failed) - (seen.completed + seen.failed);
-  if (new_computed > 0) {
-    const double per_request =
-        static_cast<double>(now.queue_nanos_sum - seen.queue_nanos_sum) / 1e9 /
-        static_cast<double>(new_computed);
-    for (int64_t i = 0; i < new_computed; ++i) entry.metrics->ObserveQueueTime(per_request);
-  }
-  seen = now;
+  acquired->submit_lock.unlock();
+  // Drains the tail this request evicted (if any) after the request is queued on its own.
+  entry.tails->Retire(std::move(acquired->evicted));
+  return submitted;
 }
 
 }  // namespace hml::server

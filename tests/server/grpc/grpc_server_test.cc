@@ -7,7 +7,8 @@
 // and a graceful shutdown finishes in-flight calls.
 //
 // The backend is testing::FakeCnnBackend: one DynamicBatcher on the 28x28 CNN, served as "cnn28"
-// version 3, with a gate that holds answers so the test controls what is queued and computed.
+// version 3, with a gate that holds answers so the test controls what is queued and computed;
+// the split-inference round trip runs over a real ModelRepository.
 #include "src/server/grpc/grpc_server.h"
 
 #include <gmock/gmock.h>
@@ -31,8 +32,10 @@
 #include "proto/inference.pb.h"
 #include "src/server/protocol/v2_grpc_codec.h"
 #include "src/server/serving/batcher.h"
+#include "src/server/serving/model_repository.h"
 #include "tests/testing/models.h"
 #include "tests/testing/serving_fakes.h"
+#include "tests/testing/split_requests.h"
 
 namespace hml::server {
 namespace {
@@ -440,6 +443,62 @@ TEST_F(GrpcServerTest, StartFailsOnBadAddressAndTwice) {
   options.max_receive_message_bytes = 0;
   GrpcServer invalid(backend_.get(), options);
   EXPECT_EQ(invalid.Start("127.0.0.1:0").status().code(), StatusCode::kInvalidArgument);
+}
+
+// A split request through the gRPC front end and a real repository: the tensors of the cut
+// {ra, rb} of the two-branch CNN, one as FP32 and one as INT8 with its scale and zero point in
+// InferInputTensor.parameters, give what the tail computes in process.
+TEST(GrpcSplitInferenceTest, SplitRequestRoundTripsThroughARepository) {
+  const Model model = *Model::FromGraph(testing::TwoBranchCnnGraph());
+  ModelRepository repo;
+  ASSERT_TRUE(repo.LoadModel("split", 2, model).ok());
+  GrpcServer server(&repo);
+  Result<int> port = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(port.ok()) << port.status().ToString();
+  auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(*port), grpc::InsecureChannelCredentials()));
+
+  const Tensor images = testing::RandomTensor({2, 1, 28, 28}, 71, 1.0f);
+  std::vector<NamedTensor> cut = testing::HeadTensors(model, {"ra", "rb"}, images);
+  ASSERT_EQ(cut.size(), 2u);
+  V2InferRequest request;
+  request.model_name = "split";
+  request.inputs.push_back({"rb", *cut[1].tensor.Clone()});
+  request.inputs.push_back(testing::QuantizeInt8(cut[0]));  // "ra" as INT8
+  std::vector<NamedTensor> expected_inputs;
+  expected_inputs.push_back({"rb", *cut[1].tensor.Clone()});
+  expected_inputs.push_back(testing::DequantizeInt8(request.inputs[1]));
+  const std::vector<Tensor> want = testing::RunInProcess(
+      *model.Slice(std::vector<std::string>{"ra", "rb"}, {}, {{"image", images.shape()}}),
+      expected_inputs);
+  ASSERT_EQ(want.size(), 1u);
+
+  inference::ModelInferRequest message;
+  ASSERT_TRUE(EncodeModelInferRequest(request, V2TensorEncoding::kRaw, &message).ok());
+  inference::ModelInferResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  grpc::Status status = stub->ModelInfer(&context, message, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  Result<V2InferResponse> decoded = DecodeModelInferResponse(response);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->model_version, "2");
+  ASSERT_EQ(decoded->outputs.size(), 1u);
+  EXPECT_EQ(decoded->outputs[0].name, "probs");
+  ASSERT_EQ(decoded->outputs[0].tensor.shape(), (Shape{2, 10}));
+  std::span<const float> got = decoded->outputs[0].tensor.values<float>();
+  std::span<const float> w = want[0].values<float>();
+  for (size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(got[i], w[i], 1e-5f) << i;
+
+  // Half of the cut: INVALID_ARGUMENT naming the missing tensor.
+  request.inputs.pop_back();
+  ASSERT_TRUE(EncodeModelInferRequest(request, V2TensorEncoding::kTyped, &message).ok());
+  grpc::ClientContext bad_context;
+  bad_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  status = stub->ModelInfer(&bad_context, message, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("'ra' of the cut [ra, rb]"));
+  server.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
 }
 
 }  // namespace

@@ -258,7 +258,7 @@ TEST_F(GrpcTlsTest, MissingCertFileFailsStartNamingIt) {
   Result<int> port = server.Start("127.0.0.1:0");
   ASSERT_FALSE(port.ok());
   EXPECT_EQ(port.status().code(), StatusCode::kNotFound);
-  EXPECT_THAT(std::string(port.status().message()), HasSubstr("cert_file"));
+  EXPECT_THAT(std::string(port.status().message()), HasSubstr("gRPC server"));
   EXPECT_THAT(std::string(port.status().message()), HasSubstr(options.cert_file));
   EXPECT_EQ(server.port(), 0);
 }
@@ -270,8 +270,16 @@ TEST_F(GrpcTlsTest, NonPemFilesFailStartNamingThem) {
   Result<int> port = GrpcServer(backend_.get(), key).Start("127.0.0.1:0");
   ASSERT_FALSE(port.ok());
   EXPECT_EQ(port.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(port.status().message()), HasSubstr("key_file"));
-  EXPECT_THAT(std::string(port.status().message()), HasSubstr("not PEM"));
+  EXPECT_THAT(std::string(port.status().message()), HasSubstr("key file '" + key.key_file));
+  EXPECT_THAT(std::string(port.status().message()), HasSubstr("no unencrypted PEM private key"));
+
+  // A PEM key that is not the certificate's: refused before binding, naming both files.
+  GrpcServerOptions mismatched = TlsOptions();
+  mismatched.key_file = pki_->Path("other_client.key");
+  port = GrpcServer(backend_.get(), mismatched).Start("127.0.0.1:0");
+  ASSERT_FALSE(port.ok());
+  EXPECT_EQ(port.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(port.status().message()), HasSubstr("does not match certificate"));
 
   GrpcServerOptions ca = TlsOptions();
   ca.client_ca_file = pki_->Path("missing_ca.pem");

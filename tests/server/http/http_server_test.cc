@@ -1,7 +1,8 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// The HTTP front end through a real socket: a real model repository for the round trips, and a
-// scripted backend for the error mappings (429 with Retry-After, 504 from Timeout-Ms).
+// The HTTP front end through a real socket: a real model repository for the round trips (a
+// whole model, and a split request with an INT8 cut tensor), and a scripted backend for the
+// error mappings (429 with Retry-After, 504 from Timeout-Ms).
 #include "src/server/http/http_server.h"
 
 #include <gmock/gmock.h>
@@ -16,6 +17,7 @@
 #include "src/server/metrics/metrics.h"
 #include "src/server/serving/model_repository.h"
 #include "tests/testing/models.h"
+#include "tests/testing/split_requests.h"
 
 namespace hml::server {
 namespace {
@@ -41,11 +43,13 @@ class ScriptedBackend : public InferenceBackend {
   }
   std::vector<ServedModel> ListModels() const override { return {*GetModel("m", 0)}; }
   SubmitResult Infer(const std::string&, int64_t, ServingProtocol,
-                     InferRequest request) override {
+                     NamedInferRequest request) override {
     last_deadline = request.deadline_nanos;
     if (!next.ok()) return next;
     if (done_with.ok()) {
-      request.done(std::move(request.inputs));
+      std::vector<Tensor> echoed;
+      for (NamedTensor& input : request.inputs) echoed.push_back(std::move(input.tensor));
+      request.done(std::move(echoed));
     } else {
       request.done(done_with);
     }
@@ -121,6 +125,69 @@ TEST_F(HttpServerTest, HealthMetadataAndInferAgainstARealModel) {
   EXPECT_THAT(scraped->body,
               HasSubstr("hml_inference_requests_total{model=\"cnn\",version=\"1\",protocol=\"http\","
                         "code=\"OK\"} 1"));
+}
+
+// A split request in v2 JSON: the tensors of the cut {ra, rb} of the two-branch CNN, "ra" as
+// FP32 and "rb" as INT8 with "parameters": {"scale", "zero_point"} on the input.
+TEST_F(HttpServerTest, SplitRequestWithAnInt8CutTensorAgainstARealModel) {
+  auto serving = ServingMetrics::Create(metrics_);
+  ASSERT_TRUE(serving.ok()) << serving.status().ToString();
+  ModelRepository repo({}, serving->get());
+  const Model model = *Model::FromGraph(testing::TwoBranchCnnGraph());
+  ASSERT_TRUE(repo.LoadModel("cnn", 1, model).ok());
+  Start(repo);
+
+  const Tensor images = testing::RandomTensor({1, 1, 28, 28}, 73, 1.0f);
+  std::vector<NamedTensor> cut = testing::HeadTensors(model, {"ra", "rb"}, images);
+  ASSERT_EQ(cut.size(), 2u);
+  const NamedTensor rb = testing::QuantizeInt8(cut[1]);
+  const double scale = std::get<double>(rb.parameters.at("scale"));
+  nlohmann::json ra_json;
+  ra_json["name"] = "ra";
+  ra_json["shape"] = cut[0].tensor.shape();
+  ra_json["datatype"] = "FP32";
+  auto ra_values = cut[0].tensor.values<float>();
+  ra_json["data"] = std::vector<float>(ra_values.begin(), ra_values.end());
+  nlohmann::json rb_json;
+  rb_json["name"] = "rb";
+  rb_json["shape"] = rb.tensor.shape();
+  rb_json["datatype"] = "INT8";
+  auto rb_values = rb.tensor.values<int8_t>();
+  rb_json["data"] = std::vector<int>(rb_values.begin(), rb_values.end());
+  rb_json["parameters"] = {{"scale", scale}, {"zero_point", 0}};
+  nlohmann::json body;
+  body["id"] = "split-1";
+  body["inputs"] = {rb_json, ra_json};
+  auto res = client_->Post("/v2/models/cnn/infer", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const nlohmann::json out = nlohmann::json::parse(res->body);
+  EXPECT_EQ(out["id"], "split-1");
+  EXPECT_EQ(out["outputs"][0]["name"], "probs");
+  const std::vector<float> got = out["outputs"][0]["data"].get<std::vector<float>>();
+
+  std::vector<NamedTensor> tail_inputs;
+  tail_inputs.push_back({"ra", *cut[0].tensor.Clone()});
+  tail_inputs.push_back(testing::DequantizeInt8(rb));
+  const std::vector<Tensor> want =
+      testing::RunInProcess(*model.Slice(std::vector<std::string>{"ra", "rb"}, {}), tail_inputs);
+  ASSERT_EQ(want.size(), 1u);
+  auto w = want[0].values<float>();
+  ASSERT_EQ(got.size(), w.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], w[i], 1e-5f);
+
+  // Without its scale, the INT8 tensor is a 400 naming the input and the parameter.
+  body["inputs"][0]["parameters"].erase("scale");
+  auto bad = client_->Post("/v2/models/cnn/infer", body.dump(), "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_THAT(bad->body, HasSubstr("input 'rb'"));
+  EXPECT_THAT(bad->body, HasSubstr("no parameter 'scale'"));
+
+  auto scraped = client_->Get("/metrics");
+  ASSERT_TRUE(scraped);
+  EXPECT_THAT(scraped->body, HasSubstr("hml_inference_split_requests_total{model=\"cnn\","
+                                       "version=\"1\",protocol=\"http\",code=\"OK\"} 1"));
 }
 
 TEST_F(HttpServerTest, ErrorsMapToTheirStatusCodes) {

@@ -30,7 +30,8 @@ class ReadyBackend : public InferenceBackend {
     return NotFoundError("model '" + name + "' is not loaded");
   }
   std::vector<ServedModel> ListModels() const override { return {}; }
-  SubmitResult Infer(const std::string& name, int64_t, ServingProtocol, InferRequest) override {
+  SubmitResult Infer(const std::string& name, int64_t, ServingProtocol,
+                     NamedInferRequest) override {
     return {NotFoundError("model '" + name + "' is not loaded"), 0};
   }
 };

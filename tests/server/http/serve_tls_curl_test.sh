@@ -4,8 +4,9 @@
 # curl trusting ca.pem gets 200 from /v2/health/ready while curl without --cacert fails
 # verification, and `openssl s_client` completes a verified TLS handshake (ALPN h2) on the gRPC
 # port. Then the same with --tls-client-ca (mutual TLS): curl without the client certificate
-# fails, with it gets 200. Also: certs refuses to overwrite, serve refuses TLS together with
-# --insecure, and SIGTERM drains and exits 0.
+# fails, with it gets 200; model metadata needs the admin key (401 without it, also under mutual
+# TLS: a client certificate is not a credential). Also: certs refuses to overwrite, serve
+# refuses TLS together with --insecure, and SIGTERM drains and exits 0.
 # Usage: serve_tls_curl_test.sh PATH/TO/hybridml
 set -uo pipefail
 hml="$1"
@@ -56,7 +57,10 @@ grep -q "Verify return code: 0 (ok)" "$tmp/sclient.out" || fail "gRPC TLS handsh
 grep -q "ALPN protocol: h2" "$tmp/sclient.out" || fail "gRPC port did not negotiate h2"
 code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" "$url/v2/health/ready")"
 [ "$code" = 200 ] || fail "ready over HTTPS got $code"
-meta="$(curl -sf --cacert "$pki/ca.pem" "$url/v2/models/relu")" || fail "GET metadata over HTTPS"
+code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" "$url/v2/models/relu")"
+[ "$code" = 401 ] || fail "metadata over HTTPS without a credential got $code"
+meta="$(curl -sf --cacert "$pki/ca.pem" "${auth[@]}" "$url/v2/models/relu")" \
+  || fail "GET metadata over HTTPS"
 grep -q '"name":"relu"' <<<"$meta" || fail "metadata over HTTPS: $meta"
 curl -s -o /dev/null "$url/v2/health/ready" && fail "curl without --cacert must fail"
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://localhost:$port/v2/health/ready")"
@@ -70,5 +74,12 @@ curl -s -o /dev/null --cacert "$pki/ca.pem" "$url/v2/health/ready" \
 code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
   --cert "$pki/client.pem" --key "$pki/client.key" "$url/v2/health/ready")"
 [ "$code" = 200 ] || fail "mutual TLS with the client certificate got $code"
+# A client certificate is not a credential: the bearer token is still required.
+code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
+  --cert "$pki/client.pem" --key "$pki/client.key" "$url/v2/models/relu")"
+[ "$code" = 401 ] || fail "mutual TLS without a bearer token got $code"
+code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
+  --cert "$pki/client.pem" --key "$pki/client.key" "${auth[@]}" "$url/v2/models/relu")"
+[ "$code" = 200 ] || fail "mutual TLS with the bearer token got $code"
 stop
 echo "PASS"

@@ -22,10 +22,12 @@
 #include <thread>
 #include <vector>
 
+#include "src/server/auth/authenticator.h"
 #include "src/server/grpc/grpc_server.h"
 #include "src/server/http/http_server.h"
 #include "src/server/metrics/metrics.h"
 #include "src/server/serving/inference_backend.h"
+#include "tests/testing/auth_fixture.h"
 
 namespace hml::server {
 namespace {
@@ -70,7 +72,7 @@ class SleepyBackend final : public InferenceBackend {
   }
   std::vector<ServedModel> ListModels() const override { return {*GetModel("sleepy", 1)}; }
   SubmitResult Infer(const std::string& name, int64_t version, ServingProtocol,
-                     InferRequest request) override {
+                     NamedInferRequest request) override {
     if (Result<ServedModel> m = GetModel(name, version); !m.ok()) return {m.status()};
     received_.fetch_add(1);
     if (behaviour_.refuse) return {ResourceExhaustedError("queue full"), 1000};
@@ -87,7 +89,7 @@ class SleepyBackend final : public InferenceBackend {
  private:
   void Work() {
     for (;;) {
-      InferRequest request;
+      NamedInferRequest request;
       bool first = false;
       {
         std::unique_lock<std::mutex> lock(mu_);
@@ -100,7 +102,9 @@ class SleepyBackend final : public InferenceBackend {
       }
       const int64_t ms = behaviour_.delay_ms + (first ? behaviour_.first_stall_ms : 0);
       std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-      request.done(std::move(request.inputs));
+      std::vector<Tensor> outputs;
+      for (NamedTensor& input : request.inputs) outputs.push_back(std::move(input.tensor));
+      request.done(std::move(outputs));
     }
   }
 
@@ -108,7 +112,7 @@ class SleepyBackend final : public InferenceBackend {
   std::atomic<int64_t> received_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<InferRequest> queue_;  // GUARDED_BY(mu_)
+  std::deque<NamedInferRequest> queue_;  // GUARDED_BY(mu_)
   bool stopping_ = false;           // GUARDED_BY(mu_)
   bool stalled_ = false;            // GUARDED_BY(mu_)
   std::vector<std::thread> threads_;
@@ -117,9 +121,13 @@ class SleepyBackend final : public InferenceBackend {
 // Both front ends on 127.0.0.1 over one backend.
 class Servers {
  public:
-  explicit Servers(SleepyBackend::Behaviour behaviour) : backend_(behaviour), grpc_(&backend_) {
+  // With `authenticator`, both front ends require a bearer token.
+  explicit Servers(SleepyBackend::Behaviour behaviour,
+                   const Authenticator* authenticator = nullptr)
+      : backend_(behaviour), grpc_(&backend_, GrpcOptions(authenticator)) {
     HttpServerOptions options;
     options.threads = 8;
+    options.authenticator = authenticator;
     http_ = std::make_unique<HttpServer>(backend_, metrics_, options);
     EXPECT_TRUE(http_->Start().ok());
     Result<int> port = grpc_.Start("127.0.0.1:0");
@@ -142,6 +150,12 @@ class Servers {
   SleepyBackend& backend() { return backend_; }
 
  private:
+  static GrpcServerOptions GrpcOptions(const Authenticator* authenticator) {
+    GrpcServerOptions options;
+    options.authenticator = authenticator;
+    return options;
+  }
+
   SleepyBackend backend_;
   MetricsRegistry metrics_;
   std::unique_ptr<HttpServer> http_;
@@ -247,6 +261,31 @@ TEST(LoadgenTest, UnknownModelIsNotFound) {
     Result<std::unique_ptr<LoadTarget>> t = ConnectLoadTarget(o);
     EXPECT_EQ(t.status().code(), StatusCode::kNotFound) << t.status().ToString();
   }
+}
+
+// --token travels as `authorization: Bearer <token>`: a server that requires one refuses the
+// metadata query without it and serves every request with it.
+TEST(LoadgenTest, TokenIsSentAsBearerCredentials) {
+  testing::AuthPrincipals auth;
+  auth.Create("loadgen_token");
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  {
+    Servers servers({}, auth.authenticator.get());
+    for (LoadProtocol protocol : {LoadProtocol::kGrpc, LoadProtocol::kHttp}) {
+      SCOPED_TRACE(protocol == LoadProtocol::kGrpc ? "grpc" : "http");
+      LoadgenOptions o = servers.Options(protocol);
+      Result<std::unique_ptr<LoadTarget>> refused = ConnectLoadTarget(o);
+      EXPECT_EQ(refused.status().code(), StatusCode::kUnauthenticated)
+          << refused.status().ToString();
+      o.token = auth.admin_key;
+      Result<std::unique_ptr<LoadTarget>> t = ConnectLoadTarget(o);
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      Result<RateResult> r = RunAtRate(**t, AtRate(50, 0.2));
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->ok, 10) << r->first_error;
+    }
+  }
+  auth.Remove();
 }
 
 // Every answer takes 20 ms: every latency is at least that, and rate x (warm-up + duration)

@@ -385,6 +385,17 @@ TEST(MetricsTest, ServingMetricsRecordTheConventionalSeries) {
                               "le=\"2\"} 0\n"
                               "hml_inference_batch_size_bucket{model=\"cnn\",version=\"3\","
                               "le=\"4\"} 1\n"));
+  // A split request is a request too, and is counted in its own series.
+  (*m)->RecordSplitRequest(ServingProtocol::kHttp, StatusCode::kInvalidArgument);
+  const std::string split_text = registry.Expose();
+  EXPECT_THAT(split_text,
+              HasSubstr("# TYPE hml_inference_split_requests_total counter\n"
+                        "hml_inference_split_requests_total{model=\"cnn\",version=\"3\","
+                        "protocol=\"http\",code=\"INVALID_ARGUMENT\"} 1\n"));
+  EXPECT_THAT(split_text, HasSubstr("hml_inference_requests_total{model=\"cnn\",version=\"3\","
+                                    "protocol=\"http\",code=\"INVALID_ARGUMENT\"} 1\n"));
+  EXPECT_THAT(split_text, HasSubstr("hml_inference_failures_total{model=\"cnn\",version=\"3\","
+                                    "protocol=\"http\",code=\"INVALID_ARGUMENT\"} 1\n"));
   // A loaded version's histograms are exposed before its first request.
   ASSERT_TRUE((*serving)->ForModel("idle", "1").ok());
   EXPECT_THAT(registry.Expose(),

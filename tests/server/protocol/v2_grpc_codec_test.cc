@@ -62,6 +62,7 @@ void ExpectSameRequest(const V2InferRequest& got, const V2InferRequest& want) {
   for (size_t i = 0; i < want.inputs.size(); ++i) {
     SCOPED_TRACE(want.inputs[i].name);
     EXPECT_EQ(got.inputs[i].name, want.inputs[i].name);
+    EXPECT_EQ(got.inputs[i].parameters, want.inputs[i].parameters);
     ExpectSameTensor(got.inputs[i].tensor, want.inputs[i].tensor);
   }
   ASSERT_EQ(got.outputs.size(), want.outputs.size());
@@ -209,6 +210,32 @@ TEST(V2GrpcCodecTest, ParametersRoundTrip) {
   Result<V2Parameter> p = ParameterFromProto(small, "p");
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(*p, V2Parameter(int64_t{7}));
+}
+
+// Per-tensor parameters (the scale and zero point of an INT8 cut tensor for split inference)
+// travel in InferInputTensor.parameters, raw or typed.
+TEST(V2GrpcCodecTest, InputTensorParametersRoundTrip) {
+  V2InferRequest request;
+  request.inputs.push_back(
+      {"pool", Make<int8_t>({1, 2}, {-5, 7}), {{"scale", 0.5}, {"zero_point", int64_t{-3}}}});
+  request.inputs.push_back({"other", Make<float>({1}, {1.0f})});
+  for (V2TensorEncoding encoding : {V2TensorEncoding::kRaw, V2TensorEncoding::kTyped}) {
+    inference::ModelInferRequest message;
+    ASSERT_TRUE(EncodeModelInferRequest(request, encoding, &message).ok());
+    EXPECT_EQ(message.inputs(0).parameters().at("scale").double_param(), 0.5);
+    EXPECT_EQ(message.inputs(0).parameters().at("zero_point").int64_param(), -3);
+    Result<V2InferRequest> decoded = DecodeModelInferRequest(OverTheWire(message));
+    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    ExpectSameRequest(*decoded, request);
+  }
+  // A parameter without a value names the input.
+  inference::ModelInferRequest message;
+  ASSERT_TRUE(EncodeModelInferRequest(request, V2TensorEncoding::kRaw, &message).ok());
+  (*message.mutable_inputs(0)->mutable_parameters())["scale"].Clear();
+  Result<V2InferRequest> bad = DecodeModelInferRequest(message);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("input 'pool' parameter 'scale'"));
 }
 
 TEST(V2GrpcCodecTest, ZeroElementTensorsNeedNoData) {

@@ -162,6 +162,31 @@ TEST(V2JsonTest, ParametersRoundTrip) {
   EXPECT_EQ(parsed->outputs[0].parameters, request.outputs[0].parameters);
 }
 
+// Per-tensor parameters (the scale and zero point of an INT8 cut tensor for split inference)
+// are kept on the decoded input and written back by the serializer.
+TEST(V2JsonTest, InputTensorParametersRoundTrip) {
+  Result<V2InferRequest> parsed = ParseV2InferRequestJson(
+      R"({"inputs": [{"name": "pool", "shape": [1, 2], "datatype": "INT8", "data": [-5, 7],
+                      "parameters": {"scale": 0.5, "zero_point": -3}},
+                     {"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]})");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_EQ(parsed->inputs.size(), 2u);
+  const V2Parameters want = {{"scale", 0.5}, {"zero_point", int64_t{-3}}};
+  EXPECT_EQ(parsed->inputs[0].parameters, want);
+  EXPECT_TRUE(parsed->inputs[1].parameters.empty());
+  Result<std::string> body = SerializeV2InferRequestJson(*parsed);
+  ASSERT_TRUE(body.ok());
+  Result<V2InferRequest> again = ParseV2InferRequestJson(*body);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->inputs[0].parameters, want);
+  EXPECT_TRUE(again->inputs[1].parameters.empty());
+  // A parameter of the wrong kind names the input.
+  Status bad = ParseStatus(R"({"inputs": [{"name": "pool", "shape": [1], "datatype": "INT8",
+                                           "data": [1], "parameters": {"scale": [1]}}]})");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("input 'pool'"));
+}
+
 TEST(V2JsonTest, NamesWithQuotesAndUnicodeRoundTrip) {
   V2InferRequest request;
   request.inputs.push_back({"in \"0\" \xC3\xA9\\", Make<int8_t>({1}, {-1})});
