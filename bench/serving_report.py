@@ -22,6 +22,8 @@ import subprocess
 import sys
 
 BUDGET_MS = 50.0
+# A point whose sender was later than this at worst was limited by the load generator's CPU.
+CLIENT_LAG_MS = 50.0
 MAX_NOT_OK = 0.01
 
 
@@ -109,9 +111,9 @@ def report(out_dir, model, result_path):
               "thread), %.2f (1 Session x 2 threads)" % (gemm["n"], gemm["gflops_1_thread"],
                                                           gemm["gflops_parallel_sessions"],
                                                           gemm["gflops_threaded_session"]))
-    print("\n%-5s %-8s %10s %10s %8s %8s %8s %8s %8s %8s %7s %7s" % (
+    print("\n%-5s %-8s %10s %10s %8s %8s %8s %8s %8s %8s %7s %7s %7s" % (
         "proto", "batching", "offered/s", "goodput/s", "p50 ms", "p90 ms", "p99 ms", "p99.9",
-        "rejected", "deadline", "errors", "lg cpu"))
+        "rejected", "deadline", "errors", "lg cpu", "lag ms"))
     sweeps = {}
     for proto in ("grpc", "http"):
         for batching in ("dynamic", "none"):
@@ -122,10 +124,10 @@ def report(out_dir, model, result_path):
             sweeps[(proto, batching)] = points
             for p in points:
                 lat = p["ok_latency"]
-                print("%-5s %-8s %10.0f %10.0f %8.2f %8.2f %8.2f %8.2f %8d %8d %7d %7.2f%s" % (
+                print("%-5s %-8s %10.0f %10.0f %8.2f %8.2f %8.2f %8.2f %8d %8d %7d %7.2f %7.1f%s" % (
                     proto, batching, p["offered_per_s"], p["goodput_per_s"], lat["p50_ms"],
                     lat["p90_ms"], lat["p99_ms"], lat["p999_ms"], p["rejected"], p["deadline"],
-                    p["errors"], p.get("client_cpu_cores", 0),
+                    p["errors"], p.get("client_cpu_cores", 0), p.get("max_send_lag_ms", 0),
                     "  <- knee" if p is knee(points) else ""))
             k = knee(points)
             knee_goodput = k["goodput_per_s"] if k else 0.0
@@ -193,6 +195,9 @@ def report(out_dir, model, result_path):
             "rejected_p50_ms": p["rejected_latency"]["p50_ms"],
             "rejected_p99_ms": p["rejected_latency"]["p99_ms"],
             "loadgen_cpu_cores": p.get("client_cpu_cores", 0),
+            "max_send_lag_ms": p.get("max_send_lag_ms", 0),
+            # The sender fell far behind: the load generator, not the server, ran out of CPU.
+            "client_limited": p.get("max_send_lag_ms", 0) > CLIENT_LAG_MS,
         }
         result["overload"][proto] = o
         print("%s overload at %.0f/s (3x knee): goodput %.0f/s = %.0f%% of the knee (target >= 90%%), "
@@ -201,6 +206,10 @@ def report(out_dir, model, result_path):
               % (proto, o["offered_per_s"], o["goodput_per_s"], 100 * o["goodput_fraction_of_knee"],
                  o["ok_p99_ms"], BUDGET_MS, o["rejected"], o["rejected_p50_ms"], o["rejected_p99_ms"],
                  o["deadline"], o["errors"], o["sent"]))
+        if o["client_limited"]:
+            print("  (client-limited: the sender was up to %.0f ms late and the loadgen used %.2f cores; "
+                  "this machine cannot offer this rate while serving)" % (o["max_send_lag_ms"],
+                                                                          o["loadgen_cpu_cores"]))
     others_path = os.path.join(out_dir, "cpu_others.txt")
     if os.path.exists(others_path):
         with open(others_path) as f:
