@@ -52,6 +52,11 @@ class FakeCnnBackend final : public server::InferenceBackend {
 
   std::vector<server::ServedModel> ListModels() const override { return {Served()}; }
 
+  server::SubmitResult CheckAdmission(const std::string&, int64_t,
+                                      server::ServingProtocol) override {
+    return batcher_->CheckAdmission();
+  }
+
   // Matches the named inputs to the model's like the model repository (no split requests).
   server::SubmitResult Infer(const std::string& name, int64_t version, server::ServingProtocol,
                              server::NamedInferRequest request) override {

@@ -215,6 +215,13 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     if (Status caller = CheckCaller(*context); !caller.ok()) {
       return FinishNow(context, ToGrpcStatus(caller));
     }
+    // Overload is refused before the tensors are decoded (a bad version is reported below).
+    if (Result<int64_t> v = ParseVersion(request->model_name(), request->model_version());
+        v.ok()) {
+      SubmitResult admitted =
+          backend_->CheckAdmission(request->model_name(), *v, ServingProtocol::kGrpc);
+      if (!admitted.ok()) return FinishRefused(context, context->DefaultReactor(), admitted);
+    }
     Result<V2InferRequest> decoded = DecodeModelInferRequest(*request);
     if (!decoded.ok()) return FinishNow(context, ToGrpcStatus(decoded.status()));
     Result<int64_t> version = ParseVersion(decoded->model_name, decoded->model_version);
@@ -266,14 +273,8 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
     };
     SubmitResult submitted =
         backend_->Infer(name, served_version, ServingProtocol::kGrpc, std::move(infer));
-    if (!submitted.ok()) {
-      // Refused: `done` will not be called, so the call is finished here.
-      if (submitted.retry_after_micros > 0) {
-        const int64_t ms = (submitted.retry_after_micros + 999) / 1000;
-        context->AddTrailingMetadata("retry-after-ms", std::to_string(ms));
-      }
-      reactor->Finish(ToGrpcStatus(submitted.status));
-    }
+    // Refused: `done` will not be called, so the call is finished here.
+    if (!submitted.ok()) return FinishRefused(context, reactor, submitted);
     return reactor;
   }
 
@@ -283,6 +284,18 @@ class GrpcServer::Service final : public inference::GRPCInferenceService::Callba
   Status CheckCaller(const grpc::CallbackServerContext& context) const {
     if (options_->authenticator == nullptr) return Status::Ok();
     return AuthenticateCall(*options_->authenticator, context).status();
+  }
+
+  // Finishes a call the backend refused, with `retry-after-ms` (rounded up) for overload.
+  static grpc::ServerUnaryReactor* FinishRefused(grpc::CallbackServerContext* context,
+                                                 grpc::ServerUnaryReactor* reactor,
+                                                 const SubmitResult& refused) {
+    if (refused.retry_after_micros > 0) {
+      const int64_t ms = (refused.retry_after_micros + 999) / 1000;
+      context->AddTrailingMetadata("retry-after-ms", std::to_string(ms));
+    }
+    reactor->Finish(ToGrpcStatus(refused.status));
+    return reactor;
   }
 
   static grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,

@@ -63,6 +63,17 @@ void SetStatusError(httplib::Response& res, const Status& status) {
   SetError(res, HttpStatusFor(status.code()), status.message());
 }
 
+// A request the backend refused: its status, with Retry-After (whole seconds, rounded up) for
+// an overload refusal.
+void SetRefusal(httplib::Response& res, const SubmitResult& refused) {
+  if (refused.status.code() == StatusCode::kResourceExhausted) {
+    const int64_t seconds =
+        std::max<int64_t>(1, (refused.retry_after_micros + 999999) / 1000000);
+    res.set_header("Retry-After", std::to_string(seconds));
+  }
+  SetStatusError(res, refused.status);
+}
+
 // "" -> 0 (latest); otherwise a positive decimal version number.
 Result<int64_t> ParseVersion(const std::string& text) {
   if (text.empty()) return int64_t{0};
@@ -345,6 +356,13 @@ class HttpServer::Impl {
     if (!version.ok()) return SetStatusError(res, version.status());
     Result<ServedModel> model = backend_.GetModel(name, *version);
     if (!model.ok()) return SetStatusError(res, model.status());
+    // Overload is refused before the body is parsed: parsing JSON it then refuses would take
+    // the cores the queued requests need.
+    if (SubmitResult admitted =
+            backend_.CheckAdmission(name, model->version, ServingProtocol::kHttp);
+        !admitted.ok()) {
+      return SetRefusal(res, admitted);
+    }
 
     V2JsonOptions json_options;
     json_options.max_body_bytes = options_.max_body_bytes;
@@ -388,14 +406,7 @@ class HttpServer::Impl {
       promise->set_value(std::move(result));
     };
     SubmitResult submitted = backend_.Infer(name, model->version, ServingProtocol::kHttp, std::move(request));
-    if (!submitted.ok()) {
-      if (submitted.status.code() == StatusCode::kResourceExhausted) {
-        const int64_t seconds = std::max<int64_t>(1, (submitted.retry_after_micros + 999999) /
-                                                         1000000);
-        res.set_header("Retry-After", std::to_string(seconds));
-      }
-      return SetStatusError(res, submitted.status);
-    }
+    if (!submitted.ok()) return SetRefusal(res, submitted);
     Result<std::vector<Tensor>> outputs = future.get();
     if (!outputs.ok()) return SetStatusError(res, outputs.status());
 

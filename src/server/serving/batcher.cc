@@ -217,6 +217,30 @@ Status DynamicBatcher::CheckInputs(const std::vector<Tensor>& inputs, int64_t* s
   return Status::Ok();
 }
 
+SubmitResult DynamicBatcher::DrainingRefusalLocked() {
+  ++stats_.rejected_draining;
+  return {UnavailableError("model " + Quoted(model_.name()) +
+                           ": the batcher is draining and accepts no new requests")};
+}
+
+SubmitResult DynamicBatcher::QueueFullRefusalLocked() {
+  ++stats_.rejected_queue_full;
+  const int64_t retry_after = RetryAfterMicrosLocked();
+  return {ResourceExhaustedError("model " + Quoted(model_.name()) + ": queue full (" +
+                                 std::to_string(options_.max_queue_size) +
+                                 " requests); retry after " + std::to_string(retry_after) + " us"),
+          retry_after};
+}
+
+SubmitResult DynamicBatcher::CheckAdmission() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (draining_) return DrainingRefusalLocked();
+  if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_size) {
+    return QueueFullRefusalLocked();
+  }
+  return {};
+}
+
 SubmitResult DynamicBatcher::Submit(InferRequest request) {
   int64_t samples = 0;
   Status checked = request.done ? CheckInputs(request.inputs, &samples)
@@ -224,11 +248,7 @@ SubmitResult DynamicBatcher::Submit(InferRequest request) {
                                                        ": request has no done callback");
   const int64_t now = clock_->NowNanos();
   std::unique_lock<std::mutex> lock(mu_);
-  if (draining_) {
-    ++stats_.rejected_draining;
-    return {UnavailableError("model " + Quoted(model_.name()) +
-                             ": the batcher is draining and accepts no new requests")};
-  }
+  if (draining_) return DrainingRefusalLocked();
   if (!checked.ok()) {
     ++stats_.rejected_invalid;
     return {std::move(checked)};
@@ -240,13 +260,7 @@ SubmitResult DynamicBatcher::Submit(InferRequest request) {
                                   " us before the request was queued")};
   }
   if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_size) {
-    ++stats_.rejected_queue_full;
-    const int64_t retry_after = RetryAfterMicrosLocked();
-    return {
-        ResourceExhaustedError("model " + Quoted(model_.name()) + ": queue full (" +
-                               std::to_string(options_.max_queue_size) +
-                               " requests); retry after " + std::to_string(retry_after) + " us"),
-        retry_after};
+    return QueueFullRefusalLocked();
   }
   queue_.push_back(Pending{std::move(request), samples, now});
   ++stats_.requests;

@@ -169,6 +169,13 @@ class DynamicBatcher {
   // kUnavailable. A null `done`: kInvalidArgument. On any error `done` is not called.
   SubmitResult Submit(InferRequest request);
 
+  // What Submit() would answer now for a valid request, without one: kResourceExhausted with
+  // retry_after_micros when the queue is full, kUnavailable while draining, else OK. Front ends
+  // ask it before decoding a request, so that under overload a refusal costs no parsing (an
+  // overloaded HTTP server otherwise spends its cores parsing JSON it then refuses). A hint,
+  // not a reservation: Submit() checks again. A refusal is counted like Submit()'s.
+  SubmitResult CheckAdmission();
+
   // Stops accepting (Submit() then returns kUnavailable), finishes every queued request, and
   // joins the workers. Idempotent; blocks until the workers have exited.
   void Drain();
@@ -202,6 +209,9 @@ class DynamicBatcher {
   // The Session of `instance` for `samples` samples, created on first use.
   Result<Session*> SessionFor(Instance& instance, int64_t samples);
   int64_t RetryAfterMicrosLocked() const;
+  // The refusals shared by Submit() and CheckAdmission(); counted. REQUIRES: mu_ held.
+  SubmitResult DrainingRefusalLocked();
+  SubmitResult QueueFullRefusalLocked();
 
   const Model model_;
   const BatchingOptions options_;

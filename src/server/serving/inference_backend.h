@@ -69,6 +69,16 @@ class InferenceBackend {
   // accepted. `protocol` is the front end's, for the metrics' `protocol` label.
   virtual SubmitResult Infer(const std::string& name, int64_t version, ServingProtocol protocol,
                              NamedInferRequest request) = 0;
+
+  // Whether Infer() on `name` at `version` would be refused for overload right now (the
+  // batcher's CheckAdmission: kResourceExhausted with retry_after_micros, or kUnavailable while
+  // draining), asked by the front ends before they decode a request body, so that refusing
+  // costs no parsing. A hint: Infer() decides. Refusals are recorded like Infer()'s. Unknown
+  // models are left to Infer(). Default: always admits.
+  virtual SubmitResult CheckAdmission(const std::string& name, int64_t version,
+                                      ServingProtocol protocol) {
+    return {};
+  }
 };
 
 }  // namespace hml::server

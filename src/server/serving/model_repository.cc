@@ -264,6 +264,25 @@ SubmitResult ModelRepository::Infer(const std::string& name, int64_t version,
                : InferFull(*entry, protocol, std::move(request));
 }
 
+SubmitResult ModelRepository::CheckAdmission(const std::string& name, int64_t version,
+                                            ServingProtocol protocol) {
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Result<std::shared_ptr<Entry>> found = FindLocked(name, version);
+    if (!found.ok()) return {};
+    entry = std::move(*found);
+  }
+  SubmitResult admitted = entry->batcher->CheckAdmission();
+  if (!admitted.ok() && entry->metrics != nullptr) {
+    if (admitted.status.code() == StatusCode::kResourceExhausted) {
+      entry->metrics->RecordRejected(protocol);
+    }
+    entry->metrics->RecordRequest(protocol, admitted.status.code());
+  }
+  return admitted;
+}
+
 SubmitResult ModelRepository::InferFull(Entry& entry, ServingProtocol protocol,
                                         NamedInferRequest request) {
   Result<std::vector<Tensor>> inputs = InputsInSpecOrder(entry.what, entry.inputs, request.inputs);

@@ -127,6 +127,9 @@ class ModelRepository final : public InferenceBackend {
   // dimension 0. The first request with a new cut compiles its tail (Sessions for the batch
   // sizes the batcher creates up front) before it is queued, in the caller's thread; one that
   // evicts a tail waits, after queueing, for the evicted tail's requests to be answered.
+  // The version's own batcher's CheckAdmission (split requests' tails are not consulted).
+  SubmitResult CheckAdmission(const std::string& name, int64_t version,
+                              ServingProtocol protocol) override;
   SubmitResult Infer(const std::string& name, int64_t version, ServingProtocol protocol,
                      NamedInferRequest request) override;
 

@@ -308,6 +308,11 @@ TEST_F(GrpcServerTest, OverloadIsResourceExhaustedWithRetryAfter) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   ASSERT_FALSE(retry_after.empty());
   EXPECT_GE(std::stoll(retry_after), 1);
+  // Refused before its tensors are decoded: a malformed request is answered as overload too.
+  inference::ModelInferRequest malformed = message;
+  malformed.mutable_raw_input_contents(0)->resize(3);
+  status = Infer(malformed, &response, 20'000, &retry_after);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
 
   backend_->OpenGate();
   held.join();
@@ -316,7 +321,7 @@ TEST_F(GrpcServerTest, OverloadIsResourceExhaustedWithRetryAfter) {
   ASSERT_TRUE(queued_status.ok()) << queued_status.error_message();
   ExpectProbs(held_response, images);
   ExpectProbs(queued_response, images);
-  EXPECT_EQ(backend_->batcher().stats().rejected_queue_full, 1);
+  EXPECT_EQ(backend_->batcher().stats().rejected_queue_full, 2);
 }
 
 TEST_F(GrpcServerTest, ClientDeadlinePassedInQueueIsNotComputed) {

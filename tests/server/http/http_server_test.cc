@@ -28,6 +28,11 @@ using ::testing::HasSubstr;
 class ScriptedBackend : public InferenceBackend {
  public:
   SubmitResult next{Status::Ok(), 0};
+  // What CheckAdmission answers (before the body is parsed).
+  SubmitResult admission{Status::Ok(), 0};
+  SubmitResult CheckAdmission(const std::string&, int64_t, ServingProtocol) override {
+    return admission;
+  }
   Status done_with = Status::Ok();
   int64_t last_deadline = -1;
   bool Ready() const override { return true; }
@@ -214,6 +219,13 @@ TEST_F(HttpServerTest, ErrorsMapToTheirStatusCodes) {
   ASSERT_TRUE(busy);
   EXPECT_EQ(busy->status, 429);
   EXPECT_EQ(busy->get_header_value("Retry-After"), "3");
+  // Overload is refused before the body is parsed: even malformed JSON gets the 429.
+  backend.admission = {ResourceExhaustedError("queue full"), 1'000'000};
+  auto early = client_->Post("/v2/models/m/infer", "{not json", "application/json");
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->status, 429) << early->body;
+  EXPECT_EQ(early->get_header_value("Retry-After"), "1");
+  backend.admission = {Status::Ok(), 0};
   // A deadline from Timeout-Ms reaches the backend; work that misses it is a 504.
   backend.next = {Status::Ok(), 0};
   backend.done_with = DeadlineExceededError("expired in the queue");

@@ -320,8 +320,14 @@ TEST(DynamicBatcherTest, FullQueueIsRefusedAtOnceWithARetryHint) {
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return entered; }));
   }
   for (int i = 1; i <= 4; ++i) {
+    EXPECT_TRUE(batcher->CheckAdmission().ok());
     ASSERT_TRUE(batcher->Submit(Request(Images(1, i), collector.Done(i))).ok());
   }
+  // The admission check answers what Submit() would, without a request.
+  SubmitResult would = batcher->CheckAdmission();
+  EXPECT_EQ(would.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_GE(would.retry_after_micros, 2000);
+  EXPECT_THAT(std::string(would.status.message()), HasSubstr("queue full (4 requests)"));
   const auto start = std::chrono::steady_clock::now();
   SubmitResult refused = batcher->Submit(Request(Images(1, 5), collector.Done(5)));
   const auto elapsed = std::chrono::steady_clock::now() - start;
@@ -339,9 +345,10 @@ TEST(DynamicBatcherTest, FullQueueIsRefusedAtOnceWithARetryHint) {
   cv.notify_all();
   ASSERT_TRUE(collector.WaitFor(4));
   batcher->Drain();
+  EXPECT_EQ(batcher->CheckAdmission().status.code(), StatusCode::kUnavailable);
   EXPECT_EQ(collector.calls(5), 0);
   const BatcherStats stats = batcher->stats();
-  EXPECT_EQ(stats.rejected_queue_full, 1);
+  EXPECT_EQ(stats.rejected_queue_full, 2);
   EXPECT_EQ(stats.requests, 5);
   EXPECT_EQ(stats.completed, 5);
 }
