@@ -56,6 +56,7 @@ struct ServeFlags {
   // front end's worker threads (HttpServerOptions::threads).
   server::BatchingOptions batching;
   bool no_batching = false;
+  int max_split_tails = 4;  // split-inference tails kept per model version; 0 = no split
   int http_threads = server::HttpServerOptions{}.threads;
   int64_t reload_interval_ms = 2000;  // 0: do not follow the registry
 };
@@ -101,6 +102,7 @@ int Serve(const ServeFlags& flags) {
   server::ModelRepositoryOptions repository_options;
   repository_options.batching = flags.batching;
   repository_options.batching.dynamic_batching = !flags.no_batching;
+  repository_options.max_split_tails_per_version = flags.max_split_tails;
   if (Status s = repository_options.Validate(); !s.ok()) return Fail(s);
   server::ModelRepository repository(repository_options, serving_metrics->get());
   {
@@ -238,6 +240,10 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Run every request alone (the baseline of dynamic batching)");
   serve->add_option("--http-threads", flags->http_threads, "HTTP worker threads")
       ->capture_default_str();
+  serve->add_option("--max-split-tails", flags->max_split_tails,
+                    "Split inference: tail models (one per distinct cut) kept per model version, "
+                    "least recently used evicted; 0 refuses split requests. Default 4")
+      ->check(CLI::Range(0, 64));
   serve->add_option("--reload-interval-ms", flags->reload_interval_ms,
                     "How often to follow the registry (publish/rollout/rollback by other "
                     "processes are served without restart); 0 disables. Default 2000")
