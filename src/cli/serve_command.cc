@@ -31,6 +31,7 @@
 #include "hml/env.h"
 #include "src/cli/commands.h"
 #include "src/server/auth/auth_store.h"
+#include "src/server/ingest/ingest_store.h"
 #include "src/server/auth/authenticator.h"
 #include "src/server/grpc/device_services.h"
 #include "src/server/grpc/grpc_server.h"
@@ -117,6 +118,7 @@ int Serve(const ServeFlags& flags) {
   std::unique_ptr<server::AuthStore> auth_store;
   std::unique_ptr<server::Authenticator> authenticator;
   std::unique_ptr<server::DeviceServices> device_services;
+  std::unique_ptr<server::IngestStore> ingest;
   if (!flags.no_auth) {
     auto opened = server::AuthStore::OpenInRegistry(flags.registry_dir, *RealClock());
     if (!opened.ok()) return Fail(opened.status());
@@ -124,6 +126,10 @@ int Serve(const ServeFlags& flags) {
     authenticator = std::make_unique<server::Authenticator>(auth_store.get());
     server::DeviceServicesOptions device_options;
     device_options.repo_dir = flags.registry_dir + "/repo";
+    auto ingest_opened = server::IngestStore::Open(flags.registry_dir + "/ingest.db");
+    if (!ingest_opened.ok()) return Fail(ingest_opened.status());
+    ingest = std::move(*ingest_opened);
+    device_options.ingest = ingest.get();
     auto services = server::DeviceServices::Create(authenticator.get(), device_options);
     if (!services.ok()) return Fail(services.status());
     device_services = std::move(*services);

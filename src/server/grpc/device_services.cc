@@ -234,14 +234,37 @@ grpc::Status Seam(const Authenticator& auth, const grpc::ServerContext& context,
 
 class IngestService final : public v1::Ingest::Service {
  public:
-  explicit IngestService(const Authenticator* auth) : auth_(auth) {}
-  grpc::Status UploadBatch(grpc::ServerContext* context, const v1::UploadBatchRequest*,
-                           v1::UploadBatchResponse*) override {
-    return Seam(*auth_, *context, "Ingest.UploadBatch", "the ingest issue");
+  IngestService(const Authenticator* auth, const DeviceServicesOptions* options)
+      : auth_(auth), options_(options) {}
+  grpc::Status UploadBatch(grpc::ServerContext* context, const v1::UploadBatchRequest* request,
+                           v1::UploadBatchResponse* response) override {
+    if (options_->ingest == nullptr) {
+      return Seam(*auth_, *context, "Ingest.UploadBatch", "the ingest issue");
+    }
+    Result<Principal> caller = AuthenticateCall(*auth_, *context);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    // Batches belong to the device that collected them; an admin key has no data to upload.
+    if (caller->is_admin()) {
+      return ToGrpcStatus(PermissionDeniedError(
+          "Ingest.UploadBatch: only devices upload batches, not " + caller->ToString()));
+    }
+    const int64_t now_unix = options_->clock->WallMicros() / 1000000;
+    Result<bool> duplicate =
+        options_->ingest->Put(caller->id, request->idempotency_key(),
+                              static_cast<int64_t>(request->sample_count()),
+                              request->sealed_batch(), now_unix);
+    if (!duplicate.ok()) return ToGrpcStatus(duplicate.status());
+    // The fault hook stands for a server that dies after the commit, before the ack.
+    if (options_->after_ingest_commit && !options_->after_ingest_commit()) {
+      return ToGrpcStatus(UnavailableError("Ingest.UploadBatch: connection lost after commit"));
+    }
+    response->set_duplicate(*duplicate);
+    return grpc::Status::OK;
   }
 
  private:
   const Authenticator* const auth_;
+  const DeviceServicesOptions* const options_;
 };
 
 class TelemetryService final : public v1::Telemetry::Service {
@@ -280,6 +303,7 @@ Status DeviceServicesOptions::Validate() const {
     return InvalidArgumentError("DeviceServicesOptions: max_chunk_bytes " +
                                 std::to_string(max_chunk_bytes) + " is not in [1, 3 MiB]");
   }
+  if (clock == nullptr) return InvalidArgumentError("DeviceServicesOptions: clock is null");
   if (max_metadata_bytes < 1 || max_metadata_bytes > static_cast<int64_t>(kMaxWindowLimit)) {
     return InvalidArgumentError("DeviceServicesOptions: max_metadata_bytes " +
                                 std::to_string(max_metadata_bytes) + " is not in [1, 3 MiB]");
@@ -293,7 +317,7 @@ struct DeviceServices::Impl {
         enrollment(auth),
         registry(auth, &options),
         devices(auth),
-        ingest(auth),
+        ingest(auth, &options),
         telemetry(auth),
         federated(auth) {}
 

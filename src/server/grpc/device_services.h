@@ -13,7 +13,11 @@
 //   Devices.GetDevice         admin, or the device itself
 //   Devices.RevokeDevice      admin, or the device itself
 //   Devices.ListDevices       admin only
-//   Ingest, Telemetry,        authenticated, then UNIMPLEMENTED naming the issue that will fill
+//   Ingest.UploadBatch        devices only (an admin key is PERMISSION_DENIED): the sealed
+//                             batch is stored under the caller's device id, once per
+//                             idempotency key (IngestStore); `duplicate` tells a retry. Without
+//                             an IngestStore: UNIMPLEMENTED
+//   Telemetry,                authenticated, then UNIMPLEMENTED naming the issue that will fill
 //   FederatedLearning         them in (the seams)
 //
 // Authentication: every RPC but Enroll starts with AuthenticateCall (src/server/grpc/grpc_auth.h)
@@ -34,12 +38,15 @@
 #define HML_SRC_SERVER_GRPC_DEVICE_SERVICES_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "hml/status.h"
+#include "hml/clock.h"
 #include "src/server/auth/authenticator.h"
+#include "src/server/ingest/ingest_store.h"
 
 namespace grpc {
 class Service;
@@ -57,7 +64,17 @@ struct DeviceServicesOptions {
   // Default: 3 MiB (under clients' default 4 MiB receive limit).
   int64_t max_metadata_bytes = int64_t{3} << 20;
 
-  // kInvalidArgument naming the field: repo_dir empty, max_chunk_bytes outside [1, 3 MiB],
+  // Where uploaded batches go; null = Ingest answers UNIMPLEMENTED. Must outlive the services.
+  // Default: null.
+  IngestStore* ingest = nullptr;
+  // Stamps received batches. Default: RealClock().
+  Clock* clock = RealClock();
+  // Tests only: called after a batch is committed, before it is acknowledged; returning false
+  // drops the acknowledgement (the call fails UNAVAILABLE), as a server dying there would.
+  // Default: none.
+  std::function<bool()> after_ingest_commit;
+
+  // kInvalidArgument naming the field: a null clock, repo_dir empty, max_chunk_bytes outside [1, 3 MiB],
   // max_metadata_bytes outside [1, 3 MiB].
   Status Validate() const;
 };

@@ -312,6 +312,74 @@ TEST_F(DeviceServicesTest, RegistryMatrix) {
       Code::OK, Code::OK, Code::OK);
 }
 
+// Ingest with a store: devices upload under their own id, admins may not; a batch committed
+// whose acknowledgement is lost is stored once when the device retries with the same key.
+TEST_F(DeviceServicesTest, IngestStoresEachBatchOnceAcrossALostAcknowledgement) {
+  auto store = IngestStore::Open(fixture_.dir + "/ingest.db");
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  int drop_acks = 0;
+  DeviceServicesOptions options;
+  options.repo_dir = repo_;
+  options.ingest = store->get();
+  options.after_ingest_commit = [&] { return drop_acks-- <= 0; };
+  auto services = DeviceServices::Create(fixture_.authenticator.get(), options);
+  ASSERT_TRUE(services.ok());
+  GrpcServerOptions grpc_options;
+  grpc_options.authenticator = fixture_.authenticator.get();
+  grpc_options.extra_services = (*services)->services();
+  GrpcServer server(backend_.get(), grpc_options);
+  Result<int> port = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(port.ok());
+  auto ingest = v1::Ingest::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(*port), grpc::InsecureChannelCredentials()));
+  int64_t key = 0;
+  const auto upload = [&](grpc::ClientContext* context, const std::string& idempotency_key,
+                          const std::string& bytes, v1::UploadBatchResponse* response) {
+    v1::UploadBatchRequest request;
+    request.set_idempotency_key(idempotency_key);
+    request.set_sealed_batch(bytes);
+    request.set_sample_count(3);
+    return ingest->UploadBatch(context, request, response);
+  };
+
+  // Every valid device uploads its own batches; an admin key has none to upload.
+  ExpectMatrix(
+      "UploadBatch",
+      [&](grpc::ClientContext* context) {
+        v1::UploadBatchResponse response;
+        return upload(context, "matrix-" + std::to_string(++key), "sealed", &response);
+      },
+      Code::OK, Code::PERMISSION_DENIED, Code::OK);
+  const int64_t after_matrix = *(*store)->Count();
+  EXPECT_EQ(after_matrix, 2);  // device A's and device B's, nothing from refused callers
+
+  // The server commits, then the acknowledgement is lost; the retry is recognised.
+  drop_acks = 1;
+  v1::UploadBatchResponse response;
+  grpc::Status lost = upload(Context(Caller::kOwn).get(), "batch-1", "payload", &response);
+  EXPECT_EQ(lost.error_code(), Code::UNAVAILABLE) << lost.error_message();
+  grpc::Status retried = upload(Context(Caller::kOwn).get(), "batch-1", "payload", &response);
+  ASSERT_TRUE(retried.ok()) << retried.error_message();
+  EXPECT_TRUE(response.duplicate());
+  EXPECT_EQ(*(*store)->Count(), after_matrix + 1);
+  auto stored = (*store)->List(0, 100);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->back().idempotency_key, "batch-1");
+  EXPECT_EQ(stored->back().sealed, "payload");
+  EXPECT_EQ(stored->back().sample_count, 3);
+
+  // The same key from another device is that device's own batch.
+  ASSERT_TRUE(upload(Context(Caller::kOther).get(), "batch-1", "payload", &response).ok());
+  EXPECT_FALSE(response.duplicate());
+  // A key reused for other bytes is a device bug: refused, nothing stored.
+  grpc::Status reused = upload(Context(Caller::kOwn).get(), "batch-1", "other", &response);
+  EXPECT_EQ(reused.error_code(), Code::ALREADY_EXISTS) << reused.error_message();
+  grpc::Status bad_key = upload(Context(Caller::kOwn).get(), "no spaces", "x", &response);
+  EXPECT_EQ(bad_key.error_code(), Code::INVALID_ARGUMENT) << bad_key.error_message();
+  EXPECT_EQ(*(*store)->Count(), after_matrix + 2);
+  server.Shutdown(std::chrono::system_clock::now());
+}
+
 TEST_F(DeviceServicesTest, SeamsAuthenticateThenAnswerUnimplemented) {
   const auto expect_seam = [&](const std::string& name,
                                const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
