@@ -209,15 +209,24 @@ Status EncryptedStore::LoadDeviceId() {
       db_.Prepare("INSERT OR IGNORE INTO meta (name, value) VALUES ('device_id', ?)", &put));
   HML_RETURN_IF_ERROR(db_.Prepare("SELECT value FROM meta WHERE name = 'device_id'", &get));
   std::string recorded;
-  HML_RETURN_IF_ERROR(db_.InTransaction("record device id", [&]() -> Status {
-    HML_RETURN_IF_ERROR(db_.BindText(put.get(), 1, device_id_, "record device id"));
-    HML_RETURN_IF_ERROR(db_.Run(put.get(), "record device id"));
+  bool has_row = false;
+  auto read = [&]() -> Status {
     storage::ScopedReset reset(get.get());
-    HML_ASSIGN_OR_RETURN(const bool row, db_.Step(get.get(), "read device id"));
-    if (!row) return InternalError("encrypted store '" + path() + "': no device id recorded");
-    recorded = storage::ColumnText(get.get(), 0);
+    HML_ASSIGN_OR_RETURN(has_row, db_.Step(get.get(), "read device id"));
+    if (has_row) recorded = storage::ColumnText(get.get(), 0);
     return Status::Ok();
-  }));
+  };
+  HML_RETURN_IF_ERROR(read());
+  if (!has_row) {
+    // A new store. INSERT OR IGNORE and read back: when two processes create the file at once,
+    // the first device id wins and the other is compared with it.
+    HML_RETURN_IF_ERROR(db_.InTransaction("record device id", [&]() -> Status {
+      HML_RETURN_IF_ERROR(db_.BindText(put.get(), 1, device_id_, "record device id"));
+      HML_RETURN_IF_ERROR(db_.Run(put.get(), "record device id"));
+      return read();
+    }));
+    if (!has_row) return InternalError("encrypted store '" + path() + "': no device id recorded");
+  }
   if (recorded != device_id_) {
     return FailedPreconditionError("encrypted store '" + path() + "' belongs to device '" +
                                    recorded + "', opened as device '" + device_id_ + "'");
