@@ -22,7 +22,7 @@ Status BoundedQueueOptions::Validate() const {
 }
 
 Result<std::unique_ptr<BoundedQueue>> BoundedQueue::Create(EncryptedStore* store,
-                                                          const BoundedQueueOptions& options) {
+                                                           const BoundedQueueOptions& options) {
   if (store == nullptr) return InvalidArgumentError("bounded queue: store is null");
   HML_RETURN_IF_ERROR(options.Validate());
   HML_RETURN_IF_ERROR(store->CheckTable(options.table));
@@ -59,8 +59,11 @@ Result<int64_t> BoundedQueue::Enqueue(std::string_view payload) {
     };
     if (!fits()) {
       if (options_.overflow == OverflowPolicy::kRejectNew) {
+        // The refusal is counted, and nothing else changes.
         full = true;
-        return Status::Ok();
+        TableStats delta;
+        delta.rejected = 1;
+        return s.AddStatsLocked(table, delta);
       }
       int64_t dropped = 0;
       while (!fits() && stats.records > 0) {
@@ -88,7 +91,6 @@ Result<int64_t> BoundedQueue::Enqueue(std::string_view payload) {
   });
   if (!status.ok()) return status.WithContext(s.Where(table));
   if (full) {
-    HML_RETURN_IF_ERROR(CountRejected());
     return ResourceExhaustedError(s.Where(table) + ": queue full (max_records " +
                                   std::to_string(options_.max_records) + ", max_bytes " +
                                   std::to_string(options_.max_bytes) +

@@ -104,8 +104,8 @@ bool Unseal(const StoreKey& key, std::string_view sealed, std::string_view ad, s
 
 Result<StoreKey> StoreKey::FromBytes(std::string_view bytes) {
   if (bytes.size() != kStoreKeyBytes) {
-    return InvalidArgumentError("store key: " + std::to_string(bytes.size()) +
-                                " bytes, expected " + std::to_string(kStoreKeyBytes));
+    return InvalidArgumentError("store key: " + std::to_string(bytes.size()) + " bytes, expected " +
+                                std::to_string(kStoreKeyBytes));
   }
   StoreKey key;
   for (size_t i = 0; i < kStoreKeyBytes; ++i) key.bytes_[i] = static_cast<unsigned char>(bytes[i]);
@@ -150,8 +150,8 @@ EncryptedStore::EncryptedStore(storage::SqliteDb db, const EncryptedStoreOptions
 
 EncryptedStore::~EncryptedStore() = default;
 
-Result<std::unique_ptr<EncryptedStore>> EncryptedStore::Open(
-    const std::string& path, const EncryptedStoreOptions& options) {
+Result<std::unique_ptr<EncryptedStore>> EncryptedStore::Open(const std::string& path,
+                                                             const EncryptedStoreOptions& options) {
   HML_RETURN_IF_ERROR(options.Validate());
   HML_RETURN_IF_ERROR(ota::InitCrypto());
   storage::SqliteOptions sqlite;
@@ -198,8 +198,8 @@ Status EncryptedStore::Prepare() {
       db_.Prepare("SELECT id FROM records WHERE tbl = ? ORDER BY id LIMIT 1", &oldest_));
   HML_RETURN_IF_ERROR(
       db_.Prepare("SELECT check_sealed FROM keys WHERE key_id = ?", &key_check_get_));
-  HML_RETURN_IF_ERROR(db_.Prepare(
-      "INSERT OR IGNORE INTO keys (key_id, check_sealed) VALUES (?, ?)", &key_check_put_));
+  HML_RETURN_IF_ERROR(db_.Prepare("INSERT OR IGNORE INTO keys (key_id, check_sealed) VALUES (?, ?)",
+                                  &key_check_put_));
   return Status::Ok();
 }
 
@@ -256,8 +256,8 @@ Result<const StoreKey*> EncryptedStore::KeyFor(uint32_t key_id, bool create_chec
     // INSERT OR IGNORE and read back: when two processes race, both verify the winner's check.
     HML_RETURN_IF_ERROR(db_.InTransaction("create key check", [&]() -> Status {
       HML_RETURN_IF_ERROR(db_.BindInt64(key_check_put_.get(), 1, key_id, "create key check"));
-      HML_RETURN_IF_ERROR(db_.BindBlob(key_check_put_.get(), 2,
-                                       Seal(*key, kKeyCheckPlaintext, ad), "create key check"));
+      HML_RETURN_IF_ERROR(db_.BindBlob(key_check_put_.get(), 2, Seal(*key, kKeyCheckPlaintext, ad),
+                                       "create key check"));
       HML_RETURN_IF_ERROR(db_.Run(key_check_put_.get(), "create key check"));
       return read_check();
     }));
@@ -382,8 +382,8 @@ Result<TableStats> EncryptedStore::StatsLocked(std::string_view table) {
   return stats;
 }
 
-Result<std::string> EncryptedStore::OpenRecord(std::string_view table, int64_t id,
-                                               uint32_t key_id, std::string_view sealed) {
+Result<std::string> EncryptedStore::OpenRecord(std::string_view table, int64_t id, uint32_t key_id,
+                                               std::string_view sealed) {
   Result<const StoreKey*> key = KeyFor(key_id, /*create_check=*/false);
   if (!key.ok()) {
     return key.status().WithContext("table '" + std::string(table) + "' row " + std::to_string(id));
@@ -403,8 +403,8 @@ Result<int64_t> EncryptedStore::Put(std::string_view table, std::string_view pay
   return ids[0];
 }
 
-Result<std::vector<int64_t>> EncryptedStore::PutMany(
-    std::string_view table, std::span<const std::string_view> payloads) {
+Result<std::vector<int64_t>> EncryptedStore::PutMany(std::string_view table,
+                                                     std::span<const std::string_view> payloads) {
   HML_RETURN_IF_ERROR(CheckTable(table));
   for (std::string_view payload : payloads) HML_RETURN_IF_ERROR(CheckPayload(table, payload));
   std::lock_guard<std::mutex> lock(mu_);
@@ -455,10 +455,10 @@ Result<std::vector<StoredRecord>> EncryptedStore::Scan(std::string_view table, i
     storage::ScopedReset reset(scan_.get());
     HML_RETURN_IF_ERROR(db_.BindText(scan_.get(), 1, table, "scan records"));
     HML_RETURN_IF_ERROR(db_.BindInt64(scan_.get(), 2, after_id, "scan records"));
-    HML_RETURN_IF_ERROR(
-        db_.BindInt64(scan_.get(), 3, static_cast<int64_t>(limit), "scan records"));
+    HML_RETURN_IF_ERROR(db_.BindInt64(scan_.get(), 3, static_cast<int64_t>(limit), "scan records"));
     HML_ASSIGN_OR_RETURN(rows, db_.ReadAll(scan_.get(), "scan records", [](sqlite3_stmt* stmt) {
-      return Row{sqlite3_column_int64(stmt, 0), static_cast<uint32_t>(sqlite3_column_int64(stmt, 1)),
+      return Row{sqlite3_column_int64(stmt, 0),
+                 static_cast<uint32_t>(sqlite3_column_int64(stmt, 1)),
                  storage::ColumnBlob(stmt, 2)};
     }));
   }

@@ -150,10 +150,10 @@ struct StoredRecord {
 
 // Per table counts, kept transactionally with the records.
 struct TableStats {
-  int64_t records = 0;  // records in the table now
-  int64_t bytes = 0;    // sum of their plaintext sizes
-  int64_t dropped = 0;  // records removed by a bounded queue's drop-oldest policy, ever
-  int64_t rejected = 0; // records refused by a bounded queue's reject-new policy, ever
+  int64_t records = 0;   // records in the table now
+  int64_t bytes = 0;     // sum of their plaintext sizes
+  int64_t dropped = 0;   // records removed by a bounded queue's drop-oldest policy, ever
+  int64_t rejected = 0;  // records refused by a bounded queue's reject-new policy, ever
 };
 
 class BoundedQueue;

@@ -273,9 +273,10 @@ TEST_F(BoundedQueueTest, AcknowledgedRecordsSurviveSigkill) {
     store_.reset();
   }
   RecordProperty("acknowledged", static_cast<int>(acked.size()));
-  std::printf("%d kills (seed %u): %zu acknowledged records, all present once; %lld committed "
-              "but unacknowledged\n",
-              iterations, seed, acked.size(), static_cast<long long>(unacked_present));
+  std::printf(
+      "%d kills (seed %u): %zu acknowledged records, all present once; %lld committed "
+      "but unacknowledged\n",
+      iterations, seed, acked.size(), static_cast<long long>(unacked_present));
   EXPECT_GT(acked.size(), static_cast<size_t>(iterations) / 2);
 }
 

@@ -187,7 +187,8 @@ TEST_F(EncryptedStoreTest, SwappedCiphertextsFailNamingTheRow) {
     Result<std::string> got = store->Get("labels", id);
     EXPECT_EQ(got.status().code(), StatusCode::kDataLoss) << got.status().ToString();
     EXPECT_THAT(std::string(got.status().message()),
-                HasSubstr("table 'labels' row " + std::to_string(id) + ": record does not "
+                HasSubstr("table 'labels' row " + std::to_string(id) +
+                          ": record does not "
                           "authenticate"));
   }
   // The untouched row still opens; a scan stops at the first bad row and names it.
@@ -234,7 +235,8 @@ TEST_F(EncryptedStoreTest, CiphertextFromAnotherDeviceFails) {
     ASSERT_EQ(*b->Put("labels", "from B"), 1);
   }
   // Same key, same table, same row id: only the device id differs.
-  ASSERT_EQ(RawSql(other_path, "ATTACH '" + path_ + "' AS a; UPDATE main.records SET sealed = "
+  ASSERT_EQ(RawSql(other_path, "ATTACH '" + path_ +
+                                   "' AS a; UPDATE main.records SET sealed = "
                                    "(SELECT sealed FROM a.records WHERE id = 1) WHERE id = 1"),
             "");
   auto b = OpenStore(other_path, &provider_, "device-B");
@@ -373,7 +375,8 @@ std::string Base64(std::string_view bytes) {
   std::string out;
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+    const uint32_t v =
+        (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
     for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[(v >> s) & 63]);
   }
   return out;  // the tail is not needed: callers use the middle only
@@ -393,8 +396,7 @@ std::vector<std::string> CanaryForms(const std::string& canary) {
 
 // Every file under `folder` (recursively) whose bytes contain one of `forms`: "file: form".
 std::vector<std::string> FilesContaining(const std::string& folder,
-                                         const std::vector<std::string>& forms,
-                                         int* files_read) {
+                                         const std::vector<std::string>& forms, int* files_read) {
   std::vector<std::string> hits;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(folder)) {
     if (!entry.is_regular_file()) continue;
@@ -402,7 +404,8 @@ std::vector<std::string> FilesContaining(const std::string& folder,
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     ++*files_read;
     for (const std::string& form : forms) {
-      if (bytes.find(form) != std::string::npos) hits.push_back(entry.path().string() + ": " + form);
+      if (bytes.find(form) != std::string::npos)
+        hits.push_back(entry.path().string() + ": " + form);
     }
   }
   return hits;
@@ -416,10 +419,11 @@ TEST(CanaryScanTest, FindsPlaintextWhenItIsThere) {
   storage::SqliteOptions options;
   auto db = storage::SqliteDb::Open(folder.path() + "/plain.db", options);
   ASSERT_TRUE(db.ok());
-  ASSERT_TRUE(db->Exec("CREATE TABLE t (x); INSERT INTO t VALUES ('CANARY-5e1f0a9c-user-typed-this'), "
-                       "(hex('CANARY-5e1f0a9c-user-typed-this'))",
-                       "fill")
-                  .ok());
+  ASSERT_TRUE(
+      db->Exec("CREATE TABLE t (x); INSERT INTO t VALUES ('CANARY-5e1f0a9c-user-typed-this'), "
+               "(hex('CANARY-5e1f0a9c-user-typed-this'))",
+               "fill")
+          .ok());
   int files = 0;
   const auto hits = FilesContaining(folder.path(), CanaryForms(kCanary), &files);
   EXPECT_GE(files, 1);
@@ -434,8 +438,8 @@ TEST_F(EncryptedStoreTest, CanaryNeverAppearsInAnyFile) {
     auto store = OpenStore();
     ASSERT_NE(store, nullptr);
     for (int i = 0; i < 300; ++i) {
-      const std::string payload = "label " + std::to_string(i) + " " + kCanary + " " +
-                                  Hex(kCanary, "0123456789abcdef");
+      const std::string payload =
+          "label " + std::to_string(i) + " " + kCanary + " " + Hex(kCanary, "0123456789abcdef");
       ASSERT_TRUE(store->Put(i % 2 ? "labels" : "inputs", payload).ok());
     }
     std::vector<int64_t> ids;
