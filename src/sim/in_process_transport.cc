@@ -39,12 +39,13 @@ struct InProcessTransport::Impl {
 
   std::mutex mu;
   std::condition_variable idle;
-  bool closed = false;                                      // guarded by mu
-  int busy = 0;                                             // guarded by mu: tasks running +
-                                                            // backend requests outstanding
-  sdk::CallId next_id = 1;                                  // guarded by mu
-  std::unordered_map<sdk::CallId, std::unique_ptr<Call>> calls;  // guarded by mu; pending ones
-  Counters counters;                                        // guarded by mu
+  // Guarded by mu. `busy` counts the tasks running and the backend requests outstanding; the
+  // destructor waits for it to reach 0. `calls` holds the calls whose callback has not run.
+  bool closed = false;
+  int busy = 0;
+  sdk::CallId next_id = 1;
+  std::unordered_map<sdk::CallId, std::unique_ptr<Call>> calls;
+  Counters counters;
 };
 
 namespace {
@@ -97,9 +98,8 @@ void Finish(Impl& impl, sdk::CallId id, Result<sdk::InferAnswer> result, int64_t
 
 // Fails call `id` with `status` at `due_nanos`.
 void FailAt(const std::shared_ptr<Impl>& impl, sdk::CallId id, int64_t due_nanos, Status status) {
-  Schedule(impl, due_nanos, [impl = impl.get(), id, status = std::move(status)] {
-    Finish(*impl, id, status, 0);
-  });
+  Schedule(impl, due_nanos,
+           [impl = impl.get(), id, status = std::move(status)] { Finish(*impl, id, status, 0); });
 }
 
 // Sends an answer of `bytes` (already decoded on the device side: `answer`) down the link and
@@ -138,8 +138,7 @@ void SendError(const std::shared_ptr<Impl>& impl, sdk::CallId id, Status status,
 // The backend's answer, as the gRPC handler encodes it and the device decodes it.
 void Respond(const std::shared_ptr<Impl>& impl, sdk::CallId id, const server::ServedModel& served,
              Result<std::vector<Tensor>> result) {
-  const std::string what =
-      "model '" + served.name + "' version " + std::to_string(served.version);
+  const std::string what = "model '" + served.name + "' version " + std::to_string(served.version);
   if (!result.ok()) return SendError(impl, id, result.status(), what);
   if (result->size() != served.outputs.size()) {
     return SendError(impl, id,
@@ -164,8 +163,7 @@ void Respond(const std::shared_ptr<Impl>& impl, sdk::CallId id, const server::Se
   answer.model_version = std::move(decoded->model_version);
   answer.outputs.reserve(decoded->outputs.size());
   for (server::NamedTensor& t : decoded->outputs) {
-    answer.outputs.push_back(
-        {std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
+    answer.outputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
   }
   SendDown(impl, id, bytes, std::move(answer), what);
 }
@@ -185,7 +183,8 @@ void Deliver(const std::shared_ptr<Impl>& impl, sdk::CallId id,
   server::InferenceBackend& backend = *impl->options.backend;
   const std::string& model = message.model_name();
   const std::string what = "model '" + model + "'";
-  server::SubmitResult admitted = backend.CheckAdmission(model, version, server::ServingProtocol::kGrpc);
+  server::SubmitResult admitted =
+      backend.CheckAdmission(model, version, server::ServingProtocol::kGrpc);
   if (!admitted.ok()) return SendError(impl, id, admitted.status, what);
   Result<server::V2InferRequest> decoded = server::DecodeModelInferRequest(message);
   if (!decoded.ok()) return SendError(impl, id, decoded.status(), what);
@@ -246,7 +245,8 @@ Result<std::unique_ptr<InProcessTransport>> InProcessTransport::Create(
     impl->timers = options.timers;
   }
   impl->options = std::move(options);
-  return std::unique_ptr<InProcessTransport>(new InProcessTransport(std::move(own), std::move(impl)));
+  return std::unique_ptr<InProcessTransport>(
+      new InProcessTransport(std::move(own), std::move(impl)));
 }
 
 InProcessTransport::InProcessTransport(std::unique_ptr<TimerQueue> own_timers,
@@ -303,15 +303,14 @@ sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback do
     if (call.version != 0) request.model_version = std::to_string(call.version);
     request.inputs.reserve(call.inputs.size());
     for (sdk::NamedTensor& t : call.inputs) {
-      request.inputs.push_back(
-          {std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
+      request.inputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
     }
     message = std::make_shared<inference::ModelInferRequest>();
     failure =
         server::EncodeModelInferRequest(request, server::V2TensorEncoding::kRaw, message.get());
     if (failure.ok()) {
-      const int64_t bytes = static_cast<int64_t>(message->ByteSizeLong()) +
-                            impl_->options.per_message_overhead_bytes;
+      const int64_t bytes =
+          static_cast<int64_t>(message->ByteSizeLong()) + impl_->options.per_message_overhead_bytes;
       sent = impl_->options.link->Send(Direction::kUplink, bytes);
       if (sent.fate == Transmission::Fate::kRefused) {
         failure = UnavailableError(what + ": the link is down (no network)");
@@ -345,8 +344,7 @@ sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback do
   // A request that would arrive after the deadline is never delivered: the deadline task above
   // ends the call and the backend computes nothing.
   if (call.deadline_nanos != 0 && sent.arrive_nanos > call.deadline_nanos) return id;
-  Schedule(impl_, sent.arrive_nanos,
-           [impl = impl_, id, message] { Deliver(impl, id, *message); });
+  Schedule(impl_, sent.arrive_nanos, [impl = impl_, id, message] { Deliver(impl, id, *message); });
   return id;
 }
 

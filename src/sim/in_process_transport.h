@@ -71,7 +71,9 @@ struct InProcessTransportOptions {
   // The device's link; its clock is the transport's clock. Must outlive the transport. Required.
   LinkEmulator* link = nullptr;
   // The queue that runs deliveries and callbacks, shared by many transports; it must be on the
-  // link's clock and outlive the transport. Null: the transport makes its own. Default: null.
+  // link's clock and outlive the transport. Null: the transport makes its own (which waits on
+  // the real time; with a ManualClock, pass a queue and Wake() it after each advance of the
+  // clock). Default: null.
   TimerQueue* timers = nullptr;
   // After a message is lost, how long until the call fails with kUnavailable (a deadline earlier
   // than that wins with kDeadlineExceeded). > 0. Default: 1 s.

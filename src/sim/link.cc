@@ -82,8 +82,9 @@ int64_t LinkEmulator::TransferNanos(Direction direction, int64_t bytes) const {
                                ? options_.profile.uplink_bytes_per_second
                                : options_.profile.downlink_bytes_per_second;
   const int64_t transmit =
-      bandwidth > 0 ? static_cast<int64_t>(std::llround(static_cast<double>(bytes) / bandwidth * 1e9))
-                    : 0;
+      bandwidth > 0
+          ? static_cast<int64_t>(std::llround(static_cast<double>(bytes) / bandwidth * 1e9))
+          : 0;
   return transmit + options_.profile.rtt_nanos / 2;
 }
 

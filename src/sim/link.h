@@ -163,9 +163,9 @@ class LinkEmulator {
 
   LinkOptions options_;
   mutable std::mutex mu_;
-  std::mt19937_64 rng_;                 // guarded by mu_
+  std::mt19937_64 rng_;                   // guarded by mu_
   int64_t busy_until_nanos_[2] = {0, 0};  // guarded by mu_; by Direction
-  Counters counters_;                   // guarded by mu_
+  Counters counters_;                     // guarded by mu_
 };
 
 }  // namespace hml::sim

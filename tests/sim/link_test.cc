@@ -48,12 +48,10 @@ TEST(LinkOptionsTest, BadOptionsAreRefusedNamingTheField) {
             std::string::npos);
   options.profile.loss_probability = 0;
   options.profile.rtt_nanos = -1;
-  EXPECT_NE(LinkEmulator::Create(options).status().message().find("rtt_nanos"),
-            std::string::npos);
+  EXPECT_NE(LinkEmulator::Create(options).status().message().find("rtt_nanos"), std::string::npos);
   options.profile.rtt_nanos = 0;
   options.outages = {{10, 10}};
-  EXPECT_NE(LinkEmulator::Create(options).status().message().find("outage #0"),
-            std::string::npos);
+  EXPECT_NE(LinkEmulator::Create(options).status().message().find("outage #0"), std::string::npos);
   options.outages = {};
   options.profile.uplink_bytes_per_second = -5;
   EXPECT_EQ(LinkEmulator::Create(options).status().code(), StatusCode::kInvalidArgument);

@@ -61,7 +61,8 @@ TEST(TimerQueueTest, TasksMayScheduleTasksAndPendingOnesAreDroppedOnDestruction)
   {
     TimerQueue queue;
     const int64_t now = RealClock()->NowNanos();
-    queue.Schedule(now, [&] { queue.Schedule(RealClock()->NowNanos(), [&] { second.set_value(); }); });
+    queue.Schedule(now,
+                   [&] { queue.Schedule(RealClock()->NowNanos(), [&] { second.set_value(); }); });
     ASSERT_EQ(second.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
     queue.Schedule(now + 3600'000 * kMs, [dropped] { ++*dropped; });
     EXPECT_EQ(queue.pending(), 1u);
