@@ -341,8 +341,9 @@ sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback do
     FailAt(impl_, id, fail_at, std::move(failure));
     return id;
   }
-  // A request that would arrive after the deadline is never delivered: the deadline task above
-  // ends the call and the backend computes nothing.
+  // A request that would arrive after the deadline is not even scheduled: the deadline task
+  // above ends the call and the backend computes nothing (Deliver() would also find the call
+  // ended and skip it; the tests remove both gates to see them fail).
   if (call.deadline_nanos != 0 && sent.arrive_nanos > call.deadline_nanos) return id;
   Schedule(impl_, sent.arrive_nanos, [impl = impl_, id, message] { Deliver(impl, id, *message); });
   return id;
