@@ -1,0 +1,141 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// Transport: the one seam through which the device SDK talks to the cloud (issue 6). The router,
+// the uploader and the telemetry reporter call a Transport; they never open sockets themselves.
+// Two kinds of implementation stand behind it:
+//   - the real one (gRPC / HTTP to `hybridml serve`, Open Inference Protocol v2), and
+//   - the in-process one (src/sim/in_process_transport.h) for tests and the fleet simulator: it
+//     hands requests to an InferenceBackend in the same process through an emulated link (RTT,
+//     bandwidth, loss, outages; src/sim/link.h), counting the bytes the real wire would carry.
+// The SDK depends only on this header, so the same router code runs against both.
+//
+// Calls are asynchronous: Infer() returns a CallId at once and the callback runs later, exactly
+// once, on a thread of the transport (never inside Infer() itself, so a caller may hold its own
+// lock while starting a call). Cancel() exists for hedging (the losing request of two is
+// cancelled) and for callers that give up.
+//
+// Every answer carries CallStats: the bytes sent and received on the wire for this call and the
+// times it started and finished. Telemetry reports them, and the energy estimate multiplies them
+// by the radio's joules per byte, so they count what the radio really moved, failures included.
+//
+// Room for later calls (documented so they land on this interface, not beside it): an upload of
+// a sealed data batch with an idempotency key (`Upload`), a telemetry batch (`ReportTelemetry`),
+// and the federated-learning exchange. Each will follow the shape of Infer(): a plain request
+// struct, a callback with Result<response> and CallStats, a CallId that Cancel() accepts, and a
+// default implementation returning kUnimplemented so existing transports keep compiling.
+//
+// This header is part of the device target (hml_sdk): it must not include server headers. Its
+// NamedTensor mirrors the server's protocol model (src/server/protocol/v2_json.h) field for
+// field, so the conversion between them is a move.
+#ifndef HML_SRC_SDK_TRANSPORT_H_
+#define HML_SRC_SDK_TRANSPORT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "hml/clock.h"
+#include "hml/runtime/tensor.h"
+#include "hml/status.h"
+
+namespace hml::sdk {
+
+// A per-tensor parameter as the v2 protocol carries it (InferParameter: bool, int64, uint64,
+// double, string). The same variant as the server's V2Parameter.
+using TensorParameter = std::variant<bool, int64_t, uint64_t, double, std::string>;
+using TensorParameters = std::map<std::string, TensorParameter>;
+
+// Names of the parameters that describe an INT8/UINT8 cut tensor standing for FP32 data
+// (split inference): x = scale * (q - zero_point). The server dequantizes with them.
+inline constexpr char kScaleParameter[] = "scale";
+inline constexpr char kZeroPointParameter[] = "zero_point";
+
+// A tensor with the name it has on the wire: a model input or output, or, for a split request,
+// an intermediate tensor of the model (a cut), with its per-tensor parameters (scale and
+// zero_point for INT8/UINT8 cut tensors, nothing otherwise).
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+  TensorParameters parameters = {};
+};
+
+// One remote inference.
+struct InferCall {
+  // The model's name in the registry. Required.
+  std::string model;
+  // The registry version; 0 = the latest the server has loaded. Default: 0.
+  int64_t version = 0;
+  // Unique, non-empty names; dimension 0 of each tensor is its number of samples. Either the
+  // model's inputs or the tensors of a complete cut (split inference). Each tensor owns its
+  // buffer (the transport may move it into the request).
+  std::vector<NamedTensor> inputs;
+  // Transport::clock()->NowNanos() after which the answer is useless; 0 = none. The transport
+  // answers kDeadlineExceeded at the deadline if no answer has arrived by then, and forwards the
+  // deadline to the server so that it does not compute for a caller that has gone. Default: 0.
+  int64_t deadline_nanos = 0;
+};
+
+// What came back: the model's outputs in the model's output order, by name.
+struct InferAnswer {
+  std::vector<NamedTensor> outputs;
+  // The version that answered, as the server reported it ("" when it did not say).
+  std::string model_version;
+};
+
+// The cost of one call on the wire. Counted for failed calls too: bytes the radio sent before a
+// loss or timeout were spent all the same.
+struct CallStats {
+  // Bytes of the request as encoded for the wire (the v2 protobuf message), counted once the
+  // request left the device; 0 when it never did (refused before sending, or the device knew it
+  // was offline).
+  int64_t bytes_sent = 0;
+  // Bytes of the response that reached the device; 0 when none did.
+  int64_t bytes_received = 0;
+  // Transport::clock() times at which Infer() was called and the callback was made.
+  int64_t start_nanos = 0;
+  int64_t end_nanos = 0;
+};
+
+// The callback of Infer(): the answer or why there is none, and the call's cost. Errors:
+//   kInvalidArgument  the call is malformed (ValidateInferCall) or the server refused its inputs
+//   kNotFound         the server does not have the model or version
+//   kUnavailable      the network is down or the message was lost, or the server is draining
+//   kDeadlineExceeded no answer by InferCall::deadline_nanos
+//   kCancelled        Cancel() was called, or the transport was destroyed first
+//   kResourceExhausted the server refused for overload
+// and any error the server's model returned.
+using InferCallback = std::function<void(Result<InferAnswer> answer, const CallStats& stats)>;
+
+// Identifies a call for Cancel(); never 0.
+using CallId = uint64_t;
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // Starts a remote inference. Returns at once; `done` is called exactly once, on a thread of
+  // the transport, never inside Infer(). `done` should be quick and must not block on other
+  // calls of this transport (the transport may run every callback on one thread).
+  virtual CallId Infer(InferCall call, InferCallback done) = 0;
+
+  // Cancels call `id`: if its callback has not run yet, it runs soon with kCancelled (and the
+  // stats of what was already sent) and any answer that arrives later is dropped. Returns
+  // whether the call was still pending. Unknown or finished ids return false. A request already
+  // delivered to the server may still be computed there; its result is discarded.
+  virtual bool Cancel(CallId id) = 0;
+
+  // The clock deadlines and CallStats are measured on. Lives as long as the transport.
+  virtual Clock* clock() const = 0;
+};
+
+// Checks what every transport checks before sending: a model name, at least one input, unique
+// non-empty input names, no empty tensor, a version >= 0 and a deadline >= 0.
+// kInvalidArgument naming the model and the offending input.
+Status ValidateInferCall(const InferCall& call);
+
+}  // namespace hml::sdk
+
+#endif  // HML_SRC_SDK_TRANSPORT_H_

@@ -1,0 +1,122 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// InProcessTransport: an sdk::Transport that reaches an InferenceBackend in the same process
+// (a ModelRepository, or a fake) through an emulated link (LinkEmulator, link.h). Tests and the
+// fleet simulator put it where the gRPC transport would be, so the router sees real latencies,
+// losses and outages without a socket.
+//
+// One call, step by step (times on the link's clock):
+//   1. Infer() validates the call (sdk::ValidateInferCall), encodes it as the v2 gRPC message
+//      (ModelInferRequest, raw_input_contents, with the cut tensors' parameters) exactly as the
+//      real client would, and hands its size (+ per_message_overhead_bytes) to the link's
+//      uplink. CallStats::bytes_sent is that size: the bytes match the real wire's protobuf
+//      payload.
+//   2. At the request's arrival time the server side runs as `hybridml serve`'s gRPC handler
+//      does: the message is decoded (DecodeModelInferRequest), admission is checked, the model
+//      is resolved, and the inputs are submitted to the backend with the call's deadline.
+//   3. When the backend answers, the outputs are encoded as ModelInferResponse; its size goes
+//      down the downlink; at its arrival the device decodes it and the callback runs. An error
+//      answer travels the same way as a message of its text's length (+ the overhead).
+//
+// Failures, as the caller sees them:
+//   - Deadline: at InferCall::deadline_nanos the callback runs with kDeadlineExceeded unless the
+//     answer arrived first. When the request could only arrive after the deadline, it is never
+//     delivered: the backend does not compute it (a real server would see the gRPC deadline
+//     already expired). When it arrives in time, the deadline is forwarded to the backend (whose
+//     batcher drops it if it expires in the queue); an answer computed anyway but arriving late
+//     is dropped.
+//   - Loss (LinkProfile::loss_probability, or an outage hitting a message in flight): the
+//     callback runs with kUnavailable at the lost message's send time + lost_message_timeout_nanos
+//     (standing for the transport noticing a dead connection), or kDeadlineExceeded at the
+//     deadline if that comes first. A lost response means the backend did compute.
+//   - Outage with OutageMode::kFailFast: a request sent while the link is down fails with
+//     kUnavailable at once, sending nothing; a response the server sends while the link is down
+//     fails the call with kUnavailable at that moment. With kBlackHole both are losses (above).
+//   - Cancel(): the callback runs at once (on the queue's thread) with kCancelled; whatever of
+//     the call is still on the link or in the backend runs to its end and is discarded.
+// CallStats count the request's bytes once it went onto the link (lost or not) and the
+// response's bytes only when it reached the device.
+//
+// Threads and scale: every delivery, timeout and callback is a task on a TimerQueue (one thread,
+// a priority queue of due times; timer_queue.h); the backend answers on its own threads and the
+// transport only schedules the downlink delivery from there. Many transports (one per simulated
+// device, each with its own LinkEmulator) can share one TimerQueue, so a fleet of thousands of
+// devices costs one timer thread plus the backend's threads, and a call costs a few heap
+// entries. Callbacks run on the queue's thread: they must be quick (a slow callback delays every
+// device on the queue).
+//
+// Thread-safe. The destructor answers calls still pending with kCancelled (in the destroying
+// thread), waits for any task or backend request of this transport that is running, and after
+// it returns no callback of this transport runs. Do not destroy the transport from one of its
+// callbacks.
+#ifndef HML_SRC_SIM_IN_PROCESS_TRANSPORT_H_
+#define HML_SRC_SIM_IN_PROCESS_TRANSPORT_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "hml/clock.h"
+#include "hml/status.h"
+#include "src/sdk/transport.h"
+#include "src/server/serving/inference_backend.h"
+#include "src/sim/link.h"
+#include "src/sim/timer_queue.h"
+
+namespace hml::sim {
+
+struct InProcessTransportOptions {
+  // The server side; must outlive the transport. Its deadlines (e.g. ModelRepositoryOptions::
+  // clock) must be on the link's clock. Required.
+  server::InferenceBackend* backend = nullptr;
+  // The device's link; its clock is the transport's clock. Must outlive the transport. Required.
+  LinkEmulator* link = nullptr;
+  // The queue that runs deliveries and callbacks, shared by many transports; it must be on the
+  // link's clock and outlive the transport. Null: the transport makes its own (which waits on
+  // the real time; with a ManualClock, pass a queue and Wake() it after each advance of the
+  // clock). Default: null.
+  TimerQueue* timers = nullptr;
+  // After a message is lost, how long until the call fails with kUnavailable (a deadline earlier
+  // than that wins with kDeadlineExceeded). > 0. Default: 1 s.
+  int64_t lost_message_timeout_nanos = 1'000'000'000;
+  // Bytes added to every message for framing below the protobuf payload (gRPC's 5-byte length
+  // prefix, HTTP/2 frames and headers, TLS records). >= 0. Default: 0 (CallStats count the
+  // protobuf payload only).
+  int64_t per_message_overhead_bytes = 0;
+
+  // kInvalidArgument naming the field.
+  Status Validate() const;
+};
+
+class InProcessTransport final : public sdk::Transport {
+ public:
+  // kInvalidArgument for bad options.
+  static Result<std::unique_ptr<InProcessTransport>> Create(InProcessTransportOptions options);
+  ~InProcessTransport() override;
+  InProcessTransport(const InProcessTransport&) = delete;
+  InProcessTransport& operator=(const InProcessTransport&) = delete;
+
+  sdk::CallId Infer(sdk::InferCall call, sdk::InferCallback done) override;
+  bool Cancel(sdk::CallId id) override;
+  Clock* clock() const override;
+
+  // Counts since creation, for tests and the simulator's tables.
+  struct Counters {
+    int64_t calls = 0;
+    int64_t delivered_to_backend = 0;  // requests that reached the backend's Infer()
+    int64_t answered_ok = 0;
+    int64_t failed = 0;  // callbacks with an error, cancellations included
+  };
+  Counters counters() const;
+
+  struct Impl;  // shared with the tasks in flight; public only so the .cc's helpers can name it
+
+ private:
+  InProcessTransport(std::unique_ptr<TimerQueue> own_timers, std::shared_ptr<Impl> impl);
+
+  std::unique_ptr<TimerQueue> own_timers_;  // null when the options gave a shared one
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace hml::sim
+
+#endif  // HML_SRC_SIM_IN_PROCESS_TRANSPORT_H_
