@@ -158,6 +158,25 @@ TEST_F(ResilientCallerTest, NoAttemptStartsAfterTheDeadline) {
   EXPECT_LE(report.elapsed_nanos, 500 * kMs);
 }
 
+// A retry whose backoff would reach the deadline is not scheduled: the call ends at once with
+// the last error (so the router can fall back now), not later with DEADLINE_EXCEEDED.
+TEST_F(ResilientCallerTest, StopsEarlyWhenTheBackoffWouldReachTheDeadline) {
+  ResilienceOptions options;
+  options.retry.max_attempts = 1000;
+  options.retry.initial_backoff_nanos = 20 * kMs;
+  options.retry.max_backoff_nanos = 50 * kMs;
+  options.use_budget = false;
+  options.use_breaker = false;
+  MakeCaller(options);
+  backend_.SetFallback(UnavailableError("server down"), 0);  // fails instantly
+  CallReport report = RunCall(500);
+  EXPECT_EQ(report.status.code(), StatusCode::kUnavailable) << report.status.ToString();
+  EXPECT_NE(report.status.message().find("no time for another attempt"), std::string_view::npos)
+      << report.status.ToString();
+  EXPECT_LT(report.elapsed_nanos, 500 * kMs);
+  EXPECT_GT(report.attempts, 10);
+}
+
 TEST_F(ResilientCallerTest, HangingAttemptIsCancelledAtTheDeadline) {
   MakeCaller({});
   backend_.SetFallback(Status::Ok(), 60'000 * kMs);  // answers only after a minute
