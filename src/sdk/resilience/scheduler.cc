@@ -1,6 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/sdk/resilience/scheduler.h"
 
+#include <chrono>
 #include <limits>
 
 namespace hml::sdk {
@@ -50,5 +51,57 @@ int ManualScheduler::RunUntil(int64_t until_nanos) {
 }
 
 int ManualScheduler::RunUntilIdle() { return RunUntil(std::numeric_limits<int64_t>::max()); }
+
+ThreadScheduler::ThreadScheduler(Clock* clock) : clock_(clock), thread_([this] { Loop(); }) {}
+
+ThreadScheduler::~ThreadScheduler() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+Scheduler::TaskId ThreadScheduler::ScheduleAt(int64_t when_nanos, std::function<void()> task) {
+  TaskId id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = next_id_++;
+    tasks_.emplace(std::make_pair(when_nanos, id), std::move(task));
+  }
+  cv_.notify_all();
+  return id;
+}
+
+void ThreadScheduler::Cancel(TaskId id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = tasks_.begin(); it != tasks_.end(); ++it) {
+    if (it->first.second == id) {
+      tasks_.erase(it);
+      return;
+    }
+  }
+}
+
+void ThreadScheduler::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (tasks_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    int64_t wait = tasks_.begin()->first.first - clock_->NowNanos();
+    if (wait > 0) {
+      cv_.wait_for(lock, std::chrono::nanoseconds(wait));
+      continue;  // re-check: a new earlier task, a cancel, or stop
+    }
+    std::function<void()> task = std::move(tasks_.begin()->second);
+    tasks_.erase(tasks_.begin());
+    lock.unlock();
+    task();
+    lock.lock();
+  }
+}
 
 }  // namespace hml::sdk

@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <random>
+#include <thread>
 #include <cstdio>
 #include <deque>
 #include <optional>
@@ -330,6 +334,106 @@ TEST_F(HedgingTest, AnErrorWaitsForTheOtherAttempt) {
   EXPECT_EQ(report.attempts, 2);
   EXPECT_FALSE(report.hedge_won);
   EXPECT_EQ(report.elapsed_nanos, 300 * kMs);
+}
+
+// Real threads and real time: attempts finish on the scheduler's thread while four client threads
+// start calls, with retries, hedges, cancellations and the breaker all active. Every call must
+// report exactly once, and the attempts the reports count must be the attempts started.
+TEST(ResilientCallerThreadTest, ConcurrentCallsEachReportExactlyOnce) {
+  ThreadScheduler scheduler(RealClock());
+  ResilienceOptions options;
+  options.retry.initial_backoff_nanos = 200'000;  // 0.2 ms
+  options.retry.max_backoff_nanos = 1 * kMs;
+  options.breaker.open_duration_nanos = 2 * kMs;
+  options.hedging.enabled = true;
+  options.hedging.min_samples = 1;
+  auto created = ResilientCaller::Create(options, &scheduler);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ResilientCaller& caller = **created;
+
+  std::atomic<int> started{0};
+  std::mutex rng_mu;
+  std::mt19937 rng(7);
+  AttemptFn attempt = [&](const AttemptInfo&, AttemptDone done) -> CancelFn {
+    started++;
+    int64_t latency;
+    Status status;
+    {
+      std::lock_guard<std::mutex> lock(rng_mu);
+      latency = static_cast<int64_t>(rng() % 300'000);  // up to 0.3 ms
+      int roll = static_cast<int>(rng() % 100);
+      if (roll < 30) {
+        status = UnavailableError("flaky");
+      } else if (roll < 35) {
+        status = InternalError("bug");
+      }
+    }
+    auto shared_done = std::make_shared<AttemptDone>(std::move(done));
+    auto reported = std::make_shared<std::atomic<bool>>(false);
+    auto report_once = [shared_done, reported](Status s) {
+      if (!reported->exchange(true)) (*shared_done)(std::move(s));
+    };
+    Scheduler::TaskId task = scheduler.ScheduleAt(RealClock()->NowNanos() + latency,
+                                                  [report_once, status] { report_once(status); });
+    return [&scheduler, task, report_once] {
+      scheduler.Cancel(task);
+      report_once(CancelledError("cancelled"));
+    };
+  };
+
+  constexpr int kThreads = 4;
+  constexpr int kCallsPerThread = 150;
+  std::mutex mu;
+  std::condition_variable cv;
+  int reports = 0;
+  int attempts_reported = 0;
+  int bad_codes = 0;
+  std::vector<std::atomic<int>> per_call(kThreads * kCallsPerThread);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCallsPerThread; ++i) {
+        int id = t * kCallsPerThread + i;
+        caller.Call(RealClock()->NowNanos() + 50 * kMs, attempt, [&, id](const CallReport& r) {
+          per_call[id]++;
+          StatusCode c = r.status.code();
+          std::lock_guard<std::mutex> lock(mu);
+          if (c != StatusCode::kOk && c != StatusCode::kUnavailable &&
+              c != StatusCode::kInternal && c != StatusCode::kDeadlineExceeded) {
+            bad_codes++;
+          }
+          attempts_reported += r.attempts;
+          reports++;
+          cv.notify_all();
+        });
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20),
+                            [&] { return reports == kThreads * kCallsPerThread; }))
+        << reports << " of " << kThreads * kCallsPerThread << " calls reported";
+  }
+  // Let stray timers (deadline tasks were cancelled; attempts cancelled) settle.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int id = 0; id < kThreads * kCallsPerThread; ++id) {
+    ASSERT_EQ(per_call[id].load(), 1) << "call " << id;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(bad_codes, 0);
+  EXPECT_EQ(attempts_reported, started.load());
+  CircuitBreakerStats b = caller.breaker()->stats();
+  RetryBudgetCounters budget = caller.budget()->counters();
+  std::printf("threads: %d attempts; breaker admitted %lld refused %lld opened %lld; "
+              "budget retries %lld refused %lld\n",
+              started.load(), static_cast<long long>(b.admitted),
+              static_cast<long long>(b.refused), static_cast<long long>(b.opened),
+              static_cast<long long>(budget.retries_allowed),
+              static_cast<long long>(budget.retries_refused));
+  EXPECT_EQ(b.admitted, started.load());  // every attempt passed the breaker
+  EXPECT_GT(budget.retries_allowed, 0);   // retries or hedges happened
 }
 
 TEST_F(ResilientCallerTest, CreateRejectsBadOptions) {
