@@ -192,6 +192,12 @@ void ResilientCaller::OnAttemptDone(const std::shared_ptr<CallState>& state, siz
   }
   state->last_error = status;
   if (state->in_flight > 0) return;  // another attempt may still answer OK
+  if (state->hedge_task != 0) {
+    // The first attempt failed before its hedge was due: a hedge would copy the retry instead.
+    // Scheduler::Cancel never runs tasks, so calling it under our lock is safe.
+    scheduler_->Cancel(state->hedge_task);
+    state->hedge_task = 0;
+  }
 
   const int attempts = static_cast<int>(state->attempts.size());
   RetryDecision decision =

@@ -436,6 +436,23 @@ TEST(ResilientCallerThreadTest, ConcurrentCallsEachReportExactlyOnce) {
   EXPECT_GT(budget.retries_allowed, 0);   // retries or hedges happened
 }
 
+TEST_F(HedgingTest, EarlyFailureDisarmsTheHedgeAndTheRetryIsNotHedged) {
+  ResilienceOptions options;
+  options.hedging.enabled = true;
+  options.retry.initial_backoff_nanos = 1 * kMs;
+  options.retry.max_backoff_nanos = 1 * kMs;
+  MakeCaller(options);
+  for (int i = 1; i <= 100; ++i) caller_->hedging().RecordLatency(i * kMs);
+  const size_t before = backend_.started().size();
+  backend_.Push(UnavailableError("blip"), 50 * kMs);  // fails before the 95 ms hedge delay
+  backend_.Push(Status::Ok(), 200 * kMs);             // the retry is slow, but is not hedged
+  CallReport report = RunCall();
+  ASSERT_TRUE(report.status.ok()) << report.status.ToString();
+  EXPECT_EQ(report.attempts, 2);
+  EXPECT_FALSE(report.hedged);
+  EXPECT_EQ(backend_.started().size(), before + 2);
+}
+
 TEST_F(ResilientCallerTest, CreateRejectsBadOptions) {
   ResilienceOptions options;
   options.breaker.failure_threshold = 0;
