@@ -38,8 +38,8 @@ Status CircuitBreakerOptions::Validate() const {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<CircuitBreaker>> CircuitBreaker::Create(
-    const CircuitBreakerOptions& options, Clock* clock) {
+Result<std::unique_ptr<CircuitBreaker>> CircuitBreaker::Create(const CircuitBreakerOptions& options,
+                                                               Clock* clock) {
   HML_RETURN_IF_ERROR(options.Validate());
   if (clock == nullptr) return InvalidArgumentError("CircuitBreaker: clock is null");
   return std::unique_ptr<CircuitBreaker>(new CircuitBreaker(options, clock));

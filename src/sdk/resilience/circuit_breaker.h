@@ -47,8 +47,8 @@ struct CircuitBreakerOptions {
   // How long the breaker stays open before letting one probe through. Default: 5 s.
   int64_t open_duration_nanos = 5'000'000'000;
   // Codes that count as failures. Default: UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL.
-  std::vector<StatusCode> failure_codes = {StatusCode::kUnavailable,
-                                           StatusCode::kDeadlineExceeded, StatusCode::kInternal};
+  std::vector<StatusCode> failure_codes = {StatusCode::kUnavailable, StatusCode::kDeadlineExceeded,
+                                           StatusCode::kInternal};
 
   // kInvalidArgument naming the field (empty name, threshold < 1, duration <= 0, kOk or
   // kCancelled among failure_codes).
@@ -97,9 +97,7 @@ class CircuitBreaker {
   void MaybeHalfOpen();
   // REQUIRES: mu_ held.
   void Open();
-  bool IsFailure(StatusCode code) const {
-    return (failure_mask_ >> static_cast<int>(code)) & 1u;
-  }
+  bool IsFailure(StatusCode code) const { return (failure_mask_ >> static_cast<int>(code)) & 1u; }
 
   const CircuitBreakerOptions options_;
   Clock* const clock_;

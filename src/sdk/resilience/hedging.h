@@ -23,6 +23,7 @@
 #define HML_SRC_SDK_RESILIENCE_HEDGING_H_
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>

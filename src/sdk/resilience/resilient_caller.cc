@@ -56,8 +56,7 @@ Result<std::unique_ptr<ResilientCaller>> ResilientCaller::Create(const Resilienc
     HML_ASSIGN_OR_RETURN(caller->budget_, RetryBudget::Create(options.budget, caller->clock_));
   }
   if (options.use_breaker) {
-    HML_ASSIGN_OR_RETURN(caller->breaker_,
-                         CircuitBreaker::Create(options.breaker, caller->clock_));
+    HML_ASSIGN_OR_RETURN(caller->breaker_, CircuitBreaker::Create(options.breaker, caller->clock_));
   }
   HML_ASSIGN_OR_RETURN(caller->hedging_, HedgingPolicy::Create(options.hedging));
   return caller;
@@ -151,8 +150,9 @@ void ResilientCaller::StartAttempt(const std::shared_ptr<CallState>& state, bool
     }
   }
 
-  CancelFn cancel = state->attempt_fn(
-      info, [this, state, index](Status status) { OnAttemptDone(state, index, std::move(status)); });
+  CancelFn cancel = state->attempt_fn(info, [this, state, index](Status status) {
+    OnAttemptDone(state, index, std::move(status));
+  });
 
   bool cancel_now = false;
   {
@@ -241,8 +241,8 @@ void ResilientCaller::OnDeadline(const std::shared_ptr<CallState>& state) {
   std::unique_lock<std::mutex> lock(state->mu);
   state->deadline_task = 0;
   if (state->done) return;
-  std::string message = "call deadline passed after " + std::to_string(state->attempts.size()) +
-                        " attempt(s)";
+  std::string message =
+      "call deadline passed after " + std::to_string(state->attempts.size()) + " attempt(s)";
   if (!state->last_error.ok()) message += "; last error: " + state->last_error.ToString();
   Finish(state, lock, DeadlineExceededError(message));
 }

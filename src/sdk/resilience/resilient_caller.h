@@ -49,9 +49,9 @@ namespace hml::sdk {
 
 // What an attempt is told.
 struct AttemptInfo {
-  int attempt_number = 1;       // 1-based, counting hedges
-  bool hedge = false;           // a hedged copy rather than the first attempt or a retry
-  int64_t deadline_nanos = 0;   // the call's deadline (Scheduler clock): the attempt's timeout
+  int attempt_number = 1;      // 1-based, counting hedges
+  bool hedge = false;          // a hedged copy rather than the first attempt or a retry
+  int64_t deadline_nanos = 0;  // the call's deadline (Scheduler clock): the attempt's timeout
 };
 
 // Reports an attempt's outcome; call exactly once.

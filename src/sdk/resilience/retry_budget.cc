@@ -20,8 +20,9 @@ Status RetryBudgetOptions::Validate() const {
                                 std::to_string(window_nanos));
   }
   if (num_buckets < 1 || window_nanos / num_buckets < 1) {
-    return InvalidArgumentError("RetryBudgetOptions.num_buckets must be in [1, window_nanos], got " +
-                                std::to_string(num_buckets));
+    return InvalidArgumentError(
+        "RetryBudgetOptions.num_buckets must be in [1, window_nanos], got " +
+        std::to_string(num_buckets));
   }
   return Status::Ok();
 }

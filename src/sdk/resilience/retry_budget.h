@@ -21,6 +21,7 @@
 #define HML_SRC_SDK_RESILIENCE_RETRY_BUDGET_H_
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -45,9 +46,9 @@ struct RetryBudgetOptions {
 };
 
 struct RetryBudgetCounters {
-  int64_t calls = 0;             // calls deposited, since creation
-  int64_t retries_allowed = 0;   // withdrawals granted
-  int64_t retries_refused = 0;   // withdrawals refused: budget exhausted
+  int64_t calls = 0;            // calls deposited, since creation
+  int64_t retries_allowed = 0;  // withdrawals granted
+  int64_t retries_refused = 0;  // withdrawals refused: budget exhausted
 };
 
 class RetryBudget {

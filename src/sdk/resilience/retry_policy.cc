@@ -12,18 +12,18 @@ Status RetryPolicyOptions::Validate() const {
                                 std::to_string(max_attempts));
   }
   if (initial_backoff_nanos <= 0 || max_backoff_nanos <= 0) {
-    return InvalidArgumentError("RetryPolicyOptions: initial_backoff_nanos (" +
-                                std::to_string(initial_backoff_nanos) + ") and max_backoff_nanos (" +
-                                std::to_string(max_backoff_nanos) + ") must be positive");
+    return InvalidArgumentError(
+        "RetryPolicyOptions: initial_backoff_nanos (" + std::to_string(initial_backoff_nanos) +
+        ") and max_backoff_nanos (" + std::to_string(max_backoff_nanos) + ") must be positive");
   }
   if (initial_backoff_nanos > max_backoff_nanos) {
-    return InvalidArgumentError("RetryPolicyOptions.initial_backoff_nanos (" +
-                                std::to_string(initial_backoff_nanos) +
-                                ") exceeds max_backoff_nanos (" +
-                                std::to_string(max_backoff_nanos) + ")");
+    return InvalidArgumentError(
+        "RetryPolicyOptions.initial_backoff_nanos (" + std::to_string(initial_backoff_nanos) +
+        ") exceeds max_backoff_nanos (" + std::to_string(max_backoff_nanos) + ")");
   }
   if (!(backoff_multiplier >= 1.0) || !std::isfinite(backoff_multiplier)) {
-    return InvalidArgumentError("RetryPolicyOptions.backoff_multiplier must be a finite value >= 1");
+    return InvalidArgumentError(
+        "RetryPolicyOptions.backoff_multiplier must be a finite value >= 1");
   }
   for (StatusCode code : retryable_codes) {
     int c = static_cast<int>(code);

@@ -65,7 +65,9 @@ class RetryPolicy {
   static Result<RetryPolicy> Create(const RetryPolicyOptions& options);
 
   // Whether `code` is in the retryable set.
-  bool IsRetryable(StatusCode code) const { return (retryable_mask_ >> static_cast<int>(code)) & 1u; }
+  bool IsRetryable(StatusCode code) const {
+    return (retryable_mask_ >> static_cast<int>(code)) & 1u;
+  }
 
   // The upper bound of the jittered delay before retry `retry_index` (0 = first retry):
   // min(max_backoff, initial_backoff * multiplier^retry_index).

@@ -122,7 +122,7 @@ TEST(CircuitBreakerTest, StaleOutcomeAfterOpeningDoesNotChangeState) {
   Result<CircuitBreaker::Permit> slow = breaker->Acquire();
   ASSERT_TRUE(slow.ok());
   EXPECT_TRUE(CallWith(*breaker, UnavailableError("down")));  // opens
-  breaker->Release(*slow, Status::Ok());  // admitted before the breaker opened
+  breaker->Release(*slow, Status::Ok());                      // admitted before the breaker opened
   EXPECT_EQ(breaker->state(), BreakerState::kOpen);
 }
 
@@ -153,12 +153,10 @@ TEST(CircuitBreakerTest, ValidateRejectsBadOptions) {
   ManualClock clock;
   CircuitBreakerOptions options;
   options.failure_threshold = 0;
-  EXPECT_EQ(CircuitBreaker::Create(options, &clock).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(CircuitBreaker::Create(options, &clock).status().code(), StatusCode::kInvalidArgument);
   options = {};
   options.failure_codes = {StatusCode::kCancelled};
-  EXPECT_EQ(CircuitBreaker::Create(options, &clock).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(CircuitBreaker::Create(options, &clock).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -9,11 +9,11 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <random>
-#include <thread>
 #include <cstdio>
 #include <deque>
 #include <optional>
+#include <random>
+#include <thread>
 #include <vector>
 
 namespace hml::sdk {
@@ -327,7 +327,7 @@ TEST_F(HedgingTest, FirstAttemptWinsWhenItAnswersBeforeTheHedge) {
 }
 
 TEST_F(HedgingTest, AnErrorWaitsForTheOtherAttempt) {
-  backend_.Push(Status::Ok(), 300 * kMs);                 // the first attempt: slow but OK
+  backend_.Push(Status::Ok(), 300 * kMs);                    // the first attempt: slow but OK
   backend_.Push(UnavailableError("hedge failed"), 1 * kMs);  // the hedge fails fast
   CallReport report = RunCall();
   ASSERT_TRUE(report.status.ok()) << report.status.ToString();
@@ -398,8 +398,8 @@ TEST(ResilientCallerThreadTest, ConcurrentCallsEachReportExactlyOnce) {
           per_call[id]++;
           StatusCode c = r.status.code();
           std::lock_guard<std::mutex> lock(mu);
-          if (c != StatusCode::kOk && c != StatusCode::kUnavailable &&
-              c != StatusCode::kInternal && c != StatusCode::kDeadlineExceeded) {
+          if (c != StatusCode::kOk && c != StatusCode::kUnavailable && c != StatusCode::kInternal &&
+              c != StatusCode::kDeadlineExceeded) {
             bad_codes++;
           }
           attempts_reported += r.attempts;
@@ -426,12 +426,12 @@ TEST(ResilientCallerThreadTest, ConcurrentCallsEachReportExactlyOnce) {
   EXPECT_EQ(attempts_reported, started.load());
   CircuitBreakerStats b = caller.breaker()->stats();
   RetryBudgetCounters budget = caller.budget()->counters();
-  std::printf("threads: %d attempts; breaker admitted %lld refused %lld opened %lld; "
-              "budget retries %lld refused %lld\n",
-              started.load(), static_cast<long long>(b.admitted),
-              static_cast<long long>(b.refused), static_cast<long long>(b.opened),
-              static_cast<long long>(budget.retries_allowed),
-              static_cast<long long>(budget.retries_refused));
+  std::printf(
+      "threads: %d attempts; breaker admitted %lld refused %lld opened %lld; "
+      "budget retries %lld refused %lld\n",
+      started.load(), static_cast<long long>(b.admitted), static_cast<long long>(b.refused),
+      static_cast<long long>(b.opened), static_cast<long long>(budget.retries_allowed),
+      static_cast<long long>(budget.retries_refused));
   EXPECT_EQ(b.admitted, started.load());  // every attempt passed the breaker
   EXPECT_GT(budget.retries_allowed, 0);   // retries or hedges happened
 }
