@@ -12,7 +12,8 @@
 //
 // The rules the driver (ResilientCaller) applies, stated here once:
 //   - at most `max_hedges` extra attempts per call (default 1), started while the first attempt
-//     of the call is still in flight; hedges count against RetryPolicyOptions::max_attempts and
+//     of the call is still in flight; if the first attempt fails before the hedge is due, the
+//     hedge is disarmed and the retry that follows is not hedged; hedges count against RetryPolicyOptions::max_attempts and
 //     withdraw from the RetryBudget like retries, and each needs a CircuitBreaker permit;
 //   - a hedge is not sent if it would start at or after the call's deadline;
 //   - the first OK answer wins; the losers are cancelled through their cancel callback; an error
