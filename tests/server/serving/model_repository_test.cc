@@ -304,9 +304,12 @@ TEST(ModelRepositorySplitTest, UnloadWhileSplitRequestsAreInFlightAnswersEveryOn
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(repo.Unload("m", 1).ok());
-  // Everything accepted before Unload() returned has been answered by then.
+  // Everything accepted before Unload() returned has been answered by then. A client may not
+  // have counted its last accepted request yet (it counts after Infer() returns, and the answer
+  // can come first), so answers may exceed the count read here, never fall short of it.
+  const int answered_at_unload = answered.load();
   const int accepted_at_unload = accepted.load();
-  EXPECT_EQ(answered.load(), accepted_at_unload);
+  EXPECT_GE(answered_at_unload, accepted_at_unload);
   stop = true;
   for (std::thread& t : clients) t.join();
   EXPECT_EQ(answered.load(), accepted.load());
