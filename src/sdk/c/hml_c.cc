@@ -76,6 +76,14 @@ hml_status MakeModel(hml::Result<hml::Model> loaded, hml_model** out_model,
   return Ok(out_error);
 }
 
+// HML_OK when index < count; else HML_INVALID_ARGUMENT "<function>: index I >= N <what>".
+hml_status CheckIndex(const char* function, size_t index, size_t count, const char* what,
+                      hml_error** out_error) {
+  if (index < count) return HML_OK;
+  return InvalidArgument(out_error, std::string(function) + ": index " + std::to_string(index) +
+                                        " >= " + std::to_string(count) + " " + what);
+}
+
 hml_status Shape(const char* function, const hml::TensorSpec& spec, int64_t* dims,
                  size_t capacity, size_t* out_rank, hml_error** out_error) {
   if (out_rank == nullptr) return NullArgument(out_error, function, "out_rank");
@@ -236,11 +244,10 @@ hml_status hml_session_input_shape(const hml_session* session, size_t index, int
                                    size_t capacity, size_t* out_rank, hml_error** out_error) {
   constexpr const char* kFunction = "hml_session_input_shape";
   if (session == nullptr) return NullArgument(out_error, kFunction, "session");
-  if (index >= session->session->num_inputs()) {
-    return InvalidArgument(out_error, std::string(kFunction) + ": index " +
-                                          std::to_string(index) + " >= " +
-                                          std::to_string(session->session->num_inputs()) +
-                                          " inputs");
+  if (hml_status s = CheckIndex(kFunction, index, session->session->num_inputs(),
+                                "inputs", out_error);
+      s != HML_OK) {
+    return s;
   }
   return Shape(kFunction, session->session->input_spec(index), dims, capacity, out_rank,
                out_error);
@@ -250,11 +257,10 @@ hml_status hml_session_output_shape(const hml_session* session, size_t index, in
                                     size_t capacity, size_t* out_rank, hml_error** out_error) {
   constexpr const char* kFunction = "hml_session_output_shape";
   if (session == nullptr) return NullArgument(out_error, kFunction, "session");
-  if (index >= session->session->num_outputs()) {
-    return InvalidArgument(out_error, std::string(kFunction) + ": index " +
-                                          std::to_string(index) + " >= " +
-                                          std::to_string(session->session->num_outputs()) +
-                                          " outputs");
+  if (hml_status s = CheckIndex(kFunction, index, session->session->num_outputs(),
+                                "outputs", out_error);
+      s != HML_OK) {
+    return s;
   }
   return Shape(kFunction, session->session->output_spec(index), dims, capacity, out_rank,
                out_error);
@@ -264,11 +270,10 @@ hml_status hml_session_set_input(hml_session* session, size_t index, hml_dtype d
                                  const void* data, size_t byte_size, hml_error** out_error) {
   constexpr const char* kFunction = "hml_session_set_input";
   if (session == nullptr) return NullArgument(out_error, kFunction, "session");
-  if (index >= session->session->num_inputs()) {
-    return InvalidArgument(out_error, std::string(kFunction) + ": index " +
-                                          std::to_string(index) + " >= " +
-                                          std::to_string(session->session->num_inputs()) +
-                                          " inputs");
+  if (hml_status s = CheckIndex(kFunction, index, session->session->num_inputs(),
+                                "inputs", out_error);
+      s != HML_OK) {
+    return s;
   }
   hml::Tensor& input = session->session->input(index);
   const std::string what =
@@ -302,11 +307,10 @@ hml_status hml_session_get_output(const hml_session* session, size_t index,
   if (out_dtype == nullptr) return NullArgument(out_error, kFunction, "out_dtype");
   if (out_data == nullptr) return NullArgument(out_error, kFunction, "out_data");
   if (out_byte_size == nullptr) return NullArgument(out_error, kFunction, "out_byte_size");
-  if (index >= session->session->num_outputs()) {
-    return InvalidArgument(out_error, std::string(kFunction) + ": index " +
-                                          std::to_string(index) + " >= " +
-                                          std::to_string(session->session->num_outputs()) +
-                                          " outputs");
+  if (hml_status s = CheckIndex(kFunction, index, session->session->num_outputs(),
+                                "outputs", out_error);
+      s != HML_OK) {
+    return s;
   }
   if (!session->ran) {
     return Fail(out_error, hml::FailedPreconditionError(std::string(kFunction) +
