@@ -221,7 +221,8 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                     "gRPC port; 0 picks a free one, -1 disables gRPC");
   serve->add_option("--address", flags->address, "Address to bind (default 127.0.0.1)");
   serve->add_flag("--insecure", flags->insecure,
-                  "Allow plain text on both ports (no --tls-cert/--tls-key): only on trusted networks");
+                  "Allow plain text on both ports (no --tls-cert/--tls-key): only on trusted "
+                  "networks");
   serve->add_flag("--no-auth", flags->no_auth,
                   "Turn authentication off: every route open to anyone, no device services. "
                   "Default: on, with admin keys and device credentials from <registry>/auth.db "
