@@ -122,6 +122,13 @@ Result<StoreKey> FixedKeyProvider::GetKey(uint32_t key_id) {
   return key_;
 }
 
+Result<StoreKey> PlatformKeyProvider::GetKey(uint32_t key_id) {
+  HML_ASSIGN_OR_RETURN(std::string bytes, platform_.StoreKey(key_id));
+  Result<StoreKey> key = StoreKey::FromBytes(bytes);
+  sodium_memzero(bytes.data(), bytes.size());
+  return key;
+}
+
 Status EncryptedStoreOptions::Validate() const {
   if (keys == nullptr) return InvalidArgumentError("encrypted store options: keys is null");
   if (device_id.empty() || device_id.size() > 128) {

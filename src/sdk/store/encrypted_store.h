@@ -74,6 +74,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hml/sdk/platform.h"
 #include "hml/status.h"
 #include "src/storage/sqlite_db.h"
 
@@ -122,6 +123,22 @@ class FixedKeyProvider final : public KeyProvider {
  private:
   StoreKey key_;
   uint32_t key_id_;
+};
+
+// The app's keystore through the platform hooks (include/hml/sdk/platform.h): keys come from
+// Platform::StoreKey, new records use `current_key_id` (the app raises it to rotate).
+// `platform` must outlive the provider.
+class PlatformKeyProvider final : public KeyProvider {
+ public:
+  explicit PlatformKeyProvider(const Platform& platform, uint32_t current_key_id = 1)
+      : platform_(platform), current_key_id_(current_key_id) {}
+  uint32_t CurrentKeyId() override { return current_key_id_; }
+  // Platform::StoreKey's error, or kInvalidArgument when the keystore's key is not 32 bytes.
+  Result<StoreKey> GetKey(uint32_t key_id) override;
+
+ private:
+  const Platform& platform_;
+  uint32_t current_key_id_;
 };
 
 struct EncryptedStoreOptions {

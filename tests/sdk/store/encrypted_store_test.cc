@@ -459,3 +459,36 @@ TEST_F(EncryptedStoreTest, CanaryNeverAppearsInAnyFile) {
 
 }  // namespace
 }  // namespace hml::sdk
+
+namespace hml::sdk {
+namespace {
+
+// The store's keys from the app's keystore through the platform hooks.
+TEST(PlatformKeyProviderTest, KeysComeFromThePlatformKeystore) {
+  TempFolder folder("platform_key_provider_test");
+  StaticPlatform platform;
+  PlatformKeyProvider keys(platform);
+  EncryptedStoreOptions options;
+  options.keys = &keys;
+  options.device_id = "device-A";
+  // No key in the keystore yet (e.g. before the app provisioned one): the store refuses to open.
+  EXPECT_EQ(EncryptedStore::Open(folder.path() + "/store.db", options).status().code(),
+            StatusCode::kNotFound);
+  ASSERT_TRUE(platform.set_store_key(1, std::string(32, 'k')).ok());
+  {
+    auto store = EncryptedStore::Open(folder.path() + "/store.db", options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*store)->Put("labels", "a label").ok());
+  }
+  // Another key under the same id is a wrong key.
+  ASSERT_TRUE(platform.set_store_key(1, std::string(32, 'x')).ok());
+  EXPECT_EQ(EncryptedStore::Open(folder.path() + "/store.db", options).status().code(),
+            StatusCode::kPermissionDenied);
+  ASSERT_TRUE(platform.set_store_key(1, std::string(32, 'k')).ok());
+  auto store = EncryptedStore::Open(folder.path() + "/store.db", options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(*(*store)->Get("labels", 1), "a label");
+}
+
+}  // namespace
+}  // namespace hml::sdk
