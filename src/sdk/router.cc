@@ -1,0 +1,464 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// The Router's routing logic; router.h explains the policies, the fallback rule and threading.
+#include "src/sdk/router.h"
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <utility>
+
+namespace hml::sdk {
+
+std::string_view RoutePolicyName(RoutePolicy policy) {
+  switch (policy) {
+    case RoutePolicy::kLocalOnly:
+      return "local-only";
+    case RoutePolicy::kCloudOnly:
+      return "cloud-only";
+    case RoutePolicy::kPreferLocal:
+      return "prefer-local";
+    case RoutePolicy::kPreferCloud:
+      return "prefer-cloud";
+    case RoutePolicy::kCascade:
+      return "cascade";
+  }
+  return "unknown";
+}
+
+std::string_view PlacementName(Placement placement) {
+  switch (placement) {
+    case Placement::kLocal:
+      return "local";
+    case Placement::kCloud:
+      return "cloud";
+    case Placement::kLocalAfterCloudFailure:
+      return "local-after-cloud-failure";
+    case Placement::kCloudAfterLocalFailure:
+      return "cloud-after-local-failure";
+    case Placement::kCascadeLocal:
+      return "cascade-local";
+    case Placement::kCascadeOffloaded:
+      return "cascade-offloaded";
+  }
+  return "unknown";
+}
+
+Status RouterOptions::Validate() const {
+  if (transport == nullptr) return InvalidArgumentError("RouterOptions.transport is required");
+  if (local_reserve_nanos < 0) {
+    return InvalidArgumentError("RouterOptions.local_reserve_nanos must be >= 0");
+  }
+  return resilience.Validate();
+}
+
+namespace {
+
+// Weight of the newest sample in the latency moving averages.
+constexpr double kAverageWeight = 0.2;
+
+double Blend(double average, double sample) {
+  return average <= 0 ? sample : (1 - kAverageWeight) * average + kAverageWeight * sample;
+}
+
+// A LocalRunner over one Session: inputs are matched to the session's inputs by name.
+class SessionRunner final : public LocalRunner {
+ public:
+  explicit SessionRunner(std::unique_ptr<Session> session) : session_(std::move(session)) {}
+
+  Result<std::vector<NamedTensor>> Run(std::span<const NamedTensor> inputs) override {
+    std::vector<Tensor> ordered;
+    ordered.reserve(session_->num_inputs());
+    for (size_t i = 0; i < session_->num_inputs(); ++i) {
+      const std::string& want = session_->input_spec(i).name;
+      auto it = std::find_if(inputs.begin(), inputs.end(),
+                             [&](const NamedTensor& t) { return t.name == want; });
+      if (it == inputs.end()) {
+        return InvalidArgumentError("local model: input '" + want + "' is missing");
+      }
+      // A view: Session::Run only reads its inputs.
+      ordered.push_back(Tensor::View(it->tensor.dtype(), it->tensor.shape(),
+                                     const_cast<void*>(it->tensor.raw_data())));
+    }
+    HML_ASSIGN_OR_RETURN(std::vector<Tensor> outputs, session_->Run(ordered));
+    std::vector<NamedTensor> named;
+    named.reserve(outputs.size());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      named.push_back({session_->output_spec(i).name, std::move(outputs[i])});
+    }
+    return named;
+  }
+
+ private:
+  std::unique_ptr<Session> session_;
+};
+
+// The smallest over rows of the largest value of `t`'s last dimension (after a softmax when
+// `logits`). kInvalidArgument for a non-float32 or empty output.
+Result<double> Top1(const Tensor& t, bool logits) {
+  if (t.dtype() != DType::kFloat32 || t.num_elements() == 0 || t.rank() == 0) {
+    return InvalidArgumentError("cascade: the local model's first output is not a non-empty "
+                                "float32 tensor of probabilities");
+  }
+  const int64_t classes = t.dim(t.rank() - 1);
+  if (classes <= 0) return InvalidArgumentError("cascade: the first output has no classes");
+  std::span<const float> v = t.values<float>();
+  double lowest = 1e30;
+  for (int64_t row = 0; row * classes < static_cast<int64_t>(v.size()); ++row) {
+    std::span<const float> r = v.subspan(static_cast<size_t>(row * classes),
+                                         static_cast<size_t>(classes));
+    double top = *std::max_element(r.begin(), r.end());
+    if (logits) {
+      double sum = 0;
+      for (float x : r) sum += std::exp(static_cast<double>(x) - top);
+      top = 1.0 / sum;  // exp(top - top) / sum
+    }
+    lowest = std::min(lowest, top);
+  }
+  return lowest;
+}
+
+std::string FormatTop1(double top1, double threshold, bool offload) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "top1 %.3f %s %.3f", top1, offload ? "<" : ">=", threshold);
+  return buf;
+}
+
+}  // namespace
+
+struct Router::Entry {
+  std::string name;
+  ModelConfig config;
+  // Null when there is no usable local model; `local_status` then says why.
+  std::shared_ptr<LocalRunner> runner;
+  Status local_status;
+  bool local_configured = false;
+  std::mutex run_mu;  // serializes runner->Run()
+
+  std::mutex stats_mu;
+  double local_avg_nanos = 0;  // guarded by stats_mu
+  double cloud_avg_nanos = 0;  // guarded by stats_mu
+};
+
+Router::Router(RouterOptions options, std::unique_ptr<Scheduler> own_scheduler,
+               std::unique_ptr<ResilientCaller> caller)
+    : options_(std::move(options)),
+      clock_(options_.transport->clock()),
+      own_scheduler_(std::move(own_scheduler)),
+      caller_(std::move(caller)) {}
+
+Router::~Router() = default;
+
+Result<std::unique_ptr<Router>> Router::Create(RouterOptions options) {
+  HML_RETURN_IF_ERROR(options.Validate());
+  std::unique_ptr<Scheduler> own;
+  Scheduler* scheduler = options.scheduler;
+  if (scheduler == nullptr) {
+    own = std::make_unique<ThreadScheduler>(options.transport->clock());
+    scheduler = own.get();
+  }
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<ResilientCaller> caller,
+                       ResilientCaller::Create(options.resilience, scheduler));
+  return std::unique_ptr<Router>(new Router(std::move(options), std::move(own), std::move(caller)));
+}
+
+Status Router::AddModel(const std::string& name, ModelConfig config) {
+  const std::string what = "model '" + name + "' (" + std::string(RoutePolicyName(config.policy)) +
+                           ")";
+  if (name.empty()) return InvalidArgumentError("Router::AddModel: empty model name");
+  const bool local = config.local_model.has_value() || config.local_runner != nullptr;
+  const bool cloud = !config.cloud_model.empty();
+  const RoutePolicy p = config.policy;
+  if (!cloud && p != RoutePolicy::kLocalOnly && p != RoutePolicy::kPreferLocal) {
+    return InvalidArgumentError(what + ": the policy needs ModelConfig.cloud_model");
+  }
+  if (!local && (p == RoutePolicy::kLocalOnly || p == RoutePolicy::kCascade)) {
+    return InvalidArgumentError(what + ": the policy needs a local model");
+  }
+  if (!local && !cloud) return InvalidArgumentError(what + ": neither a local nor a cloud model");
+  if (config.default_deadline_nanos <= 0) {
+    return InvalidArgumentError(what + ": default_deadline_nanos must be > 0");
+  }
+  if (config.expected_cloud_latency_nanos < 0 || config.cloud_version < 0) {
+    return InvalidArgumentError(what +
+                                ": expected_cloud_latency_nanos and cloud_version must be >= 0");
+  }
+  if (std::isnan(config.cascade_threshold)) {
+    return InvalidArgumentError(what + ": cascade_threshold is NaN");
+  }
+
+  auto entry = std::make_shared<Entry>();
+  entry->name = name;
+  entry->local_configured = local;
+  entry->cloud_avg_nanos = static_cast<double>(config.expected_cloud_latency_nanos);
+  if (config.local_runner != nullptr) {
+    entry->runner = config.local_runner;
+  } else if (config.local_model.has_value()) {
+    Result<std::unique_ptr<Session>> session =
+        Session::Create(*config.local_model, config.session_options);
+    if (session.ok()) {
+      entry->runner = std::make_shared<SessionRunner>(std::move(*session));
+    } else {
+      entry->local_status = session.status().WithContext("local model of '" + name +
+                                                         "' cannot be compiled");
+    }
+  } else {
+    entry->local_status = NotFoundError("model '" + name + "' has no local model");
+  }
+  config.local_model.reset();  // the Session holds what it needs
+  entry->config = std::move(config);
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!models_.emplace(name, std::move(entry)).second) {
+    return AlreadyExistsError("Router::AddModel: model '" + name + "' is already registered");
+  }
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<Router::Entry>> Router::Find(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return NotFoundError("Router: no model '" + name + "' registered");
+  return it->second;
+}
+
+Result<std::vector<NamedTensor>> Router::RunLocal(Entry& entry,
+                                                  std::span<const NamedTensor> inputs,
+                                                  RouteInfo& route) {
+  if (entry.runner == nullptr) return entry.local_status;
+  const int64_t start = clock_->NowNanos();
+  Result<std::vector<NamedTensor>> out = [&] {
+    std::lock_guard<std::mutex> lock(entry.run_mu);
+    return entry.runner->Run(inputs);
+  }();
+  ++route.local_runs;
+  if (out.ok()) {
+    std::lock_guard<std::mutex> lock(entry.stats_mu);
+    entry.local_avg_nanos =
+        Blend(entry.local_avg_nanos, static_cast<double>(clock_->NowNanos() - start));
+  }
+  return out;
+}
+
+int64_t Router::CloudDeadline(const Entry& entry, int64_t deadline_nanos) const {
+  if (entry.runner == nullptr) return deadline_nanos;
+  double local_avg;
+  {
+    std::lock_guard<std::mutex> lock(const_cast<Entry&>(entry).stats_mu);
+    local_avg = entry.local_avg_nanos;
+  }
+  const int64_t reserve =
+      std::max(options_.local_reserve_nanos, static_cast<int64_t>(2 * local_avg));
+  return deadline_nanos - reserve;
+}
+
+Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor> inputs,
+                                      int64_t deadline_nanos) {
+  // Shared with the transport's callbacks, which may outlive this call (a cancelled attempt
+  // reports later).
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    CallReport report;
+    std::optional<std::vector<NamedTensor>> answer;
+    int64_t bytes_sent = 0;
+    int64_t bytes_received = 0;
+  };
+  auto shared = std::make_shared<Shared>();
+  Transport* transport = options_.transport;
+  const std::string model = entry.config.cloud_model;
+  const int64_t version = entry.config.cloud_version;
+
+  // The attempt function is only called before the call's CallDone, i.e. while this function
+  // waits, so referring to `inputs` is safe.
+  AttemptFn attempt = [&, shared, transport](const AttemptInfo& info,
+                                              AttemptDone done) -> CancelFn {
+    InferCall call;
+    call.model = model;
+    call.version = version;
+    call.deadline_nanos = info.deadline_nanos;
+    for (const NamedTensor& in : inputs) {
+      Result<Tensor> copy = in.tensor.Clone();
+      if (!copy.ok()) {
+        done(copy.status());
+        return {};
+      }
+      call.inputs.push_back({in.name, std::move(*copy), in.parameters});
+    }
+    const CallId id = transport->Infer(
+        std::move(call), [shared, done](Result<InferAnswer> answer, const CallStats& stats) {
+          Status status = answer.status();
+          {
+            std::lock_guard<std::mutex> lock(shared->mu);
+            shared->bytes_sent += stats.bytes_sent;
+            shared->bytes_received += stats.bytes_received;
+            if (answer.ok() && !shared->answer.has_value()) {
+              shared->answer = std::move(answer->outputs);
+            }
+          }
+          done(status);
+        });
+    return [transport, id] { transport->Cancel(id); };
+  };
+
+  caller_->Call(deadline_nanos, std::move(attempt), [shared](const CallReport& report) {
+    std::lock_guard<std::mutex> lock(shared->mu);
+    shared->report = report;
+    shared->done = true;
+    shared->cv.notify_all();
+  });
+
+  CloudOutcome outcome;
+  std::unique_lock<std::mutex> lock(shared->mu);
+  shared->cv.wait(lock, [&] { return shared->done; });
+  outcome.attempts = shared->report.attempts;
+  outcome.breaker_refused = shared->report.breaker_refused;
+  outcome.bytes_sent = shared->bytes_sent;
+  outcome.bytes_received = shared->bytes_received;
+  if (shared->report.status.ok() && shared->answer.has_value()) {
+    outcome.outputs = std::move(*shared->answer);
+    std::lock_guard<std::mutex> stats_lock(entry.stats_mu);
+    entry.cloud_avg_nanos =
+        Blend(entry.cloud_avg_nanos, static_cast<double>(shared->report.elapsed_nanos));
+  } else if (shared->report.status.ok()) {
+    outcome.outputs = InternalError("cloud call reported OK without an answer");
+  } else {
+    outcome.outputs = shared->report.status;
+  }
+  return outcome;
+}
+
+Result<RoutedResult> Router::Infer(const std::string& name, std::span<const NamedTensor> inputs,
+                                   int64_t deadline_nanos) {
+  HML_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(name));
+  const ModelConfig& config = entry->config;
+  const int64_t start = clock_->NowNanos();
+  if (deadline_nanos == 0) deadline_nanos = start + config.default_deadline_nanos;
+
+  RoutedResult result;
+  RouteInfo& route = result.route;
+  auto done = [&](Placement placement, std::string reason,
+                  std::vector<NamedTensor> outputs) -> Result<RoutedResult> {
+    route.placement = placement;
+    route.reason = std::move(reason);
+    route.latency_nanos = clock_->NowNanos() - start;
+    result.outputs = std::move(outputs);
+    return std::move(result);
+  };
+  auto cloud = [&](int64_t cloud_deadline) {
+    CloudOutcome c = RunCloud(*entry, inputs, cloud_deadline);
+    route.attempts += c.attempts;
+    route.bytes_sent += c.bytes_sent;
+    route.bytes_received += c.bytes_received;
+    route.cloud_status = c.outputs.status().ToString();
+    return c;
+  };
+  // A cloud call that falls back to the local model when it fails (the rule for every policy).
+  auto cloud_first = [&]() -> Result<RoutedResult> {
+    const bool fallback = entry->runner != nullptr;
+    CloudOutcome c = cloud(fallback ? CloudDeadline(*entry, deadline_nanos) : deadline_nanos);
+    if (c.outputs.ok()) return done(Placement::kCloud, "policy", std::move(*c.outputs));
+    const Status cloud_error = c.outputs.status();
+    if (!fallback) return cloud_error.WithContext("model '" + name + "': cloud call failed");
+    if (clock_->NowNanos() >= deadline_nanos) {
+      return cloud_error.WithContext("model '" + name +
+                                     "': cloud call failed and the deadline passed");
+    }
+    Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
+    if (!local.ok()) {
+      return local.status().WithContext("model '" + name + "': local fallback failed after " +
+                                        cloud_error.ToString());
+    }
+    return done(Placement::kLocalAfterCloudFailure,
+                c.breaker_refused ? "breaker open" : "cloud failed: " + cloud_error.ToString(),
+                std::move(*local));
+  };
+
+  switch (config.policy) {
+    case RoutePolicy::kLocalOnly: {
+      Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
+      if (!local.ok()) return local.status().WithContext("model '" + name + "' (local-only)");
+      return done(Placement::kLocal, "policy", std::move(*local));
+    }
+    case RoutePolicy::kCloudOnly:
+      return cloud_first();
+    case RoutePolicy::kPreferLocal: {
+      Status local_error = entry->local_status;
+      if (entry->runner != nullptr) {
+        Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
+        if (local.ok()) return done(Placement::kLocal, "policy", std::move(*local));
+        local_error = local.status();
+      }
+      if (config.cloud_model.empty()) {
+        return local_error.WithContext("model '" + name + "' (prefer-local, no cloud model)");
+      }
+      CloudOutcome c = cloud(deadline_nanos);
+      if (!c.outputs.ok()) {
+        return c.outputs.status().WithContext("model '" + name + "': cloud call failed after " +
+                                              local_error.ToString());
+      }
+      if (!entry->local_configured) {
+        return done(Placement::kCloud, "no local model", std::move(*c.outputs));
+      }
+      return done(Placement::kCloudAfterLocalFailure, "local failed: " + local_error.ToString(),
+                  std::move(*c.outputs));
+    }
+    case RoutePolicy::kPreferCloud: {
+      if (entry->runner != nullptr) {
+        std::string reason;
+        CircuitBreaker* b = caller_->breaker();
+        if (b != nullptr && b->state() == BreakerState::kOpen) {
+          reason = "breaker open";
+        } else {
+          double expected;
+          {
+            std::lock_guard<std::mutex> lock(entry->stats_mu);
+            expected = entry->cloud_avg_nanos;
+          }
+          if (static_cast<double>(deadline_nanos - clock_->NowNanos()) < expected) {
+            reason = "deadline near";
+          }
+        }
+        if (!reason.empty()) {
+          Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
+          if (local.ok()) return done(Placement::kLocal, std::move(reason), std::move(*local));
+          // The local model failed: the cloud is still worth a try.
+        }
+      }
+      return cloud_first();
+    }
+    case RoutePolicy::kCascade: {
+      Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
+      if (!local.ok()) {
+        CloudOutcome c = cloud(deadline_nanos);
+        if (!c.outputs.ok()) {
+          return c.outputs.status().WithContext("model '" + name + "': cloud call failed after " +
+                                                local.status().ToString());
+        }
+        return done(Placement::kCloudAfterLocalFailure, "local failed: " +
+                    local.status().ToString(), std::move(*c.outputs));
+      }
+      if (local->empty()) {
+        return InvalidArgumentError("model '" + name + "' (cascade): the local model has no output");
+      }
+      HML_ASSIGN_OR_RETURN(double top1, Top1(local->front().tensor,
+                                             config.cascade_output_is_logits));
+      route.top1 = top1;
+      const bool offload = top1 < config.cascade_threshold;
+      std::string why = FormatTop1(top1, config.cascade_threshold, offload);
+      if (!offload) return done(Placement::kCascadeLocal, std::move(why), std::move(*local));
+      // The local answer is kept for a failed offload: leave time to return it.
+      CloudOutcome c = cloud(CloudDeadline(*entry, deadline_nanos));
+      if (c.outputs.ok()) {
+        return done(Placement::kCascadeOffloaded, std::move(why), std::move(*c.outputs));
+      }
+      return done(Placement::kCascadeLocal,
+                  why + "; offload failed: " + c.outputs.status().ToString(), std::move(*local));
+    }
+  }
+  return InternalError("Router: unknown policy");
+}
+
+}  // namespace hml::sdk
