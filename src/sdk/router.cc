@@ -136,7 +136,7 @@ struct Router::Entry {
   bool local_configured = false;
   std::mutex run_mu;  // serializes runner->Run()
 
-  std::mutex stats_mu;
+  mutable std::mutex stats_mu;
   double local_avg_nanos = 0;  // guarded by stats_mu
   double cloud_avg_nanos = 0;  // guarded by stats_mu
 };
@@ -245,7 +245,7 @@ int64_t Router::CloudDeadline(const Entry& entry, int64_t deadline_nanos) const 
   if (entry.runner == nullptr) return deadline_nanos;
   double local_avg;
   {
-    std::lock_guard<std::mutex> lock(const_cast<Entry&>(entry).stats_mu);
+    std::lock_guard<std::mutex> lock(entry.stats_mu);
     local_avg = entry.local_avg_nanos;
   }
   const int64_t reserve =

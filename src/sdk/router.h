@@ -101,7 +101,9 @@ struct RouteInfo {
   int attempts = 0;
   // Local model runs (0 or 1).
   int local_runs = 0;
-  // Bytes on the wire over all cloud attempts, failed ones included (CallStats).
+  // Bytes on the wire over all cloud attempts, failed ones included (CallStats). An attempt
+  // cancelled by the driver (a hedging loser, the deadline) that reports after the call ended
+  // is not counted.
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
   // From Infer() to its return, on the transport's clock.

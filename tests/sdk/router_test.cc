@@ -305,6 +305,31 @@ TEST_F(RouterTest, CascadeKeepsTheLocalAnswerWhenTheOffloadFails) {
   EXPECT_TRUE(Near(r->outputs, local_expected_));
 }
 
+// Many threads share one Router: local runs of one model are serialized by its mutex, cloud calls
+// run in parallel, and every request gets its own model's answer.
+TEST_F(RouterTest, ConcurrentRequestsFromManyThreads) {
+  ASSERT_TRUE(router_->AddModel("local", Config(RoutePolicy::kPreferLocal, true)).ok());
+  ASSERT_TRUE(router_->AddModel("cloud", Config(RoutePolicy::kCloudOnly, false)).ok());
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 10;
+  std::vector<int> good(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const bool local = (i + t) % 2 == 0;
+        Result<RoutedResult> r = router_->Infer(local ? "local" : "cloud", Image(7));
+        if (r.ok() && r->route.placement == (local ? Placement::kLocal : Placement::kCloud) &&
+            Near(r->outputs, local ? local_expected_ : cloud_expected_)) {
+          ++good[static_cast<size_t>(t)];
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(good[static_cast<size_t>(t)], kPerThread) << t;
+}
+
 TEST_F(RouterTest, RejectsConfigsThatDoNotFitThePolicyAndUnknownModels) {
   EXPECT_EQ(router_->AddModel("a", Config(RoutePolicy::kCloudOnly, true, "")).code(),
             StatusCode::kInvalidArgument);
