@@ -271,21 +271,41 @@ Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor>
   const std::string model = entry.config.cloud_model;
   const int64_t version = entry.config.cloud_version;
 
-  // The attempt function is only called before the call's CallDone, i.e. while this function
-  // waits, so referring to `inputs` is safe.
-  AttemptFn attempt = [&, shared, transport](const AttemptInfo& info,
-                                              AttemptDone done) -> CancelFn {
+  // The driver may start an attempt on another thread while the call is finishing (it checks
+  // "done" and then calls the attempt function outside its lock), so the attempt function may
+  // run after this function returned: it reads `inputs` only under `ref->mu` while
+  // `ref->valid`, which this function clears before returning.
+  struct InputsRef {
+    std::mutex mu;
+    std::span<const NamedTensor> inputs;
+    bool valid = true;
+  };
+  auto ref = std::make_shared<InputsRef>();
+  ref->inputs = inputs;
+
+  AttemptFn attempt = [shared, ref, transport, model, version](const AttemptInfo& info,
+                                                               AttemptDone done) -> CancelFn {
     InferCall call;
     call.model = model;
     call.version = version;
     call.deadline_nanos = info.deadline_nanos;
-    for (const NamedTensor& in : inputs) {
-      Result<Tensor> copy = in.tensor.Clone();
-      if (!copy.ok()) {
-        done(copy.status());
-        return {};
+    Status copied;  // `done` is called after ref->mu is released: it may finish the call
+    {
+      std::lock_guard<std::mutex> lock(ref->mu);
+      if (!ref->valid) copied = CancelledError("cloud call already finished");
+      for (size_t i = 0; copied.ok() && i < ref->inputs.size(); ++i) {
+        const NamedTensor& in = ref->inputs[i];
+        Result<Tensor> copy = in.tensor.Clone();
+        if (copy.ok()) {
+          call.inputs.push_back({in.name, std::move(*copy), in.parameters});
+        } else {
+          copied = copy.status();
+        }
       }
-      call.inputs.push_back({in.name, std::move(*copy), in.parameters});
+    }
+    if (!copied.ok()) {
+      done(std::move(copied));
+      return {};
     }
     const CallId id = transport->Infer(
         std::move(call), [shared, done](Result<InferAnswer> answer, const CallStats& stats) {
@@ -310,9 +330,16 @@ Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor>
     shared->cv.notify_all();
   });
 
+  {
+    std::unique_lock<std::mutex> lock(shared->mu);
+    shared->cv.wait(lock, [&] { return shared->done; });
+  }
+  {
+    std::lock_guard<std::mutex> ref_lock(ref->mu);
+    ref->valid = false;
+  }
   CloudOutcome outcome;
-  std::unique_lock<std::mutex> lock(shared->mu);
-  shared->cv.wait(lock, [&] { return shared->done; });
+  std::lock_guard<std::mutex> lock(shared->mu);
   outcome.attempts = shared->report.attempts;
   outcome.breaker_refused = shared->report.breaker_refused;
   outcome.bytes_sent = shared->bytes_sent;
