@@ -468,7 +468,8 @@ Result<RoutedResult> Router::Infer(const std::string& name, std::span<const Name
                     local.status().ToString(), std::move(*c.outputs));
       }
       if (local->empty()) {
-        return InvalidArgumentError("model '" + name + "' (cascade): the local model has no output");
+        return InvalidArgumentError("model '" + name +
+                                    "' (cascade): the local model has no output");
       }
       HML_ASSIGN_OR_RETURN(double top1, Top1(local->front().tensor,
                                              config.cascade_output_is_logits));
