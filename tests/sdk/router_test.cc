@@ -8,8 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <memory>
 #include <string>
@@ -70,7 +72,17 @@ class RouterTest : public ::testing::Test {
     local_model_ = *Model::FromGraph(testing::Cnn28Graph());
     ASSERT_TRUE(repo_.LoadModel("cnn", 1, *local_model_).ok());
     ASSERT_TRUE(repo_.LoadModel("big", 1, *Model::FromGraph(testing::TwoBranchCnnGraph())).ok());
+    Connect(sim::OutageMode::kFailFast);
+    local_expected_ = Expected(testing::Cnn28Graph(), Image(7));
+    cloud_expected_ = Expected(testing::TwoBranchCnnGraph(), Image(7));
+  }
+
+  // (Re)creates the link, the transport and the router; outages on the link meet `mode`.
+  void Connect(sim::OutageMode mode) {
+    router_.reset();
+    transport_.reset();
     sim::LinkOptions link_options;
+    link_options.outage_mode = mode;
     link_options.profile.name = "fast";
     link_options.profile.rtt_nanos = 2 * kMs;
     link_ = std::move(*sim::LinkEmulator::Create(std::move(link_options)));
@@ -89,8 +101,6 @@ class RouterTest : public ::testing::Test {
     Result<std::unique_ptr<Router>> router = Router::Create(options);
     ASSERT_TRUE(router.ok()) << router.status().ToString();
     router_ = std::move(*router);
-    local_expected_ = Expected(testing::Cnn28Graph(), Image(7));
-    cloud_expected_ = Expected(testing::TwoBranchCnnGraph(), Image(7));
   }
 
   ModelConfig Config(RoutePolicy policy, bool with_local, std::string cloud = "big") {
@@ -233,6 +243,7 @@ TEST_F(RouterTest, PreferCloudSurvivesAnOutageMidRunAndReturnsToTheCloud) {
   int local_fallback = 0;
   int breaker_open_local = 0;
   std::vector<Placement> placements;
+  int64_t max_latency = 0;
   for (int i = 0; i < kRequests; ++i) {
     const int64_t now = RealClock()->NowNanos();
     if (i == kOutageAt) link_->SetOutages({{now, now + 150 * kMs}});
@@ -241,6 +252,7 @@ TEST_F(RouterTest, PreferCloudSurvivesAnOutageMidRunAndReturnsToTheCloud) {
     ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
     if (RealClock()->NowNanos() <= deadline) ++on_time;
     placements.push_back(r->route.placement);
+    max_latency = std::max(max_latency, r->route.latency_nanos);
     if (r->route.placement == Placement::kCloud) ++cloud;
     if (r->route.placement == Placement::kLocalAfterCloudFailure) ++local_fallback;
     if (r->route.placement == Placement::kLocal && r->route.reason == "breaker open") {
@@ -248,6 +260,10 @@ TEST_F(RouterTest, PreferCloudSurvivesAnOutageMidRunAndReturnsToTheCloud) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  std::printf("outage run: %d requests, %d on time, cloud %d, local after cloud failure %d, "
+              "local with the breaker open %d, max latency %.1f ms\n",
+              kRequests, on_time, cloud, local_fallback, breaker_open_local,
+              static_cast<double>(max_latency) / kMs);
   EXPECT_EQ(on_time, kRequests);
   for (int i = 0; i < kOutageAt; ++i) EXPECT_EQ(placements[i], Placement::kCloud) << i;
   EXPECT_EQ(placements[kOutageAt], Placement::kLocalAfterCloudFailure);
@@ -262,6 +278,28 @@ TEST_F(RouterTest, PreferCloudSurvivesAnOutageMidRunAndReturnsToTheCloud) {
     EXPECT_EQ(placements[i], Placement::kCloud) << i;
   }
   EXPECT_EQ(cloud + local_fallback + breaker_open_local, kRequests);
+}
+
+// A black-hole outage (the link looks up but nothing arrives): the cloud attempt hangs until
+// the cloud call's own deadline (the request's minus the local reserve), and the local model
+// still answers by the request's deadline.
+TEST_F(RouterTest, PreferCloudAnswersLocallyByTheDeadlineWhenTheCloudHangs) {
+  Connect(sim::OutageMode::kBlackHole);
+  ASSERT_TRUE(router_->AddModel("m", Config(RoutePolicy::kPreferCloud, true)).ok());
+  const int64_t now = RealClock()->NowNanos();
+  link_->SetOutages({{now, now + 10'000 * kMs}});
+  const int64_t deadline = now + 100 * kMs;
+  Result<RoutedResult> r = router_->Infer("m", Image(7), deadline);
+  const int64_t end = RealClock()->NowNanos();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->route.placement, Placement::kLocalAfterCloudFailure);
+  EXPECT_NE(r->route.reason.find("DEADLINE_EXCEEDED"), std::string::npos) << r->route.reason;
+  EXPECT_EQ(r->route.attempts, 1);
+  EXPECT_GT(r->route.bytes_sent, 0);  // the request went onto the link and was lost
+  EXPECT_EQ(r->route.bytes_received, 0);
+  EXPECT_LE(end, deadline);
+  EXPECT_GE(end - now, 70 * kMs);  // it waited for the cloud until deadline - 20 ms reserve
+  EXPECT_TRUE(Near(r->outputs, local_expected_));
 }
 
 TEST_F(RouterTest, CascadeThresholdZeroNeverOffloadsAndAboveOneAlwaysDoes) {
