@@ -382,10 +382,15 @@ Result<RoutedResult> Router::Infer(const std::string& name, std::span<const Name
     route.cloud_status = c.outputs.status().ToString();
     return c;
   };
-  // A cloud call that falls back to the local model when it fails (the rule for every policy).
-  auto cloud_first = [&]() -> Result<RoutedResult> {
-    const bool fallback = entry->runner != nullptr;
+  // A cloud call that falls back to the local model when it fails (the rule for every policy),
+  // unless the local model already failed for this request (`local_error` not OK).
+  auto cloud_first = [&](const Status& local_error) -> Result<RoutedResult> {
+    const bool fallback = entry->runner != nullptr && local_error.ok();
     CloudOutcome c = cloud(fallback ? CloudDeadline(*entry, deadline_nanos) : deadline_nanos);
+    if (c.outputs.ok() && !local_error.ok()) {
+      return done(Placement::kCloudAfterLocalFailure, "local failed: " + local_error.ToString(),
+                  std::move(*c.outputs));
+    }
     if (c.outputs.ok()) return done(Placement::kCloud, "policy", std::move(*c.outputs));
     const Status cloud_error = c.outputs.status();
     if (!fallback) return cloud_error.WithContext("model '" + name + "': cloud call failed");
@@ -410,7 +415,7 @@ Result<RoutedResult> Router::Infer(const std::string& name, std::span<const Name
       return done(Placement::kLocal, "policy", std::move(*local));
     }
     case RoutePolicy::kCloudOnly:
-      return cloud_first();
+      return cloud_first(Status::Ok());
     case RoutePolicy::kPreferLocal: {
       Status local_error = entry->local_status;
       if (entry->runner != nullptr) {
@@ -433,6 +438,7 @@ Result<RoutedResult> Router::Infer(const std::string& name, std::span<const Name
                   std::move(*c.outputs));
     }
     case RoutePolicy::kPreferCloud: {
+      Status local_error;
       if (entry->runner != nullptr) {
         std::string reason;
         CircuitBreaker* b = caller_->breaker();
@@ -451,10 +457,12 @@ Result<RoutedResult> Router::Infer(const std::string& name, std::span<const Name
         if (!reason.empty()) {
           Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
           if (local.ok()) return done(Placement::kLocal, std::move(reason), std::move(*local));
-          // The local model failed: the cloud is still worth a try.
+          // The local model failed: the cloud is still worth a try (a half-open breaker or a
+          // fast answer may still come), without a second local run.
+          local_error = local.status();
         }
       }
-      return cloud_first();
+      return cloud_first(local_error);
     }
     case RoutePolicy::kCascade: {
       Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);

@@ -10,7 +10,8 @@
 //   prefer-local  run the local model; call the cloud when there is no local model or it fails.
 //   prefer-cloud  call the cloud, except run locally at once when the cloud's circuit breaker is
 //                 open or the deadline is near (less time left than the cloud's expected
-//                 latency); run locally when the cloud call fails.
+//                 latency); run locally when the cloud call fails. When that early local run
+//                 fails, the cloud is still tried (cloud-after-local-failure).
 //   cascade       run the local model; when the top-1 probability of its first output is below
 //                 ModelConfig::cascade_threshold, offload the request to the cloud model and
 //                 answer with the cloud's outputs (a failed offload answers with the local ones).

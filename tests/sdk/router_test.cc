@@ -231,6 +231,23 @@ TEST_F(RouterTest, PreferCloudGoesToTheCloudUnlessTheDeadlineIsNear) {
   EXPECT_TRUE(Near(r->outputs, local_expected_));
 }
 
+// Prefer-cloud chose the local model (deadline near) but it failed: the cloud still answers,
+// and the failed local model is not run a second time as a fallback.
+TEST_F(RouterTest, PreferCloudTriesTheCloudWhenTheChosenLocalModelFails) {
+  auto failing = std::make_shared<FailingRunner>();
+  ModelConfig config = Config(RoutePolicy::kPreferCloud, false);
+  config.local_runner = failing;
+  config.expected_cloud_latency_nanos = 500 * kMs;
+  ASSERT_TRUE(router_->AddModel("m", std::move(config)).ok());
+  Result<RoutedResult> r = router_->Infer("m", Image(7), RealClock()->NowNanos() + 100 * kMs);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->route.placement, Placement::kCloudAfterLocalFailure);
+  EXPECT_NE(r->route.reason.find("injected local failure"), std::string::npos) << r->route.reason;
+  EXPECT_EQ(failing->runs, 1);
+  EXPECT_EQ(r->route.local_runs, 1);
+  EXPECT_TRUE(Near(r->outputs, cloud_expected_));
+}
+
 // The cloud goes down in the middle of a run of requests: every request is still answered by
 // its deadline (locally), the breaker opens, and after the outage and the open time the cloud
 // answers again.
