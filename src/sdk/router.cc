@@ -98,16 +98,17 @@ class SessionRunner final : public LocalRunner {
 // `logits`). kInvalidArgument for a non-float32 or empty output.
 Result<double> Top1(const Tensor& t, bool logits) {
   if (t.dtype() != DType::kFloat32 || t.num_elements() == 0 || t.rank() == 0) {
-    return InvalidArgumentError("cascade: the local model's first output is not a non-empty "
-                                "float32 tensor of probabilities");
+    return InvalidArgumentError(
+        "cascade: the local model's first output is not a non-empty "
+        "float32 tensor of probabilities");
   }
   const int64_t classes = t.dim(t.rank() - 1);
   if (classes <= 0) return InvalidArgumentError("cascade: the first output has no classes");
   std::span<const float> v = t.values<float>();
   double lowest = 1e30;
   for (int64_t row = 0; row * classes < static_cast<int64_t>(v.size()); ++row) {
-    std::span<const float> r = v.subspan(static_cast<size_t>(row * classes),
-                                         static_cast<size_t>(classes));
+    std::span<const float> r =
+        v.subspan(static_cast<size_t>(row * classes), static_cast<size_t>(classes));
     double top = *std::max_element(r.begin(), r.end());
     if (logits) {
       double sum = 0;
@@ -164,8 +165,8 @@ Result<std::unique_ptr<Router>> Router::Create(RouterOptions options) {
 }
 
 Status Router::AddModel(const std::string& name, ModelConfig config) {
-  const std::string what = "model '" + name + "' (" + std::string(RoutePolicyName(config.policy)) +
-                           ")";
+  const std::string what =
+      "model '" + name + "' (" + std::string(RoutePolicyName(config.policy)) + ")";
   if (name.empty()) return InvalidArgumentError("Router::AddModel: empty model name");
   const bool local = config.local_model.has_value() || config.local_runner != nullptr;
   const bool cloud = !config.cloud_model.empty();
@@ -200,8 +201,8 @@ Status Router::AddModel(const std::string& name, ModelConfig config) {
     if (session.ok()) {
       entry->runner = std::make_shared<SessionRunner>(std::move(*session));
     } else {
-      entry->local_status = session.status().WithContext("local model of '" + name +
-                                                         "' cannot be compiled");
+      entry->local_status =
+          session.status().WithContext("local model of '" + name + "' cannot be compiled");
     }
   } else {
     entry->local_status = NotFoundError("model '" + name + "' has no local model");
@@ -223,8 +224,7 @@ Result<std::shared_ptr<Router::Entry>> Router::Find(const std::string& name) {
   return it->second;
 }
 
-Result<std::vector<NamedTensor>> Router::RunLocal(Entry& entry,
-                                                  std::span<const NamedTensor> inputs,
+Result<std::vector<NamedTensor>> Router::RunLocal(Entry& entry, std::span<const NamedTensor> inputs,
                                                   RouteInfo& route) {
   if (entry.runner == nullptr) return entry.local_status;
   const int64_t start = clock_->NowNanos();
@@ -308,7 +308,8 @@ Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor>
       return {};
     }
     const CallId id = transport->Infer(
-        std::move(call), [shared, done](Result<InferAnswer> answer, const CallStats& stats) {
+        std::move(call),
+        [shared, done = std::move(done)](Result<InferAnswer> answer, const CallStats& stats) {
           Status status = answer.status();
           {
             std::lock_guard<std::mutex> lock(shared->mu);
@@ -472,15 +473,15 @@ Result<RoutedResult> Router::Infer(const std::string& name, std::span<const Name
           return c.outputs.status().WithContext("model '" + name + "': cloud call failed after " +
                                                 local.status().ToString());
         }
-        return done(Placement::kCloudAfterLocalFailure, "local failed: " +
-                    local.status().ToString(), std::move(*c.outputs));
+        return done(Placement::kCloudAfterLocalFailure,
+                    "local failed: " + local.status().ToString(), std::move(*c.outputs));
       }
       if (local->empty()) {
         return InvalidArgumentError("model '" + name +
                                     "' (cascade): the local model has no output");
       }
-      HML_ASSIGN_OR_RETURN(double top1, Top1(local->front().tensor,
-                                             config.cascade_output_is_logits));
+      HML_ASSIGN_OR_RETURN(double top1,
+                           Top1(local->front().tensor, config.cascade_output_is_logits));
       route.top1 = top1;
       const bool offload = top1 < config.cascade_threshold;
       std::string why = FormatTop1(top1, config.cascade_threshold, offload);

@@ -12,8 +12,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -277,10 +277,11 @@ TEST_F(RouterTest, PreferCloudSurvivesAnOutageMidRunAndReturnsToTheCloud) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::printf("outage run: %d requests, %d on time, cloud %d, local after cloud failure %d, "
-              "local with the breaker open %d, max latency %.1f ms\n",
-              kRequests, on_time, cloud, local_fallback, breaker_open_local,
-              static_cast<double>(max_latency) / kMs);
+  std::printf(
+      "outage run: %d requests, %d on time, cloud %d, local after cloud failure %d, "
+      "local with the breaker open %d, max latency %.1f ms\n",
+      kRequests, on_time, cloud, local_fallback, breaker_open_local,
+      static_cast<double>(max_latency) / kMs);
   EXPECT_EQ(on_time, kRequests);
   for (int i = 0; i < kOutageAt; ++i) EXPECT_EQ(placements[i], Placement::kCloud) << i;
   EXPECT_EQ(placements[kOutageAt], Placement::kLocalAfterCloudFailure);
