@@ -4,6 +4,7 @@
 #include "src/sdk/router.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
@@ -54,6 +55,10 @@ Status RouterOptions::Validate() const {
 }
 
 namespace {
+
+// How long (real time) a finished cloud call waits for the CallStats of attempts cancelled at its
+// end; the transport answers a Cancel() at once, so this bounds a slow callback thread only.
+constexpr int64_t kLateStatsWaitNanos = 5'000'000;
 
 // Weight of the newest sample in the latency moving averages.
 constexpr double kAverageWeight = 0.2;
@@ -265,6 +270,7 @@ Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor>
     std::optional<std::vector<NamedTensor>> answer;
     int64_t bytes_sent = 0;
     int64_t bytes_received = 0;
+    int outstanding = 0;  // transport calls whose callback has not run yet
   };
   auto shared = std::make_shared<Shared>();
   Transport* transport = options_.transport;
@@ -307,6 +313,10 @@ Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor>
       done(std::move(copied));
       return {};
     }
+    {
+      std::lock_guard<std::mutex> lock(shared->mu);
+      ++shared->outstanding;
+    }
     const CallId id = transport->Infer(
         std::move(call),
         [shared, done = std::move(done)](Result<InferAnswer> answer, const CallStats& stats) {
@@ -318,6 +328,7 @@ Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor>
             if (answer.ok() && !shared->answer.has_value()) {
               shared->answer = std::move(answer->outputs);
             }
+            if (--shared->outstanding == 0) shared->cv.notify_all();
           }
           done(status);
         });
@@ -334,6 +345,10 @@ Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor>
   {
     std::unique_lock<std::mutex> lock(shared->mu);
     shared->cv.wait(lock, [&] { return shared->done; });
+    // Attempts the driver cancelled at the end (the deadline, a hedging loser) report their
+    // CallStats a moment later; wait briefly so that their bytes are counted.
+    shared->cv.wait_for(lock, std::chrono::nanoseconds(kLateStatsWaitNanos),
+                        [&] { return shared->outstanding == 0; });
   }
   {
     std::lock_guard<std::mutex> ref_lock(ref->mu);

@@ -102,9 +102,9 @@ struct RouteInfo {
   int attempts = 0;
   // Local model runs (0 or 1).
   int local_runs = 0;
-  // Bytes on the wire over all cloud attempts, failed ones included (CallStats). An attempt
-  // cancelled by the driver (a hedging loser, the deadline) that reports after the call ended
-  // is not counted.
+  // Bytes on the wire over all cloud attempts, failed ones included (CallStats). Attempts the
+  // driver cancelled at the end (the deadline, a hedging loser) are waited for up to 5 ms so
+  // their bytes count; one reporting later than that is not counted.
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
   // From Infer() to its return, on the transport's clock.
