@@ -22,6 +22,26 @@ inline Tensor RandomTensor(Shape shape, uint64_t seed, float scale) {
 
 // The 28x28 CNN: input [N,1,28,28] (N dynamic) -> Conv 3x3 (1->8, pad 1) -> Relu -> MaxPool 2x2
 // -> Flatten -> Gemm (1568->10, transB) -> Softmax -> probs [N,10]. Deterministic weights.
+// The head both test CNNs share: `from` [N,8,28,28] -> MaxPool 2x2 "pool" -> Flatten "flat" ->
+// Gemm with the constants "fc.w" [10,1568] and "fc.b" (transB) "logits" -> Softmax "probs", the
+// graph's output.
+inline void AddClassifierHead(GraphBuilder& b, const std::string& from) {
+  runtime::Attributes pool;
+  pool.SetInts("kernel_shape", {2, 2});
+  pool.SetInts("strides", {2, 2});
+  b.Node("MaxPool", {from}, {"pool"}, pool);
+  runtime::Attributes flat;
+  flat.SetInt("axis", 1);
+  b.Node("Flatten", {"pool"}, {"flat"}, flat);
+  runtime::Attributes gemm;
+  gemm.SetInt("transB", 1);
+  b.Node("Gemm", {"flat", "fc.w", "fc.b"}, {"logits"}, gemm);
+  runtime::Attributes softmax;
+  softmax.SetInt("axis", 1);
+  b.Node("Softmax", {"logits"}, {"probs"}, softmax);
+  b.Output("probs");
+}
+
 inline runtime::Graph Cnn28Graph(int64_t opset = 13) {
   GraphBuilder b(opset);
   b.Input("image", DType::kFloat32, {-1, 1, 28, 28});
@@ -34,20 +54,7 @@ inline runtime::Graph Cnn28Graph(int64_t opset = 13) {
   conv.SetInts("pads", {1, 1, 1, 1});
   b.Node("Conv", {"image", "conv.w", "conv.b"}, {"conv"}, conv);
   b.Node("Relu", {"conv"}, {"relu"});
-  runtime::Attributes pool;
-  pool.SetInts("kernel_shape", {2, 2});
-  pool.SetInts("strides", {2, 2});
-  b.Node("MaxPool", {"relu"}, {"pool"}, pool);
-  runtime::Attributes flat;
-  flat.SetInt("axis", 1);
-  b.Node("Flatten", {"pool"}, {"flat"}, flat);
-  runtime::Attributes gemm;
-  gemm.SetInt("transB", 1);
-  b.Node("Gemm", {"flat", "fc.w", "fc.b"}, {"logits"}, gemm);
-  runtime::Attributes softmax;
-  softmax.SetInt("axis", 1);
-  b.Node("Softmax", {"logits"}, {"probs"}, softmax);
-  b.Output("probs");
+  AddClassifierHead(b, "relu");
   runtime::Graph g = b.Build();
   g.name = "cnn28";
   return g;
@@ -78,20 +85,7 @@ inline runtime::Graph TwoBranchCnnGraph(int64_t opset = 13) {
   runtime::Attributes concat;
   concat.SetInt("axis", 1);
   b.Node("Concat", {"ra", "rb"}, {"cat"}, concat);
-  runtime::Attributes pool;
-  pool.SetInts("kernel_shape", {2, 2});
-  pool.SetInts("strides", {2, 2});
-  b.Node("MaxPool", {"cat"}, {"pool"}, pool);
-  runtime::Attributes flat;
-  flat.SetInt("axis", 1);
-  b.Node("Flatten", {"pool"}, {"flat"}, flat);
-  runtime::Attributes gemm;
-  gemm.SetInt("transB", 1);
-  b.Node("Gemm", {"flat", "fc.w", "fc.b"}, {"logits"}, gemm);
-  runtime::Attributes softmax;
-  softmax.SetInt("axis", 1);
-  b.Node("Softmax", {"logits"}, {"probs"}, softmax);
-  b.Output("probs");
+  AddClassifierHead(b, "cat");
   runtime::Graph g = b.Build();
   g.name = "two_branch_cnn";
   return g;

@@ -60,7 +60,20 @@ Result<std::unique_ptr<IngestStore>> IngestStore::Open(const std::string& path,
   // An acknowledged batch must survive a power cut, not only a process crash.
   HML_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=FULL", "set synchronous"));
   HML_RETURN_IF_ERROR(storage::EnsureSchema(db, kSchemaVersion, kSchema));
-  return std::unique_ptr<IngestStore>(new IngestStore(std::move(db), options));
+  std::unique_ptr<IngestStore> store(new IngestStore(std::move(db), options));
+  storage::SqliteDb& d = store->db_;
+  HML_RETURN_IF_ERROR(d.Prepare(
+      "SELECT sha256 FROM batches WHERE device_id = ?1 AND idempotency_key = ?2", &store->find_));
+  HML_RETURN_IF_ERROR(d.Prepare(
+      "INSERT INTO batches (device_id, idempotency_key, sha256, sample_count, received_unix, "
+      "sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      &store->insert_));
+  HML_RETURN_IF_ERROR(d.Prepare(
+      "SELECT id, device_id, idempotency_key, sha256, sample_count, received_unix, sealed "
+      "FROM batches WHERE id > ?1 ORDER BY id LIMIT ?2",
+      &store->list_));
+  HML_RETURN_IF_ERROR(d.Prepare("SELECT COUNT(*) FROM batches", &store->count_));
+  return store;
 }
 
 Result<bool> IngestStore::Put(std::string_view device_id, std::string_view idempotency_key,
@@ -82,15 +95,13 @@ Result<bool> IngestStore::Put(std::string_view device_id, std::string_view idemp
   std::lock_guard<std::mutex> lock(mu_);
   bool duplicate = false;
   HML_RETURN_IF_ERROR(db_.InTransaction(what, [&]() -> Status {
-    storage::StatementPtr find;
-    HML_RETURN_IF_ERROR(db_.Prepare(
-        "SELECT sha256 FROM batches WHERE device_id = ?1 AND idempotency_key = ?2", &find));
-    storage::ScopedReset reset_find(find.get());
-    HML_RETURN_IF_ERROR(db_.BindText(find.get(), 1, device_id, what));
-    HML_RETURN_IF_ERROR(db_.BindText(find.get(), 2, idempotency_key, what));
-    HML_ASSIGN_OR_RETURN(bool found, db_.Step(find.get(), what));
+    sqlite3_stmt* find = find_.get();
+    storage::ScopedReset reset_find(find);
+    HML_RETURN_IF_ERROR(db_.BindText(find, 1, device_id, what));
+    HML_RETURN_IF_ERROR(db_.BindText(find, 2, idempotency_key, what));
+    HML_ASSIGN_OR_RETURN(bool found, db_.Step(find, what));
     if (found) {
-      if (storage::ColumnText(find.get(), 0) != sha256) {
+      if (storage::ColumnText(find, 0) != sha256) {
         return AlreadyExistsError("ingest: device '" + std::string(device_id) +
                                   "' already used idempotency key '" +
                                   std::string(idempotency_key) + "' for a different batch");
@@ -98,18 +109,14 @@ Result<bool> IngestStore::Put(std::string_view device_id, std::string_view idemp
       duplicate = true;
       return Status::Ok();
     }
-    storage::StatementPtr insert;
-    HML_RETURN_IF_ERROR(db_.Prepare(
-        "INSERT INTO batches (device_id, idempotency_key, sha256, sample_count, received_unix, "
-        "sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        &insert));
-    HML_RETURN_IF_ERROR(db_.BindText(insert.get(), 1, device_id, what));
-    HML_RETURN_IF_ERROR(db_.BindText(insert.get(), 2, idempotency_key, what));
-    HML_RETURN_IF_ERROR(db_.BindText(insert.get(), 3, sha256, what));
-    HML_RETURN_IF_ERROR(db_.BindInt64(insert.get(), 4, sample_count, what));
-    HML_RETURN_IF_ERROR(db_.BindInt64(insert.get(), 5, now_unix, what));
-    HML_RETURN_IF_ERROR(db_.BindBlob(insert.get(), 6, sealed, what));
-    return db_.Run(insert.get(), what);
+    sqlite3_stmt* insert = insert_.get();
+    HML_RETURN_IF_ERROR(db_.BindText(insert, 1, device_id, what));
+    HML_RETURN_IF_ERROR(db_.BindText(insert, 2, idempotency_key, what));
+    HML_RETURN_IF_ERROR(db_.BindText(insert, 3, sha256, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(insert, 4, sample_count, what));
+    HML_RETURN_IF_ERROR(db_.BindInt64(insert, 5, now_unix, what));
+    HML_RETURN_IF_ERROR(db_.BindBlob(insert, 6, sealed, what));
+    return db_.Run(insert, what);
   }));
   return duplicate;
 }
@@ -117,15 +124,11 @@ Result<bool> IngestStore::Put(std::string_view device_id, std::string_view idemp
 Result<std::vector<IngestedBatch>> IngestStore::List(int64_t after_id, int64_t limit) {
   if (limit < 1) return InvalidArgumentError("ingest: list limit " + std::to_string(limit) + " < 1");
   std::lock_guard<std::mutex> lock(mu_);
-  storage::StatementPtr list;
-  HML_RETURN_IF_ERROR(db_.Prepare(
-      "SELECT id, device_id, idempotency_key, sha256, sample_count, received_unix, sealed "
-      "FROM batches WHERE id > ?1 ORDER BY id LIMIT ?2",
-      &list));
-  storage::ScopedReset reset(list.get());
-  HML_RETURN_IF_ERROR(db_.BindInt64(list.get(), 1, after_id, "list batches"));
-  HML_RETURN_IF_ERROR(db_.BindInt64(list.get(), 2, limit, "list batches"));
-  return db_.ReadAll(list.get(), "list batches", [](sqlite3_stmt* row) {
+  sqlite3_stmt* list = list_.get();
+  storage::ScopedReset reset(list);
+  HML_RETURN_IF_ERROR(db_.BindInt64(list, 1, after_id, "list batches"));
+  HML_RETURN_IF_ERROR(db_.BindInt64(list, 2, limit, "list batches"));
+  return db_.ReadAll(list, "list batches", [](sqlite3_stmt* row) {
     IngestedBatch b;
     b.id = sqlite3_column_int64(row, 0);
     b.device_id = storage::ColumnText(row, 1);
@@ -140,12 +143,11 @@ Result<std::vector<IngestedBatch>> IngestStore::List(int64_t after_id, int64_t l
 
 Result<int64_t> IngestStore::Count() {
   std::lock_guard<std::mutex> lock(mu_);
-  storage::StatementPtr count;
-  HML_RETURN_IF_ERROR(db_.Prepare("SELECT COUNT(*) FROM batches", &count));
-  storage::ScopedReset reset(count.get());
-  HML_ASSIGN_OR_RETURN(bool row, db_.Step(count.get(), "count batches"));
+  sqlite3_stmt* count = count_.get();
+  storage::ScopedReset reset(count);
+  HML_ASSIGN_OR_RETURN(bool row, db_.Step(count, "count batches"));
   if (!row) return InternalError("ingest: COUNT(*) returned no row");
-  return static_cast<int64_t>(sqlite3_column_int64(count.get(), 0));
+  return static_cast<int64_t>(sqlite3_column_int64(count, 0));
 }
 
 }  // namespace hml::server

@@ -76,6 +76,11 @@ class IngestStore {
 
   std::mutex mu_;
   storage::SqliteDb db_;  // GUARDED_BY(mu_)
+  // Prepared once in Open(); declared after db_ so they are finalized before it closes.
+  storage::StatementPtr find_;    // GUARDED_BY(mu_)
+  storage::StatementPtr insert_;  // GUARDED_BY(mu_)
+  storage::StatementPtr list_;    // GUARDED_BY(mu_)
+  storage::StatementPtr count_;   // GUARDED_BY(mu_)
   const IngestOptions options_;
 };
 

@@ -10,6 +10,13 @@
 namespace hml::server {
 namespace {
 
+// Records a request the version's batcher refused (a full queue also counts as rejected).
+void RecordRefusal(ModelMetrics* metrics, ServingProtocol protocol, StatusCode code) {
+  if (metrics == nullptr) return;
+  if (code == StatusCode::kResourceExhausted) metrics->RecordRejected(protocol);
+  metrics->RecordRequest(protocol, code);
+}
+
 std::string Describe(const std::string& name, int64_t version) {
   return "model '" + name + "' version " + std::to_string(version);
 }
@@ -274,12 +281,7 @@ SubmitResult ModelRepository::CheckAdmission(const std::string& name, int64_t ve
     entry = std::move(*found);
   }
   SubmitResult admitted = entry->batcher->CheckAdmission();
-  if (!admitted.ok() && entry->metrics != nullptr) {
-    if (admitted.status.code() == StatusCode::kResourceExhausted) {
-      entry->metrics->RecordRejected(protocol);
-    }
-    entry->metrics->RecordRequest(protocol, admitted.status.code());
-  }
+  if (!admitted.ok()) RecordRefusal(entry->metrics, protocol, admitted.status.code());
   return admitted;
 }
 
@@ -302,12 +304,7 @@ SubmitResult ModelRepository::InferFull(Entry& entry, ServingProtocol protocol,
     done(std::move(result));
   };
   SubmitResult submitted = entry.batcher->Submit(std::move(infer));
-  if (!submitted.ok() && entry.metrics != nullptr) {
-    if (submitted.status.code() == StatusCode::kResourceExhausted) {
-      entry.metrics->RecordRejected(protocol);
-    }
-    entry.metrics->RecordRequest(protocol, submitted.status.code());
-  }
+  if (!submitted.ok()) RecordRefusal(entry.metrics, protocol, submitted.status.code());
   return submitted;
 }
 
