@@ -1,6 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/sdk/transport.h"
 
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -29,6 +30,48 @@ Status ValidateInferCall(const InferCall& call) {
     }
     if (input.tensor.empty()) {
       return InvalidArgumentError(what + ": input '" + input.name + "' is an empty tensor");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateUploadCall(const UploadCall& call) {
+  const std::string& key = call.idempotency_key;
+  if (key.empty() || key.size() > 128) {
+    return InvalidArgumentError("upload: the idempotency key must have 1 to 128 characters, not " +
+                                std::to_string(key.size()));
+  }
+  for (char c : key) {
+    const bool allowed = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-';
+    if (!allowed) {
+      return InvalidArgumentError("upload: idempotency key '" + key +
+                                  "' has a character outside [A-Za-z0-9._:-]");
+    }
+  }
+  const std::string what = "upload '" + key + "'";
+  if (call.sealed_batch.empty()) return InvalidArgumentError(what + ": the batch is empty");
+  if (call.deadline_nanos < 0) {
+    return InvalidArgumentError(what + ": deadline " + std::to_string(call.deadline_nanos) +
+                                " is negative (0 means none)");
+  }
+  return Status::Ok();
+}
+
+Status ValidateTelemetryCall(const TelemetryCall& call) {
+  if (call.measurements.empty()) return InvalidArgumentError("telemetry: no measurements");
+  if (call.deadline_nanos < 0) {
+    return InvalidArgumentError("telemetry: deadline " + std::to_string(call.deadline_nanos) +
+                                " is negative (0 means none)");
+  }
+  for (size_t i = 0; i < call.measurements.size(); ++i) {
+    const TelemetryMeasurement& m = call.measurements[i];
+    if (m.name.empty()) {
+      return InvalidArgumentError("telemetry: measurement #" + std::to_string(i) + " has no name");
+    }
+    if (!std::isfinite(m.value)) {
+      return InvalidArgumentError("telemetry: measurement '" + m.name + "' (#" +
+                                  std::to_string(i) + ") has a value that is not finite");
     }
   }
   return Status::Ok();

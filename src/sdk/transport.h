@@ -18,11 +18,11 @@
 // times it started and finished. Telemetry reports them, and the energy estimate multiplies them
 // by the radio's joules per byte, so they count what the radio really moved, failures included.
 //
-// Room for later calls (documented so they land on this interface, not beside it): an upload of
-// a sealed data batch with an idempotency key (`Upload`), a telemetry batch (`ReportTelemetry`),
-// and the federated-learning exchange. Each will follow the shape of Infer(): a plain request
-// struct, a callback with Result<response> and CallStats, a CallId that Cancel() accepts, and a
-// default implementation returning kUnimplemented so existing transports keep compiling.
+// Three kinds of call share that shape: Infer() (one remote inference), Upload() (one sealed
+// data batch for the ingest service, with its idempotency key) and ReportTelemetry() (one batch of
+// device measurements). Each takes a plain request struct and answers through a callback with
+// Result<answer> and CallStats, exactly once, on a transport thread; each returns a CallId that
+// Cancel() accepts. The federated-learning exchange (issue 7) will follow the same shape.
 //
 // This header is part of the device target (hml_sdk): it must not include server headers. Its
 // NamedTensor mirrors the server's protocol model (src/server/protocol/v2_json.h) field for
@@ -109,6 +109,52 @@ struct CallStats {
 // and any error the server's model returned.
 using InferCallback = std::function<void(Result<InferAnswer> answer, const CallStats& stats)>;
 
+// One sealed data batch for the ingest service (Ingest.UploadBatch).
+struct UploadCall {
+  // Chosen by the device per batch and reused by every retry of that batch, so that the server
+  // stores it once: 1-128 characters of [A-Za-z0-9._:-]. Required.
+  std::string idempotency_key;
+  // The batch as the device sealed it (opaque bytes here; the format is the uploader's).
+  // Required, non-empty.
+  std::string sealed_batch;
+  // Samples in the batch, for the server's quotas and metrics before it is opened. Default: 0.
+  uint32_t sample_count = 0;
+  // As InferCall::deadline_nanos. Default: 0 (none).
+  int64_t deadline_nanos = 0;
+};
+
+struct UploadAnswer {
+  // True when the server had already stored this idempotency key (this call was a retry).
+  bool duplicate = false;
+};
+
+using UploadCallback = std::function<void(Result<UploadAnswer> answer, const CallStats& stats)>;
+
+// One measurement as the telemetry service receives it: a Prometheus-style series. Histograms
+// travel as their series (name_bucket with an "le" label, name_sum, name_count), counters and
+// gauges as one value each.
+struct TelemetryMeasurement {
+  std::string name;
+  double value = 0;
+  std::map<std::string, std::string> labels;
+};
+
+// One batch of device measurements (Telemetry.Report).
+struct TelemetryCall {
+  // Device wall clock when the batch was cut, milliseconds since the Unix epoch. Default: 0.
+  int64_t timestamp_ms = 0;
+  // At least one. Required.
+  std::vector<TelemetryMeasurement> measurements;
+  // As InferCall::deadline_nanos. Default: 0 (none).
+  int64_t deadline_nanos = 0;
+};
+
+// The telemetry service answers with an acknowledgement only.
+struct TelemetryAnswer {};
+
+using TelemetryCallback =
+    std::function<void(Result<TelemetryAnswer> answer, const CallStats& stats)>;
+
 // Identifies a call for Cancel(); never 0.
 using CallId = uint64_t;
 
@@ -127,6 +173,18 @@ class Transport {
   // delivered to the server may still be computed there; its result is discarded.
   virtual bool Cancel(CallId id) = 0;
 
+  // Uploads one sealed batch to the ingest service; as Infer() for the callback and Cancel().
+  // Errors besides Infer()'s transport errors: kInvalidArgument (ValidateUploadCall, or the server
+  // refused the key), kAlreadyExists (the key was used before for other bytes: a device bug),
+  // kResourceExhausted (the batch is over the server's size limit), kUnimplemented (the server
+  // has no ingest store).
+  virtual CallId Upload(UploadCall call, UploadCallback done) = 0;
+
+  // Sends one batch of measurements to the telemetry service; as Infer() for the callback and
+  // Cancel(). Errors: kInvalidArgument (ValidateTelemetryCall, or the server refused a
+  // measurement), the transport errors, kUnimplemented (the server does not collect telemetry).
+  virtual CallId ReportTelemetry(TelemetryCall call, TelemetryCallback done) = 0;
+
   // The clock deadlines and CallStats are measured on. Lives as long as the transport.
   virtual Clock* clock() const = 0;
 };
@@ -135,6 +193,15 @@ class Transport {
 // non-empty input names, no empty tensor, a version >= 0 and a deadline >= 0.
 // kInvalidArgument naming the model and the offending input.
 Status ValidateInferCall(const InferCall& call);
+
+// Checks an upload before sending: the idempotency key's length and characters (the server's
+// rule, so that a bad key fails on the device and never costs the radio), a non-empty batch and
+// a deadline >= 0. kInvalidArgument naming the key.
+Status ValidateUploadCall(const UploadCall& call);
+
+// Checks a telemetry batch before sending: at least one measurement, each with a non-empty name
+// and a finite value, and a deadline >= 0. kInvalidArgument naming the measurement.
+Status ValidateTelemetryCall(const TelemetryCall& call);
 
 }  // namespace hml::sdk
 

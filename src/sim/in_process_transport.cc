@@ -349,6 +349,27 @@ sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback do
   return id;
 }
 
+// Not carried yet: the in-process ingest and telemetry services land next.
+sdk::CallId InProcessTransport::Upload(sdk::UploadCall call, sdk::UploadCallback done) {
+  const int64_t now = impl_->clock->NowNanos();
+  impl_->timers->Schedule(now, [done = std::move(done), now, key = call.idempotency_key] {
+    done(UnimplementedError("upload '" + key + "': the in-process transport has no ingest yet"),
+         sdk::CallStats{0, 0, now, now});
+  });
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->next_id++;
+}
+
+sdk::CallId InProcessTransport::ReportTelemetry(sdk::TelemetryCall, sdk::TelemetryCallback done) {
+  const int64_t now = impl_->clock->NowNanos();
+  impl_->timers->Schedule(now, [done = std::move(done), now] {
+    done(UnimplementedError("telemetry: the in-process transport has no telemetry yet"),
+         sdk::CallStats{0, 0, now, now});
+  });
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->next_id++;
+}
+
 bool InProcessTransport::Cancel(sdk::CallId id) {
   std::string model;
   {

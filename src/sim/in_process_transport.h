@@ -96,6 +96,8 @@ class InProcessTransport final : public sdk::Transport {
   InProcessTransport& operator=(const InProcessTransport&) = delete;
 
   sdk::CallId Infer(sdk::InferCall call, sdk::InferCallback done) override;
+  sdk::CallId Upload(sdk::UploadCall call, sdk::UploadCallback done) override;
+  sdk::CallId ReportTelemetry(sdk::TelemetryCall call, sdk::TelemetryCallback done) override;
   bool Cancel(sdk::CallId id) override;
   Clock* clock() const override;
 
