@@ -1,7 +1,6 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// The Router's routing logic; router.h explains the policies, the fallback rule
-// and threading.
+// The Router's routing logic; router.h explains the policies, the fallback rule and threading.
 #include "src/sdk/router.h"
 
 #include <algorithm>
@@ -19,48 +18,46 @@ namespace hml::sdk {
 
 std::string_view RoutePolicyName(RoutePolicy policy) {
   switch (policy) {
-  case RoutePolicy::kLocalOnly:
-    return "local-only";
-  case RoutePolicy::kCloudOnly:
-    return "cloud-only";
-  case RoutePolicy::kPreferLocal:
-    return "prefer-local";
-  case RoutePolicy::kPreferCloud:
-    return "prefer-cloud";
-  case RoutePolicy::kCascade:
-    return "cascade";
-  case RoutePolicy::kSplit:
-    return "split";
+    case RoutePolicy::kLocalOnly:
+      return "local-only";
+    case RoutePolicy::kCloudOnly:
+      return "cloud-only";
+    case RoutePolicy::kPreferLocal:
+      return "prefer-local";
+    case RoutePolicy::kPreferCloud:
+      return "prefer-cloud";
+    case RoutePolicy::kCascade:
+      return "cascade";
+    case RoutePolicy::kSplit:
+      return "split";
   }
   return "unknown";
 }
 
 std::string_view PlacementName(Placement placement) {
   switch (placement) {
-  case Placement::kLocal:
-    return "local";
-  case Placement::kCloud:
-    return "cloud";
-  case Placement::kLocalAfterCloudFailure:
-    return "local-after-cloud-failure";
-  case Placement::kCloudAfterLocalFailure:
-    return "cloud-after-local-failure";
-  case Placement::kCascadeLocal:
-    return "cascade-local";
-  case Placement::kCascadeOffloaded:
-    return "cascade-offloaded";
-  case Placement::kSplit:
-    return "split";
+    case Placement::kLocal:
+      return "local";
+    case Placement::kCloud:
+      return "cloud";
+    case Placement::kLocalAfterCloudFailure:
+      return "local-after-cloud-failure";
+    case Placement::kCloudAfterLocalFailure:
+      return "cloud-after-local-failure";
+    case Placement::kCascadeLocal:
+      return "cascade-local";
+    case Placement::kCascadeOffloaded:
+      return "cascade-offloaded";
+    case Placement::kSplit:
+      return "split";
   }
   return "unknown";
 }
 
 Status RouterOptions::Validate() const {
-  if (transport == nullptr)
-    return InvalidArgumentError("RouterOptions.transport is required");
+  if (transport == nullptr) return InvalidArgumentError("RouterOptions.transport is required");
   if (local_reserve_nanos < 0) {
-    return InvalidArgumentError(
-        "RouterOptions.local_reserve_nanos must be >= 0");
+    return InvalidArgumentError("RouterOptions.local_reserve_nanos must be >= 0");
   }
   return resilience.Validate();
 }
@@ -70,11 +67,9 @@ Status SplitConfig::Validate() const {
   HML_RETURN_IF_ERROR(plan.Validate());
   HML_RETURN_IF_ERROR(default_link.Validate());
   if (!(server_speedup > 0) || !std::isfinite(server_speedup)) {
-    return InvalidArgumentError(
-        "SplitConfig.server_speedup must be finite and > 0");
+    return InvalidArgumentError("SplitConfig.server_speedup must be finite and > 0");
   }
-  if (profile_runs < 1)
-    return InvalidArgumentError("SplitConfig.profile_runs must be >= 1");
+  if (profile_runs < 1) return InvalidArgumentError("SplitConfig.profile_runs must be >= 1");
   if (max_cached_sessions < 1) {
     return InvalidArgumentError("SplitConfig.max_cached_sessions must be >= 1");
   }
@@ -83,38 +78,31 @@ Status SplitConfig::Validate() const {
 
 namespace {
 
-// How long (real time) a finished cloud call waits for the CallStats of
-// attempts cancelled at its end; the transport answers a Cancel() at once, so
-// this bounds a slow callback thread only.
+// How long (real time) a finished cloud call waits for the CallStats of attempts cancelled at its
+// end; the transport answers a Cancel() at once, so this bounds a slow callback thread only.
 constexpr int64_t kLateStatsWaitNanos = 5'000'000;
 
 // Weight of the newest sample in the latency moving averages.
 constexpr double kAverageWeight = 0.2;
 
 double Blend(double average, double sample) {
-  return average <= 0
-             ? sample
-             : (1 - kAverageWeight) * average + kAverageWeight * sample;
+  return average <= 0 ? sample : (1 - kAverageWeight) * average + kAverageWeight * sample;
 }
 
-// Runs `session` on `inputs` matched to its inputs by name; the outputs by
-// name.
-Result<std::vector<NamedTensor>> RunNamed(Session &session,
-                                          std::span<const NamedTensor> inputs) {
+// Runs `session` on `inputs` matched to its inputs by name; the outputs by name.
+Result<std::vector<NamedTensor>> RunNamed(Session& session, std::span<const NamedTensor> inputs) {
   std::vector<Tensor> ordered;
   ordered.reserve(session.num_inputs());
   for (size_t i = 0; i < session.num_inputs(); ++i) {
-    const std::string &want = session.input_spec(i).name;
-    auto it =
-        std::find_if(inputs.begin(), inputs.end(),
-                     [&](const NamedTensor &t) { return t.name == want; });
+    const std::string& want = session.input_spec(i).name;
+    auto it = std::find_if(inputs.begin(), inputs.end(),
+                           [&](const NamedTensor& t) { return t.name == want; });
     if (it == inputs.end()) {
-      return InvalidArgumentError("local model: input '" + want +
-                                  "' is missing");
+      return InvalidArgumentError("local model: input '" + want + "' is missing");
     }
     // A view: Session::Run only reads its inputs.
     ordered.push_back(Tensor::View(it->tensor.dtype(), it->tensor.shape(),
-                                   const_cast<void *>(it->tensor.raw_data())));
+                                   const_cast<void*>(it->tensor.raw_data())));
   }
   HML_ASSIGN_OR_RETURN(std::vector<Tensor> outputs, session.Run(ordered));
   std::vector<NamedTensor> named;
@@ -125,53 +113,47 @@ Result<std::vector<NamedTensor>> RunNamed(Session &session,
   return named;
 }
 
-// A LocalRunner over one Session: inputs are matched to the session's inputs by
-// name.
+// A LocalRunner over one Session: inputs are matched to the session's inputs by name.
 class SessionRunner final : public LocalRunner {
-public:
-  explicit SessionRunner(std::unique_ptr<Session> session)
-      : session_(std::move(session)) {}
+ public:
+  explicit SessionRunner(std::unique_ptr<Session> session) : session_(std::move(session)) {}
 
-  Result<std::vector<NamedTensor>>
-  Run(std::span<const NamedTensor> inputs) override {
+  Result<std::vector<NamedTensor>> Run(std::span<const NamedTensor> inputs) override {
     return RunNamed(*session_, inputs);
   }
 
-private:
+ private:
   std::unique_ptr<Session> session_;
 };
 
-// Device-slowdown emulation: after a local compute that took `compute_nanos`,
-// sleeps (slowdown - 1) x that on the real clock.
+// Device-slowdown emulation: after a local compute that took `compute_nanos`, sleeps
+// (slowdown - 1) x that on the real clock.
 void EmulateSlowdown(double slowdown, int64_t compute_nanos) {
-  if (slowdown <= 1.0 || compute_nanos <= 0)
-    return;
-  std::this_thread::sleep_for(std::chrono::nanoseconds(static_cast<int64_t>(
-      (slowdown - 1.0) * static_cast<double>(compute_nanos))));
+  if (slowdown <= 1.0 || compute_nanos <= 0) return;
+  std::this_thread::sleep_for(std::chrono::nanoseconds(
+      static_cast<int64_t>((slowdown - 1.0) * static_cast<double>(compute_nanos))));
 }
 
-// The smallest over rows of the largest value of `t`'s last dimension (after a
-// softmax when `logits`). kInvalidArgument for a non-float32 or empty output.
-Result<double> Top1(const Tensor &t, bool logits) {
+// The smallest over rows of the largest value of `t`'s last dimension (after a softmax when
+// `logits`). kInvalidArgument for a non-float32 or empty output.
+Result<double> Top1(const Tensor& t, bool logits) {
   if (t.dtype() != DType::kFloat32 || t.num_elements() == 0 || t.rank() == 0) {
     return InvalidArgumentError(
         "cascade: the local model's first output is not a non-empty "
         "float32 tensor of probabilities");
   }
   const int64_t classes = t.dim(t.rank() - 1);
-  if (classes <= 0)
-    return InvalidArgumentError("cascade: the first output has no classes");
+  if (classes <= 0) return InvalidArgumentError("cascade: the first output has no classes");
   std::span<const float> v = t.values<float>();
   double lowest = 1e30;
   for (int64_t row = 0; row * classes < static_cast<int64_t>(v.size()); ++row) {
-    std::span<const float> r = v.subspan(static_cast<size_t>(row * classes),
-                                         static_cast<size_t>(classes));
+    std::span<const float> r =
+        v.subspan(static_cast<size_t>(row * classes), static_cast<size_t>(classes));
     double top = *std::max_element(r.begin(), r.end());
     if (logits) {
       double sum = 0;
-      for (float x : r)
-        sum += std::exp(static_cast<double>(x) - top);
-      top = 1.0 / sum; // exp(top - top) / sum
+      for (float x : r) sum += std::exp(static_cast<double>(x) - top);
+      top = 1.0 / sum;  // exp(top - top) / sum
     }
     lowest = std::min(lowest, top);
   }
@@ -180,12 +162,11 @@ Result<double> Top1(const Tensor &t, bool logits) {
 
 std::string FormatTop1(double top1, double threshold, bool offload) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "top1 %.3f %s %.3f", top1,
-                offload ? "<" : ">=", threshold);
+  std::snprintf(buf, sizeof(buf), "top1 %.3f %s %.3f", top1, offload ? "<" : ">=", threshold);
   return buf;
 }
 
-} // namespace
+}  // namespace
 
 struct Router::Entry {
   std::string name;
@@ -194,11 +175,11 @@ struct Router::Entry {
   std::shared_ptr<LocalRunner> runner;
   Status local_status;
   bool local_configured = false;
-  std::mutex run_mu; // serializes runner->Run()
+  std::mutex run_mu;  // serializes runner->Run()
 
   mutable std::mutex stats_mu;
-  double local_avg_nanos = 0; // guarded by stats_mu
-  double cloud_avg_nanos = 0; // guarded by stats_mu
+  double local_avg_nanos = 0;  // guarded by stats_mu
+  double cloud_avg_nanos = 0;  // guarded by stats_mu
 
   // The split policy's state; null for other policies.
   std::unique_ptr<SplitState> split;
@@ -210,7 +191,7 @@ struct Router::SplitState {
   size_t local_index = 0;
   // The fixed candidate, or candidates.size() to plan per request.
   size_t fixed = 0;
-  SplitProfile profile; // guarded by Entry::stats_mu
+  SplitProfile profile;  // guarded by Entry::stats_mu
 
   // Head and tail Sessions by (candidate, tail), guarded by Entry::run_mu.
   struct Cached {
@@ -224,31 +205,28 @@ struct Router::SplitState {
 
   explicit SplitState(Model m) : model(std::move(m)) {}
 
-  // The head (tail = false) or tail Session of candidate `index`, created on
-  // first use. REQUIRES: Entry::run_mu held; the candidate is a cut (not local,
-  // not input).
-  Result<Session *> GetSession(size_t index, bool tail,
-                               const SessionOptions &options, int max_cached) {
+  // The head (tail = false) or tail Session of candidate `index`, created on first use.
+  // REQUIRES: Entry::run_mu held; the candidate is a cut (not local, not input).
+  Result<Session*> GetSession(size_t index, bool tail, const SessionOptions& options,
+                              int max_cached) {
     ++tick;
-    for (Cached &c : sessions) {
+    for (Cached& c : sessions) {
       if (c.index == index && c.tail == tail) {
         c.last_use = tick;
         return c.session.get();
       }
     }
-    const std::vector<std::string> &cut = candidates[index].tensors;
+    const std::vector<std::string>& cut = candidates[index].tensors;
     Result<Model> part = tail ? model.Slice(cut, {}) : model.Slice({}, cut);
     if (!part.ok()) {
-      return part.status().WithContext(std::string(tail ? "tail" : "head") +
-                                       " of " + candidates[index].label);
+      return part.status().WithContext(std::string(tail ? "tail" : "head") + " of " +
+                                       candidates[index].label);
     }
-    HML_ASSIGN_OR_RETURN(std::unique_ptr<Session> session,
-                         Session::Create(*part, options));
+    HML_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(*part, options));
     if (static_cast<int>(sessions.size()) >= max_cached) {
-      auto oldest = std::min_element(sessions.begin(), sessions.end(),
-                                     [](const Cached &a, const Cached &b) {
-                                       return a.last_use < b.last_use;
-                                     });
+      auto oldest = std::min_element(
+          sessions.begin(), sessions.end(),
+          [](const Cached& a, const Cached& b) { return a.last_use < b.last_use; });
       sessions.erase(oldest);
     }
     sessions.push_back({index, tail, std::move(session), tick});
@@ -258,73 +236,64 @@ struct Router::SplitState {
 
 Router::Router(RouterOptions options, std::unique_ptr<Scheduler> own_scheduler,
                std::unique_ptr<ResilientCaller> caller)
-    : options_(std::move(options)), clock_(options_.transport->clock()),
-      own_scheduler_(std::move(own_scheduler)), caller_(std::move(caller)) {}
+    : options_(std::move(options)),
+      clock_(options_.transport->clock()),
+      own_scheduler_(std::move(own_scheduler)),
+      caller_(std::move(caller)) {}
 
 Router::~Router() = default;
 
 Result<std::unique_ptr<Router>> Router::Create(RouterOptions options) {
   HML_RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<Scheduler> own;
-  Scheduler *scheduler = options.scheduler;
+  Scheduler* scheduler = options.scheduler;
   if (scheduler == nullptr) {
     own = std::make_unique<ThreadScheduler>(options.transport->clock());
     scheduler = own.get();
   }
   HML_ASSIGN_OR_RETURN(std::unique_ptr<ResilientCaller> caller,
                        ResilientCaller::Create(options.resilience, scheduler));
-  return std::unique_ptr<Router>(
-      new Router(std::move(options), std::move(own), std::move(caller)));
+  return std::unique_ptr<Router>(new Router(std::move(options), std::move(own), std::move(caller)));
 }
 
-Status Router::AddModel(const std::string &name, ModelConfig config) {
-  const std::string what = "model '" + name + "' (" +
-                           std::string(RoutePolicyName(config.policy)) + ")";
-  if (name.empty())
-    return InvalidArgumentError("Router::AddModel: empty model name");
-  const bool local =
-      config.local_model.has_value() || config.local_runner != nullptr;
+Status Router::AddModel(const std::string& name, ModelConfig config) {
+  const std::string what =
+      "model '" + name + "' (" + std::string(RoutePolicyName(config.policy)) + ")";
+  if (name.empty()) return InvalidArgumentError("Router::AddModel: empty model name");
+  const bool local = config.local_model.has_value() || config.local_runner != nullptr;
   const bool cloud = !config.cloud_model.empty();
   const RoutePolicy p = config.policy;
-  if (!cloud && p != RoutePolicy::kLocalOnly &&
-      p != RoutePolicy::kPreferLocal) {
-    return InvalidArgumentError(what +
-                                ": the policy needs ModelConfig.cloud_model");
+  if (!cloud && p != RoutePolicy::kLocalOnly && p != RoutePolicy::kPreferLocal) {
+    return InvalidArgumentError(what + ": the policy needs ModelConfig.cloud_model");
   }
   if (!local && (p == RoutePolicy::kLocalOnly || p == RoutePolicy::kCascade)) {
     return InvalidArgumentError(what + ": the policy needs a local model");
   }
-  if (!local && !cloud)
-    return InvalidArgumentError(what + ": neither a local nor a cloud model");
+  if (!local && !cloud) return InvalidArgumentError(what + ": neither a local nor a cloud model");
   if (config.default_deadline_nanos <= 0) {
     return InvalidArgumentError(what + ": default_deadline_nanos must be > 0");
   }
   if (config.expected_cloud_latency_nanos < 0 || config.cloud_version < 0) {
-    return InvalidArgumentError(
-        what + ": expected_cloud_latency_nanos and cloud_version must be >= 0");
+    return InvalidArgumentError(what +
+                                ": expected_cloud_latency_nanos and cloud_version must be >= 0");
   }
   if (std::isnan(config.cascade_threshold)) {
     return InvalidArgumentError(what + ": cascade_threshold is NaN");
   }
-  if (!(config.device_slowdown >= 1.0) ||
-      !std::isfinite(config.device_slowdown)) {
-    return InvalidArgumentError(what +
-                                ": device_slowdown must be finite and >= 1");
+  if (!(config.device_slowdown >= 1.0) || !std::isfinite(config.device_slowdown)) {
+    return InvalidArgumentError(what + ": device_slowdown must be finite and >= 1");
   }
   if (p == RoutePolicy::kSplit) {
     if (!config.local_model.has_value()) {
-      return InvalidArgumentError(
-          what + ": the policy needs ModelConfig.local_model (a Model)");
+      return InvalidArgumentError(what + ": the policy needs ModelConfig.local_model (a Model)");
     }
-    if (Status s = config.split.Validate(); !s.ok())
-      return s.WithContext(what);
+    if (Status s = config.split.Validate(); !s.ok()) return s.WithContext(what);
   }
 
   auto entry = std::make_shared<Entry>();
   entry->name = name;
   entry->local_configured = local;
-  entry->cloud_avg_nanos =
-      static_cast<double>(config.expected_cloud_latency_nanos);
+  entry->cloud_avg_nanos = static_cast<double>(config.expected_cloud_latency_nanos);
   if (config.local_runner != nullptr) {
     entry->runner = config.local_runner;
   } else if (config.local_model.has_value()) {
@@ -333,49 +302,39 @@ Status Router::AddModel(const std::string &name, ModelConfig config) {
     if (session.ok()) {
       entry->runner = std::make_shared<SessionRunner>(std::move(*session));
     } else {
-      entry->local_status = session.status().WithContext(
-          "local model of '" + name + "' cannot be compiled");
+      entry->local_status =
+          session.status().WithContext("local model of '" + name + "' cannot be compiled");
     }
   } else {
-    entry->local_status =
-        NotFoundError("model '" + name + "' has no local model");
+    entry->local_status = NotFoundError("model '" + name + "' has no local model");
   }
   if (p == RoutePolicy::kSplit) {
-    if (entry->runner == nullptr)
-      return entry->local_status;
-    Result<std::unique_ptr<SplitState>> split =
-        PrepareSplit(name, *config.local_model, config);
-    if (!split.ok())
-      return split.status().WithContext(what);
+    if (entry->runner == nullptr) return entry->local_status;
+    Result<std::unique_ptr<SplitState>> split = PrepareSplit(name, *config.local_model, config);
+    if (!split.ok()) return split.status().WithContext(what);
     entry->split = std::move(*split);
-    entry->local_avg_nanos =
-        entry->split->profile.device_nanos[entry->split->local_index];
+    entry->local_avg_nanos = entry->split->profile.device_nanos[entry->split->local_index];
   }
-  config.local_model
-      .reset(); // the Session (and the split state) hold what they need
+  config.local_model.reset();  // the Session (and the split state) hold what they need
   entry->config = std::move(config);
 
   std::lock_guard<std::mutex> lock(mu_);
   if (!models_.emplace(name, std::move(entry)).second) {
-    return AlreadyExistsError("Router::AddModel: model '" + name +
-                              "' is already registered");
+    return AlreadyExistsError("Router::AddModel: model '" + name + "' is already registered");
   }
   return Status::Ok();
 }
 
-Result<std::shared_ptr<Router::Entry>> Router::Find(const std::string &name) {
+Result<std::shared_ptr<Router::Entry>> Router::Find(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);
-  if (it == models_.end())
-    return NotFoundError("Router: no model '" + name + "' registered");
+  if (it == models_.end()) return NotFoundError("Router: no model '" + name + "' registered");
   return it->second;
 }
 
-Result<std::vector<NamedTensor>>
-Router::RunLocal(Entry &entry, std::span<const NamedTensor> inputs,
-                 RouteInfo &route) {
-  if (entry.runner == nullptr)
-    return entry.local_status;
+Result<std::vector<NamedTensor>> Router::RunLocal(Entry& entry, std::span<const NamedTensor> inputs,
+                                                  RouteInfo& route) {
+  if (entry.runner == nullptr) return entry.local_status;
   const int64_t start = clock_->NowNanos();
   Result<std::vector<NamedTensor>> out = [&] {
     std::lock_guard<std::mutex> lock(entry.run_mu);
@@ -389,32 +348,28 @@ Router::RunLocal(Entry &entry, std::span<const NamedTensor> inputs,
     std::lock_guard<std::mutex> lock(entry.stats_mu);
     entry.local_avg_nanos = Blend(entry.local_avg_nanos, took);
     if (entry.split != nullptr) {
-      double &avg = entry.split->profile.device_nanos[entry.split->local_index];
-      avg = Blend(avg, took);
+      RecordDeviceRun(entry.split->profile, entry.split->local_index, took);
     }
   }
   return out;
 }
 
-int64_t Router::CloudDeadline(const Entry &entry,
-                              int64_t deadline_nanos) const {
-  if (entry.runner == nullptr)
-    return deadline_nanos;
+int64_t Router::CloudDeadline(const Entry& entry, int64_t deadline_nanos) const {
+  if (entry.runner == nullptr) return deadline_nanos;
   double local_avg;
   {
     std::lock_guard<std::mutex> lock(entry.stats_mu);
     local_avg = entry.local_avg_nanos;
   }
-  const int64_t reserve = std::max(options_.local_reserve_nanos,
-                                   static_cast<int64_t>(2 * local_avg));
+  const int64_t reserve =
+      std::max(options_.local_reserve_nanos, static_cast<int64_t>(2 * local_avg));
   return deadline_nanos - reserve;
 }
 
-Router::CloudOutcome Router::RunCloud(Entry &entry,
-                                      std::span<const NamedTensor> inputs,
+Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor> inputs,
                                       int64_t deadline_nanos) {
-  // Shared with the transport's callbacks, which may outlive this call (a
-  // cancelled attempt reports later).
+  // Shared with the transport's callbacks, which may outlive this call (a cancelled attempt
+  // reports later).
   struct Shared {
     std::mutex mu;
     std::condition_variable cv;
@@ -423,18 +378,17 @@ Router::CloudOutcome Router::RunCloud(Entry &entry,
     std::optional<std::vector<NamedTensor>> answer;
     int64_t bytes_sent = 0;
     int64_t bytes_received = 0;
-    int outstanding = 0; // transport calls whose callback has not run yet
+    int outstanding = 0;  // transport calls whose callback has not run yet
   };
   auto shared = std::make_shared<Shared>();
-  Transport *transport = options_.transport;
+  Transport* transport = options_.transport;
   const std::string model = entry.config.cloud_model;
   const int64_t version = entry.config.cloud_version;
 
-  // The driver may start an attempt on another thread while the call is
-  // finishing (it checks "done" and then calls the attempt function outside its
-  // lock), so the attempt function may run after this function returned: it
-  // reads `inputs` only under `ref->mu` while `ref->valid`, which this function
-  // clears before returning.
+  // The driver may start an attempt on another thread while the call is finishing (it checks
+  // "done" and then calls the attempt function outside its lock), so the attempt function may
+  // run after this function returned: it reads `inputs` only under `ref->mu` while
+  // `ref->valid`, which this function clears before returning.
   struct InputsRef {
     std::mutex mu;
     std::span<const NamedTensor> inputs;
@@ -443,21 +397,18 @@ Router::CloudOutcome Router::RunCloud(Entry &entry,
   auto ref = std::make_shared<InputsRef>();
   ref->inputs = inputs;
 
-  AttemptFn attempt = [shared, ref, transport, model,
-                       version](const AttemptInfo &info,
-                                AttemptDone done) -> CancelFn {
+  AttemptFn attempt = [shared, ref, transport, model, version](const AttemptInfo& info,
+                                                               AttemptDone done) -> CancelFn {
     InferCall call;
     call.model = model;
     call.version = version;
     call.deadline_nanos = info.deadline_nanos;
-    Status copied; // `done` is called after ref->mu is released: it may finish
-                   // the call
+    Status copied;  // `done` is called after ref->mu is released: it may finish the call
     {
       std::lock_guard<std::mutex> lock(ref->mu);
-      if (!ref->valid)
-        copied = CancelledError("cloud call already finished");
+      if (!ref->valid) copied = CancelledError("cloud call already finished");
       for (size_t i = 0; copied.ok() && i < ref->inputs.size(); ++i) {
-        const NamedTensor &in = ref->inputs[i];
+        const NamedTensor& in = ref->inputs[i];
         Result<Tensor> copy = in.tensor.Clone();
         if (copy.ok()) {
           call.inputs.push_back({in.name, std::move(*copy), in.parameters});
@@ -476,8 +427,7 @@ Router::CloudOutcome Router::RunCloud(Entry &entry,
     }
     const CallId id = transport->Infer(
         std::move(call),
-        [shared, done = std::move(done)](Result<InferAnswer> answer,
-                                         const CallStats &stats) {
+        [shared, done = std::move(done)](Result<InferAnswer> answer, const CallStats& stats) {
           Status status = answer.status();
           {
             std::lock_guard<std::mutex> lock(shared->mu);
@@ -486,28 +436,25 @@ Router::CloudOutcome Router::RunCloud(Entry &entry,
             if (answer.ok() && !shared->answer.has_value()) {
               shared->answer = std::move(answer->outputs);
             }
-            if (--shared->outstanding == 0)
-              shared->cv.notify_all();
+            if (--shared->outstanding == 0) shared->cv.notify_all();
           }
           done(status);
         });
     return [transport, id] { transport->Cancel(id); };
   };
 
-  caller_->Call(deadline_nanos, std::move(attempt),
-                [shared](const CallReport &report) {
-                  std::lock_guard<std::mutex> lock(shared->mu);
-                  shared->report = report;
-                  shared->done = true;
-                  shared->cv.notify_all();
-                });
+  caller_->Call(deadline_nanos, std::move(attempt), [shared](const CallReport& report) {
+    std::lock_guard<std::mutex> lock(shared->mu);
+    shared->report = report;
+    shared->done = true;
+    shared->cv.notify_all();
+  });
 
   {
     std::unique_lock<std::mutex> lock(shared->mu);
     shared->cv.wait(lock, [&] { return shared->done; });
-    // Attempts the driver cancelled at the end (the deadline, a hedging loser)
-    // report their CallStats a moment later; wait briefly so that their bytes
-    // are counted.
+    // Attempts the driver cancelled at the end (the deadline, a hedging loser) report their
+    // CallStats a moment later; wait briefly so that their bytes are counted.
     shared->cv.wait_for(lock, std::chrono::nanoseconds(kLateStatsWaitNanos),
                         [&] { return shared->outstanding == 0; });
   }
@@ -526,8 +473,7 @@ Router::CloudOutcome Router::RunCloud(Entry &entry,
     outcome.outputs = std::move(*shared->answer);
     std::lock_guard<std::mutex> stats_lock(entry.stats_mu);
     entry.cloud_avg_nanos =
-        Blend(entry.cloud_avg_nanos,
-              static_cast<double>(shared->report.elapsed_nanos));
+        Blend(entry.cloud_avg_nanos, static_cast<double>(shared->report.elapsed_nanos));
   } else if (shared->report.status.ok()) {
     outcome.outputs = InternalError("cloud call reported OK without an answer");
   } else {
@@ -536,17 +482,15 @@ Router::CloudOutcome Router::RunCloud(Entry &entry,
   return outcome;
 }
 
-Result<RoutedResult> Router::Infer(const std::string &name,
-                                   std::span<const NamedTensor> inputs,
+Result<RoutedResult> Router::Infer(const std::string& name, std::span<const NamedTensor> inputs,
                                    int64_t deadline_nanos) {
   HML_ASSIGN_OR_RETURN(std::shared_ptr<Entry> entry, Find(name));
-  const ModelConfig &config = entry->config;
+  const ModelConfig& config = entry->config;
   const int64_t start = clock_->NowNanos();
-  if (deadline_nanos == 0)
-    deadline_nanos = start + config.default_deadline_nanos;
+  if (deadline_nanos == 0) deadline_nanos = start + config.default_deadline_nanos;
 
   RoutedResult result;
-  RouteInfo &route = result.route;
+  RouteInfo& route = result.route;
   auto done = [&](Placement placement, std::string reason,
                   std::vector<NamedTensor> outputs) -> Result<RoutedResult> {
     route.placement = placement;
@@ -563,221 +507,198 @@ Result<RoutedResult> Router::Infer(const std::string &name,
     route.cloud_status = c.outputs.status().ToString();
     return c;
   };
-  // A cloud call that falls back to the local model when it fails (the rule for
-  // every policy), unless the local model already failed for this request
-  // (`local_error` not OK).
-  auto cloud_first = [&](const Status &local_error) -> Result<RoutedResult> {
+  // A cloud call that falls back to the local model when it fails (the rule for every policy),
+  // unless the local model already failed for this request (`local_error` not OK).
+  auto cloud_first = [&](const Status& local_error) -> Result<RoutedResult> {
     const bool fallback = entry->runner != nullptr && local_error.ok();
-    CloudOutcome c = cloud(fallback ? CloudDeadline(*entry, deadline_nanos)
-                                    : deadline_nanos);
+    CloudOutcome c = cloud(fallback ? CloudDeadline(*entry, deadline_nanos) : deadline_nanos);
     if (c.outputs.ok() && !local_error.ok()) {
-      return done(Placement::kCloudAfterLocalFailure,
-                  "local failed: " + local_error.ToString(),
+      return done(Placement::kCloudAfterLocalFailure, "local failed: " + local_error.ToString(),
                   std::move(*c.outputs));
     }
-    if (c.outputs.ok())
-      return done(Placement::kCloud, "policy", std::move(*c.outputs));
+    if (c.outputs.ok()) return done(Placement::kCloud, "policy", std::move(*c.outputs));
     const Status cloud_error = c.outputs.status();
-    if (!fallback)
-      return cloud_error.WithContext("model '" + name + "': cloud call failed");
+    if (!fallback) return cloud_error.WithContext("model '" + name + "': cloud call failed");
     if (clock_->NowNanos() >= deadline_nanos) {
-      return cloud_error.WithContext(
-          "model '" + name + "': cloud call failed and the deadline passed");
+      return cloud_error.WithContext("model '" + name +
+                                     "': cloud call failed and the deadline passed");
     }
     Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
     if (!local.ok()) {
-      return local.status().WithContext("model '" + name +
-                                        "': local fallback failed after " +
+      return local.status().WithContext("model '" + name + "': local fallback failed after " +
                                         cloud_error.ToString());
     }
     return done(Placement::kLocalAfterCloudFailure,
-                c.breaker_refused ? "breaker open"
-                                  : "cloud failed: " + cloud_error.ToString(),
+                c.breaker_refused ? "breaker open" : "cloud failed: " + cloud_error.ToString(),
                 std::move(*local));
   };
 
   switch (config.policy) {
-  case RoutePolicy::kLocalOnly: {
-    Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
-    if (!local.ok())
-      return local.status().WithContext("model '" + name + "' (local-only)");
-    return done(Placement::kLocal, "policy", std::move(*local));
-  }
-  case RoutePolicy::kCloudOnly:
-    return cloud_first(Status::Ok());
-  case RoutePolicy::kPreferLocal: {
-    Status local_error = entry->local_status;
-    if (entry->runner != nullptr) {
+    case RoutePolicy::kLocalOnly: {
       Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
-      if (local.ok())
-        return done(Placement::kLocal, "policy", std::move(*local));
-      local_error = local.status();
+      if (!local.ok()) return local.status().WithContext("model '" + name + "' (local-only)");
+      return done(Placement::kLocal, "policy", std::move(*local));
     }
-    if (config.cloud_model.empty()) {
-      return local_error.WithContext("model '" + name +
-                                     "' (prefer-local, no cloud model)");
-    }
-    CloudOutcome c = cloud(deadline_nanos);
-    if (!c.outputs.ok()) {
-      return c.outputs.status().WithContext("model '" + name +
-                                            "': cloud call failed after " +
-                                            local_error.ToString());
-    }
-    if (!entry->local_configured) {
-      return done(Placement::kCloud, "no local model", std::move(*c.outputs));
-    }
-    return done(Placement::kCloudAfterLocalFailure,
-                "local failed: " + local_error.ToString(),
-                std::move(*c.outputs));
-  }
-  case RoutePolicy::kPreferCloud: {
-    Status local_error;
-    if (entry->runner != nullptr) {
-      std::string reason;
-      CircuitBreaker *b = caller_->breaker();
-      if (b != nullptr && b->state() == BreakerState::kOpen) {
-        reason = "breaker open";
-      } else {
-        double expected;
-        {
-          std::lock_guard<std::mutex> lock(entry->stats_mu);
-          expected = entry->cloud_avg_nanos;
-        }
-        if (static_cast<double>(deadline_nanos - clock_->NowNanos()) <
-            expected) {
-          reason = "deadline near";
-        }
-      }
-      if (!reason.empty()) {
-        Result<std::vector<NamedTensor>> local =
-            RunLocal(*entry, inputs, route);
-        if (local.ok())
-          return done(Placement::kLocal, std::move(reason), std::move(*local));
-        // The local model failed: the cloud is still worth a try (a half-open
-        // breaker or a fast answer may still come), without a second local run.
+    case RoutePolicy::kCloudOnly:
+      return cloud_first(Status::Ok());
+    case RoutePolicy::kPreferLocal: {
+      Status local_error = entry->local_status;
+      if (entry->runner != nullptr) {
+        Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
+        if (local.ok()) return done(Placement::kLocal, "policy", std::move(*local));
         local_error = local.status();
       }
-    }
-    return cloud_first(local_error);
-  }
-  case RoutePolicy::kCascade: {
-    Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
-    if (!local.ok()) {
+      if (config.cloud_model.empty()) {
+        return local_error.WithContext("model '" + name + "' (prefer-local, no cloud model)");
+      }
       CloudOutcome c = cloud(deadline_nanos);
       if (!c.outputs.ok()) {
-        return c.outputs.status().WithContext("model '" + name +
-                                              "': cloud call failed after " +
-                                              local.status().ToString());
+        return c.outputs.status().WithContext("model '" + name + "': cloud call failed after " +
+                                              local_error.ToString());
       }
-      return done(Placement::kCloudAfterLocalFailure,
-                  "local failed: " + local.status().ToString(),
+      if (!entry->local_configured) {
+        return done(Placement::kCloud, "no local model", std::move(*c.outputs));
+      }
+      return done(Placement::kCloudAfterLocalFailure, "local failed: " + local_error.ToString(),
                   std::move(*c.outputs));
     }
-    if (local->empty()) {
-      return InvalidArgumentError("model '" + name +
-                                  "' (cascade): the local model has no output");
+    case RoutePolicy::kPreferCloud: {
+      Status local_error;
+      if (entry->runner != nullptr) {
+        std::string reason;
+        CircuitBreaker* b = caller_->breaker();
+        if (b != nullptr && b->state() == BreakerState::kOpen) {
+          reason = "breaker open";
+        } else {
+          double expected;
+          {
+            std::lock_guard<std::mutex> lock(entry->stats_mu);
+            expected = entry->cloud_avg_nanos;
+          }
+          if (static_cast<double>(deadline_nanos - clock_->NowNanos()) < expected) {
+            reason = "deadline near";
+          }
+        }
+        if (!reason.empty()) {
+          Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
+          if (local.ok()) return done(Placement::kLocal, std::move(reason), std::move(*local));
+          // The local model failed: the cloud is still worth a try (a half-open breaker or a
+          // fast answer may still come), without a second local run.
+          local_error = local.status();
+        }
+      }
+      return cloud_first(local_error);
     }
-    HML_ASSIGN_OR_RETURN(double top1, Top1(local->front().tensor,
-                                           config.cascade_output_is_logits));
-    route.top1 = top1;
-    const bool offload = top1 < config.cascade_threshold;
-    std::string why = FormatTop1(top1, config.cascade_threshold, offload);
-    if (!offload)
-      return done(Placement::kCascadeLocal, std::move(why), std::move(*local));
-    // The local answer is kept for a failed offload: leave time to return it.
-    CloudOutcome c = cloud(CloudDeadline(*entry, deadline_nanos));
-    if (c.outputs.ok()) {
-      return done(Placement::kCascadeOffloaded, std::move(why),
-                  std::move(*c.outputs));
+    case RoutePolicy::kCascade: {
+      Result<std::vector<NamedTensor>> local = RunLocal(*entry, inputs, route);
+      if (!local.ok()) {
+        CloudOutcome c = cloud(deadline_nanos);
+        if (!c.outputs.ok()) {
+          return c.outputs.status().WithContext("model '" + name + "': cloud call failed after " +
+                                                local.status().ToString());
+        }
+        return done(Placement::kCloudAfterLocalFailure,
+                    "local failed: " + local.status().ToString(), std::move(*c.outputs));
+      }
+      if (local->empty()) {
+        return InvalidArgumentError("model '" + name +
+                                    "' (cascade): the local model has no output");
+      }
+      HML_ASSIGN_OR_RETURN(double top1,
+                           Top1(local->front().tensor, config.cascade_output_is_logits));
+      route.top1 = top1;
+      const bool offload = top1 < config.cascade_threshold;
+      std::string why = FormatTop1(top1, config.cascade_threshold, offload);
+      if (!offload) return done(Placement::kCascadeLocal, std::move(why), std::move(*local));
+      // The local answer is kept for a failed offload: leave time to return it.
+      CloudOutcome c = cloud(CloudDeadline(*entry, deadline_nanos));
+      if (c.outputs.ok()) {
+        return done(Placement::kCascadeOffloaded, std::move(why), std::move(*c.outputs));
+      }
+      return done(Placement::kCascadeLocal,
+                  why + "; offload failed: " + c.outputs.status().ToString(), std::move(*local));
     }
-    return done(Placement::kCascadeLocal,
-                why + "; offload failed: " + c.outputs.status().ToString(),
-                std::move(*local));
-  }
-  case RoutePolicy::kSplit:
-    return InferSplit(*entry, inputs, start, deadline_nanos);
+    case RoutePolicy::kSplit:
+      return InferSplit(*entry, inputs, start, deadline_nanos);
   }
   return InternalError("Router: unknown policy");
 }
 
-Result<std::unique_ptr<Router::SplitState>>
-Router::PrepareSplit(const std::string &name, const Model &model,
-                     const ModelConfig &config) {
+Result<std::unique_ptr<Router::SplitState>> Router::PrepareSplit(const std::string& name,
+                                                                 const Model& model,
+                                                                 const ModelConfig& config) {
   auto state = std::make_unique<SplitState>(model);
-  HML_ASSIGN_OR_RETURN(state->candidates,
-                       MakeSplitCandidates(model, config.split.candidates));
+  HML_ASSIGN_OR_RETURN(state->candidates, MakeSplitCandidates(model, config.split.candidates));
   const size_t n = state->candidates.size();
   state->fixed = n;
   std::string labels;
   for (size_t i = 0; i < n; ++i) {
-    if (state->candidates[i].local)
-      state->local_index = i;
-    if (state->candidates[i].label == config.split.fixed_candidate)
-      state->fixed = i;
+    if (state->candidates[i].local) state->local_index = i;
+    if (state->candidates[i].label == config.split.fixed_candidate) state->fixed = i;
     labels += (i == 0 ? "" : ", ") + state->candidates[i].label;
   }
   if (!config.split.fixed_candidate.empty() && state->fixed == n) {
-    return InvalidArgumentError(
-        "SplitConfig.fixed_candidate '" + config.split.fixed_candidate +
-        "' is not a candidate of model '" + name + "' (" + labels + ")");
+    return InvalidArgumentError("SplitConfig.fixed_candidate '" + config.split.fixed_candidate +
+                                "' is not a candidate of model '" + name + "' (" + labels + ")");
   }
 
   // Zeros at the planned shapes (dynamic dimensions at 1), for timing.
   std::vector<NamedTensor> zeros;
-  for (const TensorSpec &spec : model.inputs()) {
+  for (const TensorSpec& spec : model.inputs()) {
     Shape shape = spec.shape;
-    for (int64_t &d : shape)
-      d = std::max<int64_t>(d, 1);
+    for (int64_t& d : shape) d = std::max<int64_t>(d, 1);
     HML_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(spec.dtype, shape));
     std::memset(t.raw_data(), 0, t.byte_size());
     zeros.push_back({spec.name, std::move(t)});
   }
-  // One warm-up and profile_runs timed runs of `m` on the zeros; the mean time
-  // (unslowed).
-  auto time_model = [&](const Model &m) -> Result<double> {
+  // One warm-up and profile_runs timed runs of `m` on the zeros; the fastest (unslowed): the
+  // fastest run is the one least disturbed by whatever else the device was doing, and the live
+  // factor (SplitProfile::device_scale) adds the disturbance back as real runs show it.
+  auto time_model = [&](const Model& m) -> Result<double> {
     HML_ASSIGN_OR_RETURN(std::unique_ptr<Session> session,
                          Session::Create(m, config.session_options));
     HML_RETURN_IF_ERROR(RunNamed(*session, zeros).status());
-    const int64_t start = clock_->NowNanos();
+    int64_t fastest = 0;
     for (int i = 0; i < config.split.profile_runs; ++i) {
+      const int64_t start = clock_->NowNanos();
       HML_RETURN_IF_ERROR(RunNamed(*session, zeros).status());
+      const int64_t took = clock_->NowNanos() - start;
+      fastest = i == 0 ? took : std::min(fastest, took);
     }
-    return static_cast<double>(clock_->NowNanos() - start) /
-           config.split.profile_runs;
+    return static_cast<double>(fastest);
   };
   HML_ASSIGN_OR_RETURN(const double full, time_model(model));
   const double slowdown = config.device_slowdown;
   const double speedup = config.split.server_speedup;
-  SplitProfile &profile = state->profile;
+  SplitProfile& profile = state->profile;
   profile.device_nanos.assign(n, 0);
   profile.server_nanos.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
-    const SplitCandidate &c = state->candidates[i];
+    const SplitCandidate& c = state->candidates[i];
     double head = 0;
     if (c.local) {
       head = full;
     } else if (!c.at_inputs) {
       Result<Model> part = model.Slice({}, c.tensors);
-      if (!part.ok())
-        return part.status().WithContext("head of " + c.label);
+      if (!part.ok()) return part.status().WithContext("head of " + c.label);
       HML_ASSIGN_OR_RETURN(head, time_model(*part));
     }
+    // A head is never slower than the whole model (a timing blip must not say so).
+    head = std::min(head, full);
     profile.device_nanos[i] = head * slowdown;
-    profile.server_nanos[i] =
-        c.local ? 0 : std::max(full - head, 0.0) / speedup;
+    profile.server_nanos[i] = c.local ? 0 : (full - head) / speedup;
   }
   profile.downlink_bytes = static_cast<double>(kMessageOverheadBytes);
-  for (const TensorSpec &spec : model.outputs()) {
+  for (const TensorSpec& spec : model.outputs()) {
     int64_t elements = 1;
-    for (int64_t d : spec.shape)
-      elements *= std::max<int64_t>(d, 1);
-    profile.downlink_bytes += static_cast<double>(
-        elements * static_cast<int64_t>(DTypeSize(spec.dtype)));
+    for (int64_t d : spec.shape) elements *= std::max<int64_t>(d, 1);
+    profile.downlink_bytes +=
+        static_cast<double>(elements * static_cast<int64_t>(DTypeSize(spec.dtype)));
   }
   return state;
 }
 
-LinkEstimate Router::CurrentLink(const ModelConfig &config) const {
+LinkEstimate Router::CurrentLink(const ModelConfig& config) const {
   LinkEstimate link = config.split.default_link;
   if (options_.platform != nullptr) {
     const NetworkState net = options_.platform->network();
@@ -790,15 +711,13 @@ LinkEstimate Router::CurrentLink(const ModelConfig &config) const {
   return link;
 }
 
-Result<RoutedResult> Router::InferSplit(Entry &entry,
-                                        std::span<const NamedTensor> inputs,
-                                        int64_t start_nanos,
-                                        int64_t deadline_nanos) {
-  SplitState &split = *entry.split;
-  const ModelConfig &config = entry.config;
-  const std::string &name = entry.name;
+Result<RoutedResult> Router::InferSplit(Entry& entry, std::span<const NamedTensor> inputs,
+                                        int64_t start_nanos, int64_t deadline_nanos) {
+  SplitState& split = *entry.split;
+  const ModelConfig& config = entry.config;
+  const std::string& name = entry.name;
   RoutedResult result;
-  RouteInfo &route = result.route;
+  RouteInfo& route = result.route;
   auto done = [&](Placement placement, std::string reason,
                   std::vector<NamedTensor> outputs) -> Result<RoutedResult> {
     route.placement = placement;
@@ -808,8 +727,8 @@ Result<RoutedResult> Router::InferSplit(Entry &entry,
     return std::move(result);
   };
 
-  // The plan: a fixed candidate, or the planner's choice; the local candidate
-  // when the device is offline or the breaker is open.
+  // The plan: a fixed candidate, or the planner's choice; the local candidate when the device is
+  // offline or the breaker is open.
   const LinkEstimate link = CurrentLink(config);
   size_t k;
   SplitCost cost;
@@ -823,17 +742,15 @@ Result<RoutedResult> Router::InferSplit(Entry &entry,
     } else {
       HML_ASSIGN_OR_RETURN(SplitPlan plan,
                            PlanSplit(split.candidates, split.profile, link,
-                                     deadline_nanos - clock_->NowNanos(),
-                                     config.split.plan));
+                                     deadline_nanos - clock_->NowNanos(), config.split.plan));
       k = plan.index;
       cost = plan.cost;
       reason = std::move(plan.reason);
     }
     if (!split.candidates[k].local) {
       std::string why;
-      CircuitBreaker *b = caller_->breaker();
-      if (options_.platform != nullptr &&
-          options_.platform->network().type == NetworkType::kNone) {
+      CircuitBreaker* b = caller_->breaker();
+      if (options_.platform != nullptr && options_.platform->network().type == NetworkType::kNone) {
         why = "offline";
       } else if (b != nullptr && b->state() == BreakerState::kOpen) {
         why = "breaker open";
@@ -845,40 +762,33 @@ Result<RoutedResult> Router::InferSplit(Entry &entry,
       }
     }
   }
-  const SplitCandidate *candidate = &split.candidates[k];
+  const SplitCandidate* candidate = &split.candidates[k];
   route.split_cut = candidate->label;
   route.predicted_nanos = cost.total();
   if (candidate->local) {
     Result<std::vector<NamedTensor>> local = RunLocal(entry, inputs, route);
-    if (!local.ok())
-      return local.status().WithContext("model '" + name + "' (split, local)");
+    if (!local.ok()) return local.status().WithContext("model '" + name + "' (split, local)");
     return done(Placement::kLocal, std::move(reason), std::move(*local));
   }
 
-  // The head on the device (nothing for the input candidate). A head that fails
-  // sends the inputs instead (the input candidate), as any policy offloads a
-  // failed local run.
+  // The head on the device (nothing for the input candidate). A head that fails sends the
+  // inputs instead (the input candidate), as any policy offloads a failed local run.
   std::vector<NamedTensor> head_outputs;
   std::span<const NamedTensor> cut = inputs;
   if (!candidate->at_inputs) {
-    const int64_t head_start = clock_->NowNanos();
-    Result<std::vector<NamedTensor>> head =
-        [&]() -> Result<std::vector<NamedTensor>> {
+    Result<std::vector<NamedTensor>> head = [&]() -> Result<std::vector<NamedTensor>> {
       std::lock_guard<std::mutex> lock(entry.run_mu);
       HML_ASSIGN_OR_RETURN(Session * session,
-                           split.GetSession(k, /*tail=*/false,
-                                            config.session_options,
+                           split.GetSession(k, /*tail=*/false, config.session_options,
                                             config.split.max_cached_sessions));
       const int64_t run_start = clock_->NowNanos();
       Result<std::vector<NamedTensor>> out = RunNamed(*session, inputs);
       const int64_t compute = clock_->NowNanos() - run_start;
       EmulateSlowdown(config.device_slowdown, compute);
       if (out.ok()) {
-        // The profile keeps the run's time (slowdown included), not a first
-        // use's compilation.
+        // The profile learns from the run (slowdown included), not a first use's compilation.
         std::lock_guard<std::mutex> stats_lock(entry.stats_mu);
-        double &avg = split.profile.device_nanos[k];
-        avg = Blend(avg, config.device_slowdown * static_cast<double>(compute));
+        RecordDeviceRun(split.profile, k, config.device_slowdown * static_cast<double>(compute));
       }
       return out;
     }();
@@ -888,24 +798,21 @@ Result<RoutedResult> Router::InferSplit(Entry &entry,
       cut = head_outputs;
     } else {
       for (size_t i = 0; i < split.candidates.size(); ++i) {
-        if (split.candidates[i].at_inputs)
-          k = i;
+        if (split.candidates[i].at_inputs) k = i;
       }
       candidate = &split.candidates[k];
       route.split_cut = candidate->label;
-      reason += "; head failed after " +
-                std::to_string((clock_->NowNanos() - head_start) / 1000) +
-                " us: " + head.status().ToString() + "; sending the inputs";
+      reason += "; head failed: " + head.status().ToString() + "; sending the inputs";
     }
   }
 
   std::vector<NamedTensor> quantized;
   quantized.reserve(cut.size());
-  for (const NamedTensor &t : cut) {
+  for (const NamedTensor& t : cut) {
     Result<NamedTensor> q = QuantizeCutTensor(t.name, t.tensor);
-    if (!q.ok())
-      return q.status().WithContext("model '" + name + "' (split, " +
-                                    candidate->label + ")");
+    if (!q.ok()) {
+      return q.status().WithContext("model '" + name + "' (split, " + candidate->label + ")");
+    }
     quantized.push_back(std::move(*q));
   }
 
@@ -913,12 +820,13 @@ Result<RoutedResult> Router::InferSplit(Entry &entry,
   double tail_on_device;
   {
     std::lock_guard<std::mutex> lock(entry.stats_mu);
-    tail_on_device = std::max(split.profile.device_nanos[split.local_index] -
-                                  split.profile.device_nanos[k],
-                              0.0);
+    const double scale = split.profile.device_scale();
+    tail_on_device = scale * std::max(split.profile.device_nanos[split.local_index] -
+                                          split.profile.device_nanos[k],
+                                      0.0);
   }
-  const int64_t reserve = std::max(options_.local_reserve_nanos,
-                                   static_cast<int64_t>(2 * tail_on_device));
+  const int64_t reserve =
+      std::max(options_.local_reserve_nanos, static_cast<int64_t>(2 * tail_on_device));
   CloudOutcome c = RunCloud(entry, quantized, deadline_nanos - reserve);
   route.attempts += c.attempts;
   route.bytes_sent += c.bytes_sent;
@@ -927,41 +835,31 @@ Result<RoutedResult> Router::InferSplit(Entry &entry,
   if (c.outputs.ok()) {
     std::lock_guard<std::mutex> lock(entry.stats_mu);
     if (c.attempts == 1) {
-      // What the call took beyond the link's predicted share is the server's
-      // (file comment).
-      const SplitCost predicted =
-          PredictSplitCost(*candidate, k, split.profile, link);
-      const double server = static_cast<double>(
-          std::max<int64_t>(c.elapsed_nanos - predicted.uplink - predicted.rtt -
-                                predicted.downlink,
-                            0));
-      split.profile.server_nanos[k] =
-          Blend(split.profile.server_nanos[k], server);
-      split.profile.downlink_bytes = Blend(
-          split.profile.downlink_bytes, static_cast<double>(c.bytes_received));
+      // What the call took beyond the link's predicted share is the server's (file comment).
+      const SplitCost predicted = PredictSplitCost(*candidate, k, split.profile, link);
+      RecordServerTime(split.profile, k,
+                       static_cast<double>(c.elapsed_nanos - predicted.uplink - predicted.rtt -
+                                           predicted.downlink));
+      split.profile.downlink_bytes =
+          Blend(split.profile.downlink_bytes, static_cast<double>(c.bytes_received));
     }
     return done(Placement::kSplit, std::move(reason), std::move(*c.outputs));
   }
 
   // The cloud failed: finish on the device while the deadline allows.
   const Status cloud_error = c.outputs.status();
-  const std::string failed = c.breaker_refused
-                                 ? "breaker open"
-                                 : "cloud failed: " + cloud_error.ToString();
+  const std::string failed =
+      c.breaker_refused ? "breaker open" : "cloud failed: " + cloud_error.ToString();
   if (clock_->NowNanos() >= deadline_nanos) {
-    return cloud_error.WithContext(
-        "model '" + name + "' (split, " + candidate->label +
-        "): cloud call failed and the deadline passed");
+    return cloud_error.WithContext("model '" + name + "' (split, " + candidate->label +
+                                   "): cloud call failed and the deadline passed");
   }
-  Result<std::vector<NamedTensor>> tail =
-      [&]() -> Result<std::vector<NamedTensor>> {
-    if (candidate->at_inputs)
-      return RunLocal(entry, inputs, route);
+  Result<std::vector<NamedTensor>> tail = [&]() -> Result<std::vector<NamedTensor>> {
+    if (candidate->at_inputs) return RunLocal(entry, inputs, route);
     ++route.local_runs;
     std::lock_guard<std::mutex> lock(entry.run_mu);
     HML_ASSIGN_OR_RETURN(Session * session,
-                         split.GetSession(k, /*tail=*/true,
-                                          config.session_options,
+                         split.GetSession(k, /*tail=*/true, config.session_options,
                                           config.split.max_cached_sessions));
     const int64_t run_start = clock_->NowNanos();
     Result<std::vector<NamedTensor>> out = RunNamed(*session, cut);
@@ -969,12 +867,11 @@ Result<RoutedResult> Router::InferSplit(Entry &entry,
     return out;
   }();
   if (!tail.ok()) {
-    return tail.status().WithContext(
-        "model '" + name + "' (split, " + candidate->label +
-        "): finishing on the device failed after " + cloud_error.ToString());
+    return tail.status().WithContext("model '" + name + "' (split, " + candidate->label +
+                                     "): finishing on the device failed after " +
+                                     cloud_error.ToString());
   }
-  return done(Placement::kLocalAfterCloudFailure, reason + "; " + failed,
-              std::move(*tail));
+  return done(Placement::kLocalAfterCloudFailure, reason + "; " + failed, std::move(*tail));
 }
 
-} // namespace hml::sdk
+}  // namespace hml::sdk

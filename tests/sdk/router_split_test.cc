@@ -1,11 +1,10 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// The Router's split policy against an in-process cloud: a ModelRepository
-// serving the 28x28 CNN ("cnn") behind sim::InProcessTransport on a fast
-// emulated link (2 ms RTT), the same CNN as the local model. Every candidate
-// (local, the input, each cut) must give the local model's answer up to the
-// INT8 error of the cut; the planner must follow the link estimate the platform
-// reports; a failed cloud call must be finished on the device.
+// The Router's split policy against an in-process cloud: a ModelRepository serving the 28x28 CNN
+// ("cnn") behind sim::InProcessTransport on a fast emulated link (2 ms RTT), the same CNN as the
+// local model. Every candidate (local, the input, each cut) must give the local model's answer up
+// to the INT8 error of the cut; the planner must follow the link estimate the platform reports; a
+// failed cloud call must be finished on the device.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -33,8 +32,7 @@ std::vector<NamedTensor> Image(uint64_t seed) {
   return in;
 }
 
-std::vector<float> Expected(const Model &model,
-                            const std::vector<NamedTensor> &inputs) {
+std::vector<float> Expected(const Model& model, const std::vector<NamedTensor>& inputs) {
   std::unique_ptr<Session> session = *Session::Create(model, {});
   std::vector<Tensor> in;
   in.push_back(*inputs[0].tensor.Clone());
@@ -43,10 +41,9 @@ std::vector<float> Expected(const Model &model,
   return {v.begin(), v.end()};
 }
 
-double MaxDiff(const std::vector<NamedTensor> &outputs,
-               const std::vector<float> &expected) {
-  if (outputs.size() != 1 || outputs[0].tensor.num_elements() !=
-                                 static_cast<int64_t>(expected.size())) {
+double MaxDiff(const std::vector<NamedTensor>& outputs, const std::vector<float>& expected) {
+  if (outputs.size() != 1 ||
+      outputs[0].tensor.num_elements() != static_cast<int64_t>(expected.size())) {
     return 1e30;
   }
   std::span<const float> v = outputs[0].tensor.values<float>();
@@ -58,7 +55,7 @@ double MaxDiff(const std::vector<NamedTensor> &outputs,
 }
 
 class RouterSplitTest : public ::testing::Test {
-protected:
+ protected:
   void SetUp() override {
     model_ = *Model::FromGraph(testing::Cnn28Graph());
     server::ModelRepositoryOptions repo_options;
@@ -75,8 +72,7 @@ protected:
     transport_ = std::move(*sim::InProcessTransport::Create(transport_options));
     RouterOptions options;
     options.transport = transport_.get();
-    // Online, bandwidth and RTT unknown: the plan uses
-    // SplitConfig::default_link.
+    // Online, bandwidth and RTT unknown: the plan uses SplitConfig::default_link.
     platform_.set_network({NetworkType::kUnmetered, 0, 0});
     options.platform = &platform_;
     options.resilience.retry.max_attempts = 2;
@@ -108,20 +104,18 @@ protected:
 };
 
 TEST_F(RouterSplitTest, EveryFixedCandidateAnswersLikeTheLocalModel) {
-  // The outputs are softmax probabilities; the INT8 error of a cut tensor (at
-  // most 1/510 of its range per element) moves them by far less than this.
+  // The outputs are softmax probabilities; the INT8 error of a cut tensor (at most 1/510 of its
+  // range per element) moves them by far less than this.
   constexpr double kInt8Tolerance = 0.02;
-  const std::vector<std::string> labels = {"local",     "input",    "cut conv",
-                                           "cut relu",  "cut pool", "cut flat",
-                                           "cut logits"};
-  for (const std::string &label : labels) {
+  const std::vector<std::string> labels = {"local",    "input",    "cut conv",  "cut relu",
+                                           "cut pool", "cut flat", "cut logits"};
+  for (const std::string& label : labels) {
     SCOPED_TRACE(label);
     ASSERT_TRUE(router_->AddModel(label, Config(label)).ok());
     Result<RoutedResult> r = router_->Infer(label, Image(7));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->route.split_cut, label);
-    EXPECT_EQ(r->route.reason.rfind("fixed " + label + ": predicted", 0), 0u)
-        << r->route.reason;
+    EXPECT_EQ(r->route.reason.rfind("fixed " + label + ": predicted", 0), 0u) << r->route.reason;
     EXPECT_GT(r->route.predicted_nanos, 0);
     const double diff = MaxDiff(r->outputs, expected_);
     if (label == "local") {
@@ -135,13 +129,11 @@ TEST_F(RouterSplitTest, EveryFixedCandidateAnswersLikeTheLocalModel) {
     EXPECT_EQ(r->route.local_runs, label == "input" ? 0 : 1);
     EXPECT_EQ(r->outputs[0].name, "probs");
     EXPECT_LE(diff, kInt8Tolerance);
-    EXPECT_GT(diff, 0.0); // the cut really travelled as INT8
-    std::printf("%-10s max |p - p_local| = %.5f, %lld bytes sent\n",
-                label.c_str(), diff,
+    EXPECT_GT(diff, 0.0);  // the cut really travelled as INT8
+    std::printf("%-10s max |p - p_local| = %.5f, %lld bytes sent\n", label.c_str(), diff,
                 static_cast<long long>(r->route.bytes_sent));
   }
-  // INT8 on the wire: the pool cut (1568 floats) costs well under its FP32
-  // size.
+  // INT8 on the wire: the pool cut (1568 floats) costs well under its FP32 size.
   Result<RoutedResult> r = router_->Infer("cut pool", Image(8));
   ASSERT_TRUE(r.ok());
   EXPECT_GT(r->route.bytes_sent, 1568);
@@ -150,9 +142,8 @@ TEST_F(RouterSplitTest, EveryFixedCandidateAnswersLikeTheLocalModel) {
 
 TEST_F(RouterSplitTest, ThePlanFollowsTheLinkThePlatformReports) {
   ModelConfig config = Config();
-  config.split.server_speedup = 1000; // a cloud 1000x faster than this machine
-  config.device_slowdown =
-      20; // a device slow enough that the tiny CNN takes ~0.2 ms
+  config.split.server_speedup = 1000;  // a cloud 1000x faster than this machine
+  config.device_slowdown = 20;         // a device slow enough that the tiny CNN takes ~0.2 ms
   config.split.plan.tie_nanos = 0;
   ASSERT_TRUE(router_->AddModel("m", std::move(config)).ok());
   // A near-perfect network (1 Tbit/s, 1 us): offloading everything is fastest.
@@ -168,16 +159,14 @@ TEST_F(RouterSplitTest, ThePlanFollowsTheLinkThePlatformReports) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->route.split_cut, "local") << r->route.reason;
   EXPECT_EQ(r->route.placement, Placement::kLocal);
-  EXPECT_EQ(r->route.reason.rfind("local: predicted", 0), 0u)
-      << r->route.reason;
+  EXPECT_EQ(r->route.reason.rfind("local: predicted", 0), 0u) << r->route.reason;
   EXPECT_EQ(r->route.attempts, 0);
   // Offline: local, saying why.
   platform_.set_network({NetworkType::kNone, 1e12, 0.001});
   r = router_->Infer("m", Image(7));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->route.placement, Placement::kLocal);
-  EXPECT_EQ(r->route.reason.rfind("offline; local: predicted", 0), 0u)
-      << r->route.reason;
+  EXPECT_EQ(r->route.reason.rfind("offline; local: predicted", 0), 0u) << r->route.reason;
 }
 
 TEST_F(RouterSplitTest, AFailedCloudCallIsFinishedOnTheDevice) {
@@ -188,11 +177,10 @@ TEST_F(RouterSplitTest, AFailedCloudCallIsFinishedOnTheDevice) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->route.placement, Placement::kLocalAfterCloudFailure);
   EXPECT_EQ(r->route.split_cut, "cut pool");
-  EXPECT_NE(r->route.reason.find("cloud failed: UNAVAILABLE"),
-            std::string::npos)
+  EXPECT_NE(r->route.reason.find("cloud failed: UNAVAILABLE"), std::string::npos)
       << r->route.reason;
   EXPECT_EQ(r->route.attempts, 2);
-  EXPECT_EQ(r->route.local_runs, 2); // head and tail
+  EXPECT_EQ(r->route.local_runs, 2);  // head and tail
   // The tail ran on the FP32 cut: the answer is the local model's.
   EXPECT_LE(MaxDiff(r->outputs, expected_), 1e-5);
   EXPECT_LE(RealClock()->NowNanos(), now + 500 * kMs);
@@ -209,24 +197,19 @@ TEST_F(RouterSplitTest, AFailedCloudCallIsFinishedOnTheDevice) {
 TEST_F(RouterSplitTest, AddModelChecksTheSplitConfig) {
   ModelConfig no_model = Config();
   no_model.local_model.reset();
-  EXPECT_EQ(router_->AddModel("a", std::move(no_model)).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(router_->AddModel("a", std::move(no_model)).code(), StatusCode::kInvalidArgument);
   Status s = router_->AddModel("b", Config("cut nowhere"));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("local, input, cut conv"), std::string::npos)
-      << s.ToString();
+  EXPECT_NE(s.message().find("local, input, cut conv"), std::string::npos) << s.ToString();
   ModelConfig slow = Config();
   slow.device_slowdown = 0.5;
-  EXPECT_EQ(router_->AddModel("c", std::move(slow)).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(router_->AddModel("c", std::move(slow)).code(), StatusCode::kInvalidArgument);
   ModelConfig runs = Config();
   runs.split.profile_runs = 0;
-  EXPECT_EQ(router_->AddModel("d", std::move(runs)).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(router_->AddModel("d", std::move(runs)).code(), StatusCode::kInvalidArgument);
 }
 
-// The slowdown emulation stretches the device's time, and the profile learns
-// it.
+// The slowdown emulation stretches the device's time, and the profile learns it.
 TEST_F(RouterSplitTest, DeviceSlowdownStretchesLocalRuns) {
   ModelConfig fast = Config("local");
   ASSERT_TRUE(router_->AddModel("fast", std::move(fast)).ok());
@@ -244,5 +227,5 @@ TEST_F(RouterSplitTest, DeviceSlowdownStretchesLocalRuns) {
   EXPECT_GT(r->route.predicted_nanos, 10 * fast_ns / 5);
 }
 
-} // namespace
-} // namespace hml::sdk
+}  // namespace
+}  // namespace hml::sdk

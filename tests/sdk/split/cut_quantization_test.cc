@@ -1,7 +1,6 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// INT8 cut quantization: round trip within scale / 2, zero exact, parameters
-// the server reads.
+// INT8 cut quantization: round trip within scale / 2, zero exact, parameters the server reads.
 #include "src/sdk/split/cut_quantization.h"
 
 #include <gtest/gtest.h>
@@ -16,7 +15,7 @@
 namespace hml::sdk {
 namespace {
 
-double MaxError(const Tensor &a, const Tensor &b) {
+double MaxError(const Tensor& a, const Tensor& b) {
   double worst = 0;
   for (int64_t i = 0; i < a.num_elements(); ++i) {
     worst = std::max(worst, std::fabs(static_cast<double>(a.data<float>()[i]) -
@@ -34,8 +33,7 @@ TEST(CutQuantizationTest, RoundTripErrorIsAtMostHalfAStep) {
     EXPECT_EQ(q->tensor.dtype(), DType::kInt8);
     EXPECT_EQ(q->tensor.shape(), x.shape());
     const double scale = std::get<double>(q->parameters.at(kScaleParameter));
-    const int64_t zero_point =
-        std::get<int64_t>(q->parameters.at(kZeroPointParameter));
+    const int64_t zero_point = std::get<int64_t>(q->parameters.at(kZeroPointParameter));
     EXPECT_GE(zero_point, -128);
     EXPECT_LE(zero_point, 127);
     float lo = 0, hi = 0;
@@ -48,7 +46,7 @@ TEST(CutQuantizationTest, RoundTripErrorIsAtMostHalfAStep) {
     ASSERT_TRUE(back.ok()) << back.status().ToString();
     const double err = MaxError(x, *back);
     EXPECT_LE(err, scale / 2 + 1e-6) << "seed " << seed;
-    EXPECT_GT(err, 0.0); // it is lossy: the test would notice a pass-through
+    EXPECT_GT(err, 0.0);  // it is lossy: the test would notice a pass-through
   }
 }
 
@@ -59,8 +57,7 @@ TEST(CutQuantizationTest, NonNegativeTensorsUseTheWholeRangeAndKeepZeroExact) {
   Result<NamedTensor> q = QuantizeCutTensor("relu", x);
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(std::get<int64_t>(q->parameters.at(kZeroPointParameter)), -128);
-  EXPECT_NEAR(std::get<double>(q->parameters.at(kScaleParameter)), 6.0 / 255,
-              1e-12);
+  EXPECT_NEAR(std::get<double>(q->parameters.at(kScaleParameter)), 6.0 / 255, 1e-12);
   EXPECT_EQ(q->tensor.data<int8_t>()[0], -128);
   EXPECT_EQ(q->tensor.data<int8_t>()[3], 127);
   Tensor back = *DequantizeCutTensor(*q);
@@ -78,17 +75,15 @@ TEST(CutQuantizationTest, AllZeroTensorsRoundTripExactly) {
 
 TEST(CutQuantizationTest, RejectsWhatCannotBeQuantized) {
   Tensor ints = *Tensor::FromVector<int64_t>({2}, std::vector<int64_t>{1, 2});
-  EXPECT_EQ(QuantizeCutTensor("i", ints).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(QuantizeCutTensor("i", ints).status().code(), StatusCode::kInvalidArgument);
   Tensor nan = *Tensor::FromVector<float>(
       {2}, std::vector<float>{1, std::numeric_limits<float>::quiet_NaN()});
   Result<NamedTensor> q = QuantizeCutTensor("n", nan);
   ASSERT_FALSE(q.ok());
   EXPECT_NE(q.status().message().find("'n'"), std::string::npos);
   NamedTensor bare{"b", *Tensor::Allocate(DType::kInt8, {2}), {}};
-  EXPECT_EQ(DequantizeCutTensor(bare).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(DequantizeCutTensor(bare).status().code(), StatusCode::kInvalidArgument);
 }
 
-} // namespace
-} // namespace hml::sdk
+}  // namespace
+}  // namespace hml::sdk
