@@ -13,7 +13,9 @@
 #
 # Environment (defaults): BUILD_DIR (<source>/build; bench/hybrid_split is built there unless
 # SKIP_BUILD=1; configure it with -DHML_BUILD_BENCH=ON), SLOWDOWN (6), LINKS (4g,poor), REQUESTS
-# (15), WARMUP (2), EXTRA_ARGS (more hybrid_split flags, e.g. --all-cuts).
+# (15), WARMUP (2), EXTRA_ARGS (more hybrid_split flags, e.g. --all-cuts), NICE (unset: run at
+# the shell's priority; e.g. -5 as root makes other jobs on a shared machine preempt the emulated
+# device less, whose compute jitter the slowdown multiplies).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
@@ -38,7 +40,7 @@ for m in "${models[@]}"; do
   if [[ ! -f "$MODELS_DIR/$m.onnx" ]]; then
     /usr/bin/python3 "$ROOT/bench/models/export_torchvision.py" "$MODELS_DIR" "$m"
   fi
-  "$BIN" "$MODELS_DIR/$m.onnx" --name "$m" --slowdown "$SLOWDOWN" --links "$LINKS" \
+  ${NICE:+nice -n "$NICE"} "$BIN" "$MODELS_DIR/$m.onnx" --name "$m" --slowdown "$SLOWDOWN" --links "$LINKS" \
     --requests "$REQUESTS" --warmup "$WARMUP" --json "$ROOT/bench/results/hybrid_split_$m.json" \
     "${extra[@]}"
 done

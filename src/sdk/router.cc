@@ -126,6 +126,14 @@ class SessionRunner final : public LocalRunner {
   std::unique_ptr<Session> session_;
 };
 
+// Device compute is timed on the steady clock, whatever the transport's clock is (a simulator's
+// manual clock does not advance while the CPU computes).
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Device-slowdown emulation: after a local compute that took `compute_nanos`, sleeps
 // (slowdown - 1) x that on the real clock.
 void EmulateSlowdown(double slowdown, int64_t compute_nanos) {
@@ -336,19 +344,23 @@ Result<std::vector<NamedTensor>> Router::RunLocal(Entry& entry, std::span<const 
                                                   RouteInfo& route) {
   if (entry.runner == nullptr) return entry.local_status;
   const int64_t start = clock_->NowNanos();
+  int64_t compute = 0;  // the run itself, on the steady clock, without waiting for run_mu
   Result<std::vector<NamedTensor>> out = [&] {
     std::lock_guard<std::mutex> lock(entry.run_mu);
+    const int64_t run_start = SteadyNanos();
     Result<std::vector<NamedTensor>> o = entry.runner->Run(inputs);
-    EmulateSlowdown(entry.config.device_slowdown, clock_->NowNanos() - start);
+    compute = SteadyNanos() - run_start;
+    EmulateSlowdown(entry.config.device_slowdown, compute);
     return o;
   }();
   ++route.local_runs;
   if (out.ok()) {
-    const double took = static_cast<double>(clock_->NowNanos() - start);
     std::lock_guard<std::mutex> lock(entry.stats_mu);
-    entry.local_avg_nanos = Blend(entry.local_avg_nanos, took);
+    entry.local_avg_nanos =
+        Blend(entry.local_avg_nanos, static_cast<double>(clock_->NowNanos() - start));
     if (entry.split != nullptr) {
-      RecordDeviceRun(entry.split->profile, entry.split->local_index, took);
+      RecordDeviceRun(entry.split->profile, entry.split->local_index,
+                      entry.config.device_slowdown * static_cast<double>(compute));
     }
   }
   return out;
@@ -660,9 +672,9 @@ Result<std::unique_ptr<Router::SplitState>> Router::PrepareSplit(const std::stri
     HML_RETURN_IF_ERROR(RunNamed(*session, zeros).status());
     int64_t fastest = 0;
     for (int i = 0; i < config.split.profile_runs; ++i) {
-      const int64_t start = clock_->NowNanos();
+      const int64_t start = SteadyNanos();
       HML_RETURN_IF_ERROR(RunNamed(*session, zeros).status());
-      const int64_t took = clock_->NowNanos() - start;
+      const int64_t took = SteadyNanos() - start;
       fastest = i == 0 ? took : std::min(fastest, took);
     }
     return static_cast<double>(fastest);
@@ -781,9 +793,9 @@ Result<RoutedResult> Router::InferSplit(Entry& entry, std::span<const NamedTenso
       HML_ASSIGN_OR_RETURN(Session * session,
                            split.GetSession(k, /*tail=*/false, config.session_options,
                                             config.split.max_cached_sessions));
-      const int64_t run_start = clock_->NowNanos();
+      const int64_t run_start = SteadyNanos();
       Result<std::vector<NamedTensor>> out = RunNamed(*session, inputs);
-      const int64_t compute = clock_->NowNanos() - run_start;
+      const int64_t compute = SteadyNanos() - run_start;
       EmulateSlowdown(config.device_slowdown, compute);
       if (out.ok()) {
         // The profile learns from the run (slowdown included), not a first use's compilation.
@@ -861,9 +873,9 @@ Result<RoutedResult> Router::InferSplit(Entry& entry, std::span<const NamedTenso
     HML_ASSIGN_OR_RETURN(Session * session,
                          split.GetSession(k, /*tail=*/true, config.session_options,
                                           config.split.max_cached_sessions));
-    const int64_t run_start = clock_->NowNanos();
+    const int64_t run_start = SteadyNanos();
     Result<std::vector<NamedTensor>> out = RunNamed(*session, cut);
-    EmulateSlowdown(config.device_slowdown, clock_->NowNanos() - run_start);
+    EmulateSlowdown(config.device_slowdown, SteadyNanos() - run_start);
     return out;
   }();
   if (!tail.ok()) {

@@ -82,7 +82,8 @@
 //
 // Emulating a slower device (benchmarks, the simulator): with ModelConfig::device_slowdown = s
 // > 1, every local compute of the model (local runs of every policy, split heads and tails) is
-// followed by a sleep of (s - 1) x its measured time, on the real clock.
+// followed by a sleep of (s - 1) x its measured time, on the real clock. Device compute (the
+// profile, the slowdown) is timed on the steady clock whatever the transport's clock is.
 //
 // Device target: no exceptions, no server headers.
 #ifndef HML_SRC_SDK_ROUTER_H_
@@ -266,7 +267,10 @@ class Router {
   // Registers `name`. kInvalidArgument when the config does not fit the policy (no cloud model
   // for a policy that needs one, no local model for local-only or cascade, a bad deadline),
   // kAlreadyExists for a name already registered. A local Session that fails to compile is
-  // recorded, not returned (see the file comment).
+  // recorded, not returned (see the file comment), except for the split policy, which needs it
+  // (its compile error is returned, as are the candidates' and the profiling's errors). The
+  // split policy profiles every candidate's head here (file comment): this takes a few runs of
+  // the model.
   Status AddModel(const std::string& name, ModelConfig config);
 
   // Answers one request for model `name` by `deadline_nanos` (transport clock; 0 = now + the
