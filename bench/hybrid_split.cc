@@ -244,7 +244,7 @@ Result<LinkResult> RunLink(const Flags& f, const Model& model, const std::string
     c.device_slowdown = f.slowdown;
     c.split.server_speedup = f.server_speedup;
     c.split.candidates.prune_dominated = !f.all_cuts;
-    c.split.profile_runs = 3;
+    c.split.profile_runs = 5;
     return c;
   };
   LinkResult result;

@@ -73,6 +73,7 @@ Status SplitConfig::Validate() const {
   if (max_cached_sessions < 1) {
     return InvalidArgumentError("SplitConfig.max_cached_sessions must be >= 1");
   }
+  if (explore_every < 0) return InvalidArgumentError("SplitConfig.explore_every must be >= 0");
   return Status::Ok();
 }
 
@@ -200,6 +201,8 @@ struct Router::SplitState {
   // The fixed candidate, or candidates.size() to plan per request.
   size_t fixed = 0;
   SplitProfile profile;  // guarded by Entry::stats_mu
+  // Planned requests in a row that ran nothing on the device; guarded by Entry::stats_mu.
+  int without_device_run = 0;
 
   // Head and tail Sessions by (candidate, tail), guarded by Entry::run_mu.
   struct Cached {
@@ -767,12 +770,21 @@ Result<RoutedResult> Router::InferSplit(Entry& entry, std::span<const NamedTenso
       } else if (b != nullptr && b->state() == BreakerState::kOpen) {
         why = "breaker open";
       }
+      if (why.empty() && split.fixed == split.candidates.size() && split.candidates[k].at_inputs &&
+          config.split.explore_every > 0 &&
+          ++split.without_device_run > config.split.explore_every) {
+        // The device profile only learns from device runs: after explore_every planned
+        // requests without one, run locally once to measure the device again.
+        why = "explore (" + std::to_string(split.without_device_run - 1) +
+              " requests without a device run)";
+      }
       if (!why.empty()) {
         k = split.local_index;
         cost = PredictSplitCost(split.candidates[k], k, split.profile, link);
         reason = why + "; " + DescribeSplitCost(split.candidates[k], cost);
       }
     }
+    if (!split.candidates[k].at_inputs) split.without_device_run = 0;
   }
   const SplitCandidate* candidate = &split.candidates[k];
   route.split_cut = candidate->label;

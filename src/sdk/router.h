@@ -74,11 +74,13 @@
 // finishing on the device (max(local_reserve_nanos, 2 x the tail's predicted device time)).
 // When the cloud call fails and the deadline has not passed, the tail runs on the device on the
 // FP32 cut tensors (placement local-after-cloud-failure). When the platform reports no network
-// or the breaker is open, the plan is the local candidate. A head that fails sends the inputs
-// instead (the input candidate). The input candidate sends the model's inputs as INT8 and runs
-// nothing on the device. The split policy needs ModelConfig::local_model (a Model, for slicing)
-// and cloud_model; the cloud must serve the same model (the same tensor names). Requests must
-// have the shapes the model was planned at (dynamic dimensions at 1).
+// or the breaker is open, the plan is the local candidate, and after SplitConfig::explore_every
+// planned requests in a row without a device run (the input candidate) one request runs locally
+// to re-measure the device (the profile learns only from device runs). A head that fails sends the
+// inputs instead (the input candidate). The input candidate sends the model's inputs as INT8 and
+// runs nothing on the device. The split policy needs ModelConfig::local_model (a Model, for
+// slicing) and cloud_model; the cloud must serve the same model (the same tensor names). Requests
+// must have the shapes the model was planned at (dynamic dimensions at 1).
 //
 // Emulating a slower device (benchmarks, the simulator): with ModelConfig::device_slowdown = s
 // > 1, every local compute of the model (local runs of every policy, split heads and tails) is
@@ -192,6 +194,10 @@ struct SplitConfig {
   int profile_runs = 2;
   // Head and tail Sessions kept per model (least recently used evicted). >= 1. Default: 4.
   int max_cached_sessions = 4;
+  // The device profile learns only from device runs, so after this many planned requests in a
+  // row that ran nothing on the device (the input candidate), the next one runs locally once
+  // (reason "explore (...)") to measure the device again. 0 never explores. >= 0. Default: 16.
+  int explore_every = 16;
   // Use this candidate ("local", "input", "cut <tensor>") for every request instead of planning
   // (benchmarks, or an app that knows its cut). Unknown labels fail AddModel(). Default: "".
   std::string fixed_candidate;

@@ -169,6 +169,32 @@ TEST_F(RouterSplitTest, ThePlanFollowsTheLinkThePlatformReports) {
   EXPECT_EQ(r->route.reason.rfind("offline; local: predicted", 0), 0u) << r->route.reason;
 }
 
+// Planned requests that send the inputs teach the device profile nothing: every explore_every
+// of them in a row, one runs locally to measure the device again.
+TEST_F(RouterSplitTest, SendingTheInputsExploresTheDeviceNowAndThen) {
+  ModelConfig config = Config();
+  config.split.server_speedup = 1000;
+  // So slow a device that every head costs more than the whole round trip of the input (~3 ms).
+  config.device_slowdown = 3000;
+  config.split.plan.tie_nanos = 0;
+  config.split.explore_every = 2;
+  ASSERT_TRUE(router_->AddModel("m", std::move(config)).ok());
+  // The emulated link's real RTT, so that the measured server time stays small.
+  platform_.set_network({NetworkType::kUnmetered, 1e12, 2.0});
+  std::vector<std::string> cuts;
+  for (int i = 0; i < 6; ++i) {
+    Result<RoutedResult> r = router_->Infer("m", Image(7));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    cuts.push_back(r->route.split_cut);
+    if (i == 2) {
+      EXPECT_EQ(r->route.reason.rfind("explore (2 requests without a device run); local:", 0), 0u)
+          << r->route.reason;
+      EXPECT_EQ(r->route.placement, Placement::kLocal);
+    }
+  }
+  EXPECT_EQ(cuts, (std::vector<std::string>{"input", "input", "local", "input", "input", "local"}));
+}
+
 TEST_F(RouterSplitTest, AFailedCloudCallIsFinishedOnTheDevice) {
   ASSERT_TRUE(router_->AddModel("m", Config("cut pool")).ok());
   const int64_t now = RealClock()->NowNanos();
