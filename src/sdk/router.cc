@@ -666,40 +666,48 @@ Result<std::unique_ptr<Router::SplitState>> Router::PrepareSplit(const std::stri
     std::memset(t.raw_data(), 0, t.byte_size());
     zeros.push_back({spec.name, std::move(t)});
   }
-  // One warm-up and profile_runs timed runs of `m` on the zeros; the fastest (unslowed): the
-  // fastest run is the one least disturbed by whatever else the device was doing, and the live
-  // factor (SplitProfile::device_scale) adds the disturbance back as real runs show it.
-  auto time_model = [&](const Model& m) -> Result<double> {
-    HML_ASSIGN_OR_RETURN(std::unique_ptr<Session> session,
-                         Session::Create(m, config.session_options));
-    HML_RETURN_IF_ERROR(RunNamed(*session, zeros).status());
-    int64_t fastest = 0;
-    for (int i = 0; i < config.split.profile_runs; ++i) {
+  // A Session for the whole model and for each cut's head, one warm-up run each, then
+  // profile_runs rounds that time every Session once (interleaved, so that what else the device
+  // is doing meets every candidate alike); each keeps its fastest run (unslowed), the one least
+  // disturbed, and the live factor (SplitProfile::device_scale) adds the disturbance back as real
+  // runs show it. Heads are nested (a later cut's head contains an earlier one's), so a head's
+  // time is raised to the largest time of the heads before it and capped by the whole model's.
+  std::vector<std::unique_ptr<Session>> sessions(n);
+  for (size_t i = 0; i < n; ++i) {
+    const SplitCandidate& c = state->candidates[i];
+    if (c.at_inputs) continue;
+    Result<Model> part = c.local ? Result<Model>(model) : model.Slice({}, c.tensors);
+    if (!part.ok()) return part.status().WithContext("head of " + c.label);
+    HML_ASSIGN_OR_RETURN(sessions[i], Session::Create(*part, config.session_options));
+    HML_RETURN_IF_ERROR(RunNamed(*sessions[i], zeros).status());
+  }
+  std::vector<double> fastest(n, 0);
+  for (int r = 0; r < config.split.profile_runs; ++r) {
+    for (size_t i = 0; i < n; ++i) {
+      if (sessions[i] == nullptr) continue;
       const int64_t start = SteadyNanos();
-      HML_RETURN_IF_ERROR(RunNamed(*session, zeros).status());
-      const int64_t took = SteadyNanos() - start;
-      fastest = i == 0 ? took : std::min(fastest, took);
+      HML_RETURN_IF_ERROR(RunNamed(*sessions[i], zeros).status());
+      const double took = static_cast<double>(SteadyNanos() - start);
+      fastest[i] = r == 0 ? took : std::min(fastest[i], took);
     }
-    return static_cast<double>(fastest);
-  };
-  HML_ASSIGN_OR_RETURN(const double full, time_model(model));
+  }
+  sessions.clear();
+  const double full = fastest[state->local_index];
   const double slowdown = config.device_slowdown;
   const double speedup = config.split.server_speedup;
   SplitProfile& profile = state->profile;
   profile.device_nanos.assign(n, 0);
   profile.server_nanos.assign(n, 0);
+  double earlier = 0;  // the largest head time of the cuts before (execution order)
   for (size_t i = 0; i < n; ++i) {
     const SplitCandidate& c = state->candidates[i];
     double head = 0;
     if (c.local) {
       head = full;
     } else if (!c.at_inputs) {
-      Result<Model> part = model.Slice({}, c.tensors);
-      if (!part.ok()) return part.status().WithContext("head of " + c.label);
-      HML_ASSIGN_OR_RETURN(head, time_model(*part));
+      head = std::min(std::max(fastest[i], earlier), full);
+      earlier = head;
     }
-    // A head is never slower than the whole model (a timing blip must not say so).
-    head = std::min(head, full);
     profile.device_nanos[i] = head * slowdown;
     profile.server_nanos[i] = c.local ? 0 : (full - head) / speedup;
   }

@@ -54,7 +54,8 @@
 // requests). The cut is chosen per request by PlanSplit() among the model's candidates (local,
 // input, cut points) from:
 //   - the device profile: each candidate's head time, measured by AddModel() (one warm-up and
-//     SplitConfig::profile_runs timed runs of each head Session on zeros, the fastest kept,
+//     SplitConfig::profile_runs timed rounds over every head Session and the whole model on
+//     zeros, interleaved, the fastest run of each kept, made non-decreasing along the cuts,
 //     times ModelConfig::device_slowdown), times one live factor learned from every real run of
 //     a head or of the whole model (SplitProfile::device_scale(): load and throttling slow all
 //     layers alike);
