@@ -57,8 +57,8 @@
 //     SplitConfig::profile_runs timed rounds over every head Session and the whole model on
 //     zeros, interleaved, the fastest run of each kept, made non-decreasing along the cuts,
 //     times ModelConfig::device_slowdown), times one live factor learned from every real run of
-//     a head or of the whole model (SplitProfile::device_scale(): load and throttling slow all
-//     layers alike);
+//     a head or of the whole model (SplitProfile::device_scale(), the median ratio of the last
+//     15 runs to their profiled times: load and throttling slow all layers alike);
 //   - the server profile: the tail's time, first (whole model's device time - head's device
 //     time, unslowed) / SplitConfig::server_speedup, then blended (weight 0.2) with what each
 //     successful split call took beyond the link's predicted share (elapsed - uplink - RTT -

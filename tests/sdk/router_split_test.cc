@@ -143,11 +143,12 @@ TEST_F(RouterSplitTest, EveryFixedCandidateAnswersLikeTheLocalModel) {
 TEST_F(RouterSplitTest, ThePlanFollowsTheLinkThePlatformReports) {
   ModelConfig config = Config();
   config.split.server_speedup = 1000;  // a cloud 1000x faster than this machine
-  config.device_slowdown = 20;         // a device slow enough that the tiny CNN takes ~0.2 ms
+  config.device_slowdown = 3000;       // so slow a device that the tiny CNN takes > 10 ms
   config.split.plan.tie_nanos = 0;
   ASSERT_TRUE(router_->AddModel("m", std::move(config)).ok());
-  // A near-perfect network (1 Tbit/s, 1 us): offloading everything is fastest.
-  platform_.set_network({NetworkType::kUnmetered, 1e12, 0.001});
+  // A near-perfect network (1 Tbit/s, the emulated link's 2 ms): offloading everything is
+  // fastest.
+  platform_.set_network({NetworkType::kUnmetered, 1e12, 2.0});
   Result<RoutedResult> r = router_->Infer("m", Image(7));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->route.split_cut, "input") << r->route.reason;
@@ -161,8 +162,13 @@ TEST_F(RouterSplitTest, ThePlanFollowsTheLinkThePlatformReports) {
   EXPECT_EQ(r->route.placement, Placement::kLocal);
   EXPECT_EQ(r->route.reason.rfind("local: predicted", 0), 0u) << r->route.reason;
   EXPECT_EQ(r->route.attempts, 0);
-  // Offline: local, saying why.
-  platform_.set_network({NetworkType::kNone, 1e12, 0.001});
+  // Back to the fast network: the input again (one local run does not change that).
+  platform_.set_network({NetworkType::kUnmetered, 1e12, 2.0});
+  r = router_->Infer("m", Image(7));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->route.split_cut, "input") << r->route.reason;
+  // Offline (with the fast estimate, which would send the input): local, saying why.
+  platform_.set_network({NetworkType::kNone, 1e12, 2.0});
   r = router_->Infer("m", Image(7));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->route.placement, Placement::kLocal);

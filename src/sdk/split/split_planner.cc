@@ -103,16 +103,20 @@ double Blend(double average, double sample) {
 }  // namespace
 
 double SplitProfile::device_scale() const {
-  return device_profiled_average > 0 && device_run_average > 0
-             ? device_run_average / device_profiled_average
-             : 1.0;
+  if (device_ratios.empty()) return 1.0;
+  std::vector<double> sorted = device_ratios;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t mid = sorted.size() / 2;
+  return sorted.size() % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 void RecordDeviceRun(SplitProfile& profile, size_t index, double nanos) {
   const double profiled = profile.device_nanos[index];
   if (profiled <= 0 || nanos <= 0) return;
-  profile.device_run_average = Blend(profile.device_run_average, nanos);
-  profile.device_profiled_average = Blend(profile.device_profiled_average, profiled);
+  if (profile.device_ratios.size() >= kDeviceRatioWindow) {
+    profile.device_ratios.erase(profile.device_ratios.begin());
+  }
+  profile.device_ratios.push_back(nanos / profiled);
 }
 
 void RecordServerTime(SplitProfile& profile, size_t index, double nanos) {

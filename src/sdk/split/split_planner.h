@@ -111,11 +111,12 @@ struct LinkEstimate {
 // Router guards it with the model's stats mutex.
 //
 // Device times are kept as profiled once per candidate (`device_nanos`, measured when the model
-// is added) times one live factor, device_scale(): the ratio of the device's recent real runs
-// to what the profile predicted for them (moving averages, weight kSplitProfileWeight). Load
-// and thermal throttling slow every layer alike, so one factor learned from the candidates that
-// run keeps the ones that do not run current too. Server times are per candidate moving
-// averages of what the calls showed (the router's file comment says how).
+// is added) times one live factor, device_scale(): the median of the ratios real run / profiled
+// time of the device's last kDeviceRatioWindow runs. Load and thermal throttling slow every
+// layer alike, so one factor learned from the candidates that run keeps the ones that do not run
+// current too. A median, not a mean: run times on a busy device have a long right tail, and a
+// mean would inflate every candidate with a device part against those without one. Server times are
+// per candidate moving averages of what the calls showed (the router's file comment says how).
 struct SplitProfile {
   // The head's time on the device as profiled, slowdown included (the local candidate: the whole
   // model; the input candidate: 0).
@@ -124,16 +125,18 @@ struct SplitProfile {
   std::vector<double> server_nanos;
   // The answer's bytes (the model's outputs as the cloud sends them back, framing included).
   double downlink_bytes = 0;
-  // Moving averages of real device runs and of their profiled times (RecordDeviceRun).
-  double device_run_average = 0;
-  double device_profiled_average = 0;
+  // Real run / profiled time of the last kDeviceRatioWindow device runs, oldest first
+  // (RecordDeviceRun).
+  std::vector<double> device_ratios;
 
-  // device_run_average / device_profiled_average; 1 before any run.
+  // The median of device_ratios; 1 before any run.
   double device_scale() const;
 };
 
-// Weight of the newest sample in the profile's moving averages.
+// Weight of the newest sample in the profile's moving averages (server times, answer bytes).
 inline constexpr double kSplitProfileWeight = 0.2;
+// Device runs whose ratios device_scale() takes the median of.
+inline constexpr size_t kDeviceRatioWindow = 15;
 
 // Records a real run of candidate `index`'s device part (head, or the whole model for the local
 // candidate) that took `nanos`, slowdown included. Runs of a candidate without a device part are
