@@ -1,11 +1,12 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
 // One call, step by step: the typed front (Infer/Upload/ReportTelemetry) validates and encodes the
-// request, then Start() registers the call under a new id and either starts the RPC with the
-// callback API or, for a call refused on the device, sets a gRPC alarm that fails it at once.
-// Whichever of gRPC's completion, the alarm or the destructor's cancellation ends the call, it
-// does so through Impl::Finish(), which removes the call from `calls` under the lock: the one
-// that removes it runs the callback, so each callback runs exactly once.
+// request, then Impl::Start() registers the call under a new id and either starts the RPC (a
+// callback-API reactor, TypedCall) or, for a call refused on the device, sets a gRPC alarm that
+// fails it at once. Whichever ends the call (the reactor's OnDone, after an answer, an error, a
+// TryCancel from Cancel() or the destructor; or the alarm) does so through Impl::Finish(), which
+// removes the call from `calls` under the lock: the one that removes it runs the callback, so each
+// callback runs exactly once.
 #include "src/sdk/grpc/grpc_transport.h"
 
 #include <grpcpp/alarm.h>
