@@ -112,10 +112,14 @@ Result<std::shared_ptr<grpc::Channel>> MakeChannel(const GrpcTransportOptions& o
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  // gRPC takes its minimum connect timeout from this argument (and never waits less than 100 ms).
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-              static_cast<int>(std::min<int64_t>(options.connect_timeout_nanos / 1'000'000 + 1,
-                                                 std::numeric_limits<int>::max())));
+  // gRPC gives a connection attempt until max(its minimum connect timeout, the current reconnect
+  // backoff); the first takes its value from GRPC_ARG_MIN_RECONNECT_BACKOFF_MS (at least 100 ms),
+  // the second starts at GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS (default 1 s). A timeout below
+  // 1 s therefore also shortens the first backoff, or the attempt would last 1 s anyway.
+  const int connect_ms = static_cast<int>(std::min<int64_t>(
+      (options.connect_timeout_nanos + 999'999) / 1'000'000, std::numeric_limits<int>::max()));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, connect_ms);
+  if (connect_ms < 1000) args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, connect_ms);
   return grpc::CreateCustomChannel(options.target, credentials, args);
 }
 

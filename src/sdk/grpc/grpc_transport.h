@@ -26,10 +26,14 @@
 // (kDeadlineExceeded); their callbacks run from a gRPC alarm, never inside the starting call.
 //
 // CallStats: bytes_sent is the serialized request's size (ByteSizeLong, the protobuf payload,
-// without gRPC's framing) once the call reached a connection (gRPC reports a peer for it); a call
-// that failed before (no connection: kUnavailable; refused on the device) sent 0. bytes_received
-// is the response's ByteSizeLong for an answer, the status message's length for an error the
-// server sent, 0 otherwise. start/end_nanos are on options.clock.
+// without gRPC's framing, HTTP/2 or TLS) once gRPC has written it to a connection, for calls that
+// then fail or are cancelled too. A call that never reached a connection (server down, handshake
+// refused: kUnavailable) or was refused on the device sent 0; so, by a race, does a call cancelled
+// or timed out between its bytes leaving and gRPC confirming the write. To learn when the write
+// happened, each unary RPC is driven as a one-message stream (a ClientBidiReactor, whose
+// OnWriteDone reports it); on the wire it is the same HTTP/2 stream as a unary call.
+// bytes_received is the response's ByteSizeLong for an answer, the status message's length for an
+// error the server sent, 0 otherwise. start/end_nanos are on options.clock.
 //
 // Threads: the gRPC callback API. Infer(), Upload() and ReportTelemetry() start the RPC and
 // return; the callback runs exactly once on one of gRPC's threads. Callbacks of different calls
@@ -82,9 +86,9 @@ struct GrpcTransportOptions {
   Clock* clock = RealClock();
   // How long one attempt to connect (TCP and TLS handshake) may take before it counts as failed
   // and the calls waiting on it fail kUnavailable (gRPC's minimum connect timeout; gRPC waits at
-  // least 100 ms). Calls do not wait for a connection that is known to be down: they fail
-  // kUnavailable at once, and the transport reconnects with gRPC's backoff. > 0.
-  // Default: 5 s.
+  // least 100 ms, and a value below 1 s also shortens gRPC's first reconnect backoff to it).
+  // Calls do not wait for a connection that is known to be down: they fail kUnavailable at once,
+  // and the transport reconnects with gRPC's backoff. > 0. Default: 5 s.
   int64_t connect_timeout_nanos = 5'000'000'000;
 
   // kInvalidArgument naming the field: an empty or malformed target, TLS files without use_tls,
