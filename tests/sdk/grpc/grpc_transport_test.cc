@@ -35,6 +35,7 @@
 #include "proto/hybridml_device.pb.h"
 #include "proto/inference.grpc.pb.h"
 #include "src/protocol/v2_grpc_codec.h"
+#include "src/sdk/router.h"
 #include "src/server/grpc/device_services.h"
 #include "src/server/grpc/grpc_server.h"
 #include "src/server/ingest/ingest_store.h"
@@ -706,6 +707,40 @@ TEST_F(GrpcTransportTest, OptionsAreValidatedNamingTheField) {
   EXPECT_THAT(error(options), HasSubstr("connect_timeout_nanos"));
   options.connect_timeout_nanos = 1'000 * kMillis;
   EXPECT_EQ(error(options), "OK");
+}
+
+// The Router over the real transport: prefer-cloud answers from the server while it serves, and
+// from the local model by the deadline once the server is gone (the calls fail kUnavailable).
+TEST_F(GrpcTransportTest, RouterFallsBackLocallyWhenTheServerGoes) {
+  StartEnrolled();
+  ASSERT_FALSE(HasFatalFailure());
+  RouterOptions router_options;
+  router_options.transport = transport_.get();
+  auto router = Router::Create(router_options);
+  ASSERT_TRUE(router.ok()) << router.status().ToString();
+  ModelConfig config;
+  config.policy = RoutePolicy::kPreferCloud;
+  config.local_model = *Model::FromGraph(testing::Cnn28Graph());
+  config.cloud_model = testing::kFakeCnnModel;
+  ASSERT_TRUE((*router)->AddModel("cnn", std::move(config)).ok());
+  const auto route = [&](uint64_t seed) {
+    std::vector<NamedTensor> inputs;
+    inputs.push_back({"image", testing::RandomTensor({1, 1, 28, 28}, seed, 1.0f)});
+    return (*router)->Infer("cnn", inputs, transport_->clock()->NowNanos() + 300 * kMillis);
+  };
+  for (int i = 0; i < 5; ++i) {
+    Result<RoutedResult> result = route(200 + i);
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_EQ(result->route.placement, Placement::kCloud) << result->route.reason;
+    EXPECT_GT(result->route.bytes_sent, 0);
+  }
+  server_->Shutdown(std::chrono::system_clock::now());
+  const int64_t start = transport_->clock()->NowNanos();
+  Result<RoutedResult> result = route(300);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->route.placement, Placement::kLocalAfterCloudFailure) << result->route.reason;
+  EXPECT_THAT(result->route.cloud_status, HasSubstr("UNAVAILABLE"));
+  EXPECT_LT(transport_->clock()->NowNanos() - start, 300 * kMillis);
 }
 
 // A split request: the tensors of a cut of the two-branch CNN, one FP32 and one INT8 with its
