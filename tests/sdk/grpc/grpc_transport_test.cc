@@ -6,10 +6,12 @@
 // with EnrollDevice() and then calls through GrpcTransport. Checked: an Infer round trip equals a
 // local Session run, the answer's version, byte counts equal to the messages' ByteSizeLong; the
 // error codes of an unknown model, a missing or revoked credential, a deadline shorter than the
-// (gated, so slow) model, Cancel(), a server that is not listening; Upload stored once across a
-// retry and a bad key refused on the device; telemetry (UNIMPLEMENTED until its service lands);
-// the destructor cancelling pending calls; a split request with an INT8 cut tensor; TLS and
-// mutual TLS with the dev certificates of src/server/tls.
+// (gated, so slow) model (and the forwarded deadline expiring the work in the server's queue),
+// Cancel(), a server that is not listening, a handshake that never completes (connect timeout),
+// an oversized request; Upload stored once across a retry and a bad key refused on the device;
+// telemetry (UNIMPLEMENTED until its service lands); the destructor cancelling pending calls;
+// concurrent calls and cancels; the Router falling back locally when the server goes; a split
+// request with an INT8 cut tensor; TLS and mutual TLS with the dev certificates of src/server/tls.
 #include "src/sdk/grpc/grpc_transport.h"
 
 #include <arpa/inet.h>
@@ -641,6 +643,23 @@ TEST_F(GrpcTransportTest, UploadWithABadKeyFailsOnTheDevice) {
   transport_->Infer(std::move(empty), infer_waiter.Callback());
   EXPECT_EQ(infer_waiter.Await().status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(infer_waiter.stats().bytes_sent, 0);
+}
+
+// A request over max_message_bytes is refused on the device, naming the limit; nothing is sent.
+TEST_F(GrpcTransportTest, OversizedRequestIsRefusedOnTheDevice) {
+  StartEnrolled();
+  ASSERT_FALSE(HasFatalFailure());
+  GrpcTransportOptions small = options_;
+  small.max_message_bytes = 1000;  // a 28x28 FP32 image alone is 3136 bytes
+  auto transport = GrpcTransport::Create(small);
+  ASSERT_TRUE(transport.ok()) << transport.status().ToString();
+  Waiter<InferAnswer> waiter;
+  (*transport)->Infer(CnnCall(1, 70), waiter.Callback());
+  const Status status = waiter.Await().status();
+  EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << status.ToString();
+  EXPECT_THAT(std::string(status.message()), HasSubstr("max_message_bytes 1000"));
+  EXPECT_EQ(waiter.stats().bytes_sent, 0);
+  EXPECT_EQ(backend_->batcher().stats().requests, 0);
 }
 
 // The server's Telemetry service is a seam until the telemetry work lands (being written
