@@ -1,10 +1,14 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/sim/fleet.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -183,13 +187,31 @@ void Tell(const FleetOptions& options, const std::string& line) {
   if (options.progress) options.progress(line);
 }
 
-// Runs `work(i)` for every device on its own thread; the first error (by device order) wins.
-Status ForEachDevice(std::vector<Device>& devices, const std::function<Status(Device&)>& work) {
+// Pins the calling thread to `cpu` (-1: leaves it alone).
+Status PinTo(int cpu) {
+  if (cpu < 0) return Status::Ok();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
+    return InternalError("fleet: cannot pin a device thread to CPU " + std::to_string(cpu) + ": " +
+                         std::strerror(err));
+  }
+  return Status::Ok();
+}
+
+// Runs `work(i)` for every device on its own thread (pinned to `cpu` unless -1); the first error
+// (by device order) wins.
+Status ForEachDevice(std::vector<Device>& devices, int cpu,
+                     const std::function<Status(Device&)>& work) {
   std::vector<Status> results(devices.size());
   std::vector<std::thread> threads;
   threads.reserve(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
-    threads.emplace_back([&, i] { results[i] = work(devices[i]); });
+    threads.emplace_back([&, i] {
+      results[i] = PinTo(cpu);
+      if (results[i].ok()) results[i] = work(devices[i]);
+    });
   }
   for (std::thread& t : threads) t.join();
   for (size_t i = 0; i < devices.size(); ++i) {
@@ -220,6 +242,7 @@ Status FleetOptions::Validate() const {
   if (policies.empty()) return InvalidArgumentError("fleet: no policies");
   if (deadline_nanos <= 0) return InvalidArgumentError("fleet: deadline_nanos must be > 0");
   if (work_dir.empty()) return InvalidArgumentError("fleet: work_dir is empty");
+  if (device_cpu < -1) return InvalidArgumentError("fleet: device_cpu must be >= -1");
   return Status::Ok();
 }
 
@@ -260,8 +283,8 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   }
   Tell(options, "installing '" + options.device_model + "' over the air on " +
                     std::to_string(devices.size()) + " devices");
-  HML_RETURN_IF_ERROR(
-      ForEachDevice(devices, [&](Device& d) { return Install(options, shipped_root, d); }));
+  HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu,
+                                    [&](Device& d) { return Install(options, shipped_root, d); }));
   for (Device& d : devices) {
     InProcessTransportOptions t;
     t.backend = options.backend;
@@ -283,7 +306,7 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     size_t index = 0;
     std::map<const Device*, size_t> first;
     for (const Device& d : devices) first[&d] = index++;
-    HML_RETURN_IF_ERROR(ForEachDevice(devices, [&](Device& d) {
+    HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d) {
       return Route(options, policy, d, samples, first[&d], stride, outcomes);
     }));
     std::vector<const Outcome*> all;

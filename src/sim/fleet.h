@@ -81,6 +81,11 @@ struct FleetOptions {
   int64_t deadline_nanos = 1'000'000'000;
   // Cascade's confidence threshold (ModelConfig::cascade_threshold). Default: 0.8.
   double cascade_threshold = 0.8;
+  // The CPU every device thread is pinned to, so that devices do not share a core with the
+  // server in this process (a phone does not share its CPU with the cloud; the caller pins the
+  // server's threads elsewhere, e.g. by pinning the thread that creates them before it does).
+  // -1 = no pinning. Default: -1.
+  int device_cpu = -1;
   // Where devices keep their installed models (<work_dir>/<device id>/). Required.
   std::string work_dir;
   // Told about progress in a line of text (installs, each policy's start and end). Default: none.
