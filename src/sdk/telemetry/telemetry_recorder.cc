@@ -180,7 +180,7 @@ TelemetrySnapshot::Series *TelemetryRecorder::FindOrAdd(std::string_view model,
 void TelemetryRecorder::Record(std::string_view model, std::string_view model_version,
                                const RouteInfo &route, int64_t local_macs) {
   const EnergyEstimate energy = EstimateEnergy(options_.profile, route, local_macs);
-  const double seconds = static_cast<double>(std::max<int64_t>(route.latency_nanos, 0)) * 1e-9;
+  const double seconds = static_cast<double>(std::max<int64_t>(route.latency_nanos, 0)) / 1e9;
   std::lock_guard lock(mu_);
   TelemetrySnapshot::Series *series = FindOrAdd(model, model_version, RouteLabel(route.placement));
   if (series == nullptr) return;
@@ -200,7 +200,7 @@ void TelemetryRecorder::Record(std::string_view model, std::string_view model_ve
 
 void TelemetryRecorder::RecordFailure(std::string_view model, std::string_view model_version,
                                       const Status &error, int64_t latency_nanos) {
-  const double seconds = static_cast<double>(std::max<int64_t>(latency_nanos, 0)) * 1e-9;
+  const double seconds = static_cast<double>(std::max<int64_t>(latency_nanos, 0)) / 1e9;
   std::lock_guard lock(mu_);
   TelemetrySnapshot::Series *series = FindOrAdd(model, model_version, kRouteNone);
   if (series == nullptr) return;
