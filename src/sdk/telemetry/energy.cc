@@ -37,7 +37,7 @@ DeviceProfile WifiProfile() {
   return profile;
 }
 
-EnergyEstimate EstimateEnergy(const DeviceProfile &profile, const RouteInfo &route,
+EnergyEstimate EstimateEnergy(const DeviceProfile& profile, const RouteInfo& route,
                               int64_t local_macs) {
   const double runs = static_cast<double>(std::max(route.local_runs, 0));
   const double macs = static_cast<double>(std::max<int64_t>(local_macs, 0));
@@ -51,7 +51,7 @@ EnergyEstimate EstimateEnergy(const DeviceProfile &profile, const RouteInfo &rou
   return estimate;
 }
 
-Result<int64_t> MacsOf(const Model &model, const std::map<std::string, Shape> &input_shapes) {
+Result<int64_t> MacsOf(const Model& model, const std::map<std::string, Shape>& input_shapes) {
   HML_ASSIGN_OR_RETURN(ModelAnalysis analysis, model.Analyze(input_shapes));
   return analysis.total_flops / 2;
 }

@@ -9,8 +9,8 @@
 namespace hml::sdk {
 namespace {
 
-// The canonical code name at the start of a Status::ToString() ("UNAVAILABLE:
-// link down" -> "UNAVAILABLE"); "UNKNOWN" when it names no code.
+// The canonical code name at the start of a Status::ToString() ("UNAVAILABLE: link down" ->
+// "UNAVAILABLE"); "UNKNOWN" when it names no code.
 std::string CodeNameOf(std::string_view status_text) {
   const std::string_view head = status_text.substr(0, status_text.find(':'));
   for (int code = 0; code <= static_cast<int>(StatusCode::kUnauthenticated); ++code) {
@@ -28,8 +28,7 @@ size_t BucketIndex(double seconds) {
       kDeviceLatencyBuckets.begin());
 }
 
-// Shortest decimal that reads back as `value` (the form Prometheus clients
-// write bounds in).
+// Shortest decimal that reads back as `value` (the form Prometheus clients write bounds in).
 std::string FormatBound(double value) {
   char buffer[32];
   auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
@@ -37,11 +36,15 @@ std::string FormatBound(double value) {
   return std::string(buffer, end);
 }
 
+// Nanoseconds as seconds. A division, not a multiplication by 1e-9, so that a latency equal to a
+// bound (1'000'000 ns) gives exactly that bound (0.001) and lands in its bucket.
+double Seconds(int64_t nanos) { return static_cast<double>(std::max<int64_t>(nanos, 0)) / 1e9; }
+
 }  // namespace
 
 std::string_view RouteLabel(Placement placement) {
-  // No default: a new Placement (kSplit) makes this switch fail to compile
-  // (-Wswitch -Werror) until it is given its route here.
+  // No default: a new Placement (kSplit) makes this switch fail to compile (-Wswitch -Werror)
+  // until it is given its route here.
   switch (placement) {
     case Placement::kLocal:
     case Placement::kLocalAfterCloudFailure:
@@ -56,14 +59,13 @@ std::string_view RouteLabel(Placement placement) {
   return kRouteNone;
 }
 
-bool IsFallback(const RouteInfo &route) {
+bool IsFallback(const RouteInfo& route) {
   switch (route.placement) {
     case Placement::kLocalAfterCloudFailure:
     case Placement::kCloudAfterLocalFailure:
       return true;
     case Placement::kCascadeLocal:
-      // The local answer stood because the offload failed, not because it was
-      // confident.
+      // The local answer stood because the offload failed, not because it was confident.
       return route.attempts > 0 && route.cloud_status != "OK";
     case Placement::kLocal:
     case Placement::kCloud:
@@ -96,13 +98,13 @@ Status RecorderOptions::Validate() const {
   return Status::Ok();
 }
 
-void TelemetrySnapshot::Series::Add(const Series &other) {
+void TelemetrySnapshot::Series::Add(const Series& other) {
   for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += other.buckets[i];
   latency_sum_seconds += other.latency_sum_seconds;
   requests += other.requests;
   fallbacks += other.fallbacks;
   offloaded += other.offloaded;
-  for (const auto &[code, count] : other.errors) errors[code] += count;
+  for (const auto& [code, count] : other.errors) errors[code] += count;
   compute_joules += other.compute_joules;
   radio_joules += other.radio_joules;
   bytes_sent += other.bytes_sent;
@@ -111,8 +113,8 @@ void TelemetrySnapshot::Series::Add(const Series &other) {
 
 std::vector<TelemetryMeasurement> TelemetrySnapshot::ToMeasurements() const {
   std::vector<TelemetryMeasurement> out;
-  for (const auto &[key, series] : series_) {
-    const auto &[model, version, route] = key;
+  for (const auto& [key, series] : series_) {
+    const auto& [model, version, route] = key;
     const std::map<std::string, std::string> labels = {{std::string(kModelLabel), model},
                                                        {std::string(kVersionLabel), version},
                                                        {std::string(kRouteLabel), route}};
@@ -138,7 +140,7 @@ std::vector<TelemetryMeasurement> TelemetrySnapshot::ToMeasurements() const {
     add(kDeviceRequestsTotal, static_cast<double>(series.requests));
     if (series.fallbacks > 0) add(kDeviceFallbacksTotal, static_cast<double>(series.fallbacks));
     if (series.offloaded > 0) add(kDeviceOffloadedTotal, static_cast<double>(series.offloaded));
-    for (const auto &[code, count] : series.errors) {
+    for (const auto& [code, count] : series.errors) {
       add(kDeviceErrorsTotal, static_cast<double>(count), kCodeLabel, code);
     }
     if (series.compute_joules > 0) {
@@ -164,9 +166,13 @@ Result<std::unique_ptr<TelemetryRecorder>> TelemetryRecorder::Create(RecorderOpt
   return std::unique_ptr<TelemetryRecorder>(new TelemetryRecorder(std::move(options)));
 }
 
-TelemetrySnapshot::Series *TelemetryRecorder::FindOrAdd(std::string_view model,
+TelemetrySnapshot::Series* TelemetryRecorder::FindOrAdd(std::string_view model,
                                                         std::string_view version,
                                                         std::string_view route) {
+  if (!IsValidDeviceLabelValue(model) || !IsValidDeviceLabelValue(version)) {
+    ++dropped_;
+    return nullptr;
+  }
   TelemetrySnapshot::Key key{std::string(model), std::string(version), std::string(route)};
   auto it = current_.series_.find(key);
   if (it != current_.series_.end()) return &it->second;
@@ -178,11 +184,11 @@ TelemetrySnapshot::Series *TelemetryRecorder::FindOrAdd(std::string_view model,
 }
 
 void TelemetryRecorder::Record(std::string_view model, std::string_view model_version,
-                               const RouteInfo &route, int64_t local_macs) {
+                               const RouteInfo& route, int64_t local_macs) {
   const EnergyEstimate energy = EstimateEnergy(options_.profile, route, local_macs);
-  const double seconds = static_cast<double>(std::max<int64_t>(route.latency_nanos, 0)) / 1e9;
+  const double seconds = Seconds(route.latency_nanos);
   std::lock_guard lock(mu_);
-  TelemetrySnapshot::Series *series = FindOrAdd(model, model_version, RouteLabel(route.placement));
+  TelemetrySnapshot::Series* series = FindOrAdd(model, model_version, RouteLabel(route.placement));
   if (series == nullptr) return;
   ++series->buckets[BucketIndex(seconds)];
   series->latency_sum_seconds += seconds;
@@ -199,16 +205,15 @@ void TelemetryRecorder::Record(std::string_view model, std::string_view model_ve
 }
 
 void TelemetryRecorder::RecordFailure(std::string_view model, std::string_view model_version,
-                                      const Status &error, int64_t latency_nanos) {
-  const double seconds = static_cast<double>(std::max<int64_t>(latency_nanos, 0)) / 1e9;
+                                      const Status& error, int64_t latency_nanos) {
+  const double seconds = Seconds(latency_nanos);
   std::lock_guard lock(mu_);
-  TelemetrySnapshot::Series *series = FindOrAdd(model, model_version, kRouteNone);
+  TelemetrySnapshot::Series* series = FindOrAdd(model, model_version, kRouteNone);
   if (series == nullptr) return;
   ++series->buckets[BucketIndex(seconds)];
   series->latency_sum_seconds += seconds;
   ++series->requests;
-  // An OK status here is a caller's mistake; it is still an error the request
-  // met.
+  // An OK status here is a caller's mistake; it is still an error the request met.
   const StatusCode code = error.ok() ? StatusCode::kUnknown : error.code();
   ++series->errors[std::string(StatusCodeName(code))];
 }
@@ -222,7 +227,7 @@ TelemetrySnapshot TelemetryRecorder::Snapshot() {
 
 void TelemetryRecorder::Restore(TelemetrySnapshot snapshot) {
   std::lock_guard lock(mu_);
-  for (auto &[key, series] : snapshot.series_) {
+  for (auto& [key, series] : snapshot.series_) {
     auto it = current_.series_.find(key);
     if (it != current_.series_.end()) {
       it->second.Add(series);

@@ -33,8 +33,7 @@ Result<std::unique_ptr<TelemetryReporter>> TelemetryReporter::Create(ReporterOpt
 
 TelemetryReporter::~TelemetryReporter() {
   {
-    // After this block no timer task reaches this object: one running now has
-    // finished.
+    // After this block no timer task reaches this object: one running now has finished.
     std::lock_guard link_lock(link_->mu);
     link_->owner = nullptr;
   }
@@ -42,8 +41,7 @@ TelemetryReporter::~TelemetryReporter() {
   stopping_ = true;
   if (timer_.has_value() && options_.scheduler != nullptr) options_.scheduler->Cancel(*timer_);
   if (in_flight_) {
-    // The callback restores the snapshot; it runs soon after a Cancel(), on a
-    // transport thread.
+    // The callback restores the snapshot; it runs soon after a Cancel(), on a transport thread.
     const CallId call = call_;
     lock.unlock();
     options_.transport->Cancel(call);
@@ -67,20 +65,19 @@ void TelemetryReporter::StartLocked() {
   TelemetrySnapshot snapshot = options_.recorder->Snapshot();
   if (snapshot.empty()) return;
   TelemetryCall call;
-  Clock *clock = options_.transport->clock();
+  Clock* clock = options_.transport->clock();
   call.timestamp_ms = clock->WallMicros() / 1000;
   call.measurements = snapshot.ToMeasurements();
   call.deadline_nanos = clock->NowNanos() + options_.timeout_nanos;
   pending_ = std::move(snapshot);
   in_flight_ = true;
-  // The transport never runs the callback inside ReportTelemetry(), so holding
-  // mu_ here is safe.
+  // The transport never runs the callback inside ReportTelemetry(), so holding mu_ here is safe.
   call_ = options_.transport->ReportTelemetry(
       std::move(call),
-      [this](Result<TelemetryAnswer> answer, const CallStats & /*stats*/) { Finished(answer); });
+      [this](Result<TelemetryAnswer> answer, const CallStats& /*stats*/) { Finished(answer); });
 }
 
-void TelemetryReporter::Finished(const Result<TelemetryAnswer> &answer) {
+void TelemetryReporter::Finished(const Result<TelemetryAnswer>& answer) {
   std::lock_guard lock(mu_);
   last_status_ = answer.status();
   if (answer.ok()) {

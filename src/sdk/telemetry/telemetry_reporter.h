@@ -1,31 +1,28 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// TelemetryReporter: sends what a TelemetryRecorder measured to the server in
-// batches (issue 6), through Transport::ReportTelemetry (Telemetry.Report on
-// the wire).
+// TelemetryReporter: sends what a TelemetryRecorder measured to the server in batches (issue 6),
+// through Transport::ReportTelemetry (Telemetry.Report on the wire).
 //
-// Each report is one TelemetryRecorder::Snapshot() (the delta since the last
-// report) as a TelemetryCall. When the report fails, the snapshot is handed
-// back to the recorder (Restore) and goes out with the next one; so a device
-// that is offline for an hour sends one report with the hour's counts when it
-// is back, not sixty. The exception is kInvalidArgument, the server refusing
-// the measurements themselves: sending them again would fail again, so they are
-// dropped and counted (rejected_reports()).
+// Each report is one TelemetryRecorder::Snapshot() (the delta since the last report) as a
+// TelemetryCall. When the report fails, the snapshot is handed back to the recorder (Restore) and
+// goes out with the next one; so a device that is offline for an hour sends one report with the
+// hour's counts when it is back, not sixty. The exception is kInvalidArgument, the server
+// refusing the measurements themselves: sending them again would fail again, so they are dropped
+// and counted (rejected_reports()).
 //
-// When: every ReporterOptions::interval_nanos when a Scheduler is given, and on
-// Flush(). At most one report is in flight; a Flush() during one is remembered
-// and runs when it ends. An empty snapshot sends nothing.
+// When: every ReporterOptions::interval_nanos when a Scheduler is given, and on Flush(). At most
+// one report is in flight; a Flush() during one is remembered and runs when it ends. An empty
+// snapshot sends nothing.
 //
-// Bound on pending data: the recorder's state is bounded
-// (RecorderOptions::max_series fixed-size series, whatever the number of
-// requests or failed reports), one snapshot at most is in flight, and a report
-// carries at most one snapshot.
+// Bound on pending data: the recorder's state is bounded (RecorderOptions::max_series fixed-size
+// series, whatever the number of requests or failed reports), one snapshot at most is in flight,
+// and a report carries at most one snapshot.
 //
-// Threading: Flush() and the accessors are thread-safe and never block on the
-// network. The transport's callback restores or drops the snapshot and may
-// start the next report. The destructor cancels the timer and the report in
-// flight and waits for its callback, which restores the snapshot into the
-// recorder; the recorder, transport and scheduler must outlive the reporter.
+// Threading: Flush() and the accessors are thread-safe and never block on the network. The
+// transport's callback restores or drops the snapshot and may start the next report. The
+// destructor cancels the timer and the report in flight and waits for its callback, which
+// restores the snapshot into the recorder; the recorder, transport and scheduler must outlive
+// the reporter.
 //
 // Device target: no exceptions, no server headers.
 #ifndef HML_SRC_SDK_TELEMETRY_TELEMETRY_REPORTER_H_
@@ -46,12 +43,12 @@ namespace hml::sdk {
 
 struct ReporterOptions {
   // Carries the reports. Must outlive the reporter. Required.
-  Transport *transport = nullptr;
+  Transport* transport = nullptr;
   // Holds the measurements. Must outlive the reporter. Required.
-  TelemetryRecorder *recorder = nullptr;
-  // Runs the periodic reports on the transport's clock. Null: no periodic
-  // reports, Flush() only. Must outlive the reporter. Default: null.
-  Scheduler *scheduler = nullptr;
+  TelemetryRecorder* recorder = nullptr;
+  // Runs the periodic reports on the transport's clock. Null: no periodic reports, Flush() only.
+  // Must outlive the reporter. Default: null.
+  Scheduler* scheduler = nullptr;
   // Time between periodic reports. > 0. Default: 60 s.
   int64_t interval_nanos = 60'000'000'000;
   // Deadline of each report, relative to its start. > 0. Default: 10 s.
@@ -63,23 +60,21 @@ struct ReporterOptions {
 
 class TelemetryReporter {
  public:
-  // Starts the periodic timer when a scheduler is given. kInvalidArgument for
-  // bad options.
+  // Starts the periodic timer when a scheduler is given. kInvalidArgument for bad options.
   static Result<std::unique_ptr<TelemetryReporter>> Create(ReporterOptions options);
   ~TelemetryReporter();
-  TelemetryReporter(const TelemetryReporter &) = delete;
-  TelemetryReporter &operator=(const TelemetryReporter &) = delete;
+  TelemetryReporter(const TelemetryReporter&) = delete;
+  TelemetryReporter& operator=(const TelemetryReporter&) = delete;
 
-  // Sends what the recorder holds now, unless it holds nothing; when a report
-  // is in flight, sends again as soon as it ends. Returns at once.
+  // Sends what the recorder holds now, unless it holds nothing; when a report is in flight, sends
+  // again as soon as it ends. Returns at once.
   void Flush();
 
   // Reports acknowledged by the server.
   uint64_t sent_reports() const;
   // Reports that failed and were restored into the recorder.
   uint64_t failed_reports() const;
-  // Reports the server refused (kInvalidArgument); their measurements were
-  // dropped.
+  // Reports the server refused (kInvalidArgument); their measurements were dropped.
   uint64_t rejected_reports() const;
   // The status of the last finished report (OK before any).
   Status last_status() const;
@@ -88,21 +83,19 @@ class TelemetryReporter {
 
  private:
   explicit TelemetryReporter(ReporterOptions options) : options_(options) {}
-  // Starts a report when none is in flight and the recorder has data. REQUIRES:
-  // mu_ held.
+  // Starts a report when none is in flight and the recorder has data. REQUIRES: mu_ held.
   void StartLocked();
   // The transport's callback of the report in flight.
-  void Finished(const Result<TelemetryAnswer> &answer);
+  void Finished(const Result<TelemetryAnswer>& answer);
   // Schedules the next periodic report. REQUIRES: mu_ held.
   void ScheduleTickLocked();
   void Tick();
 
-  // What the timer task holds instead of `this`, so that a task the scheduler
-  // already started when the destructor runs finds a null owner rather than a
-  // dead object.
+  // What the timer task holds instead of `this`, so that a task the scheduler already started
+  // when the destructor runs finds a null owner rather than a dead object.
   struct TimerLink {
     std::mutex mu;
-    TelemetryReporter *owner = nullptr;  // guarded by mu; null once the destructor began
+    TelemetryReporter* owner = nullptr;  // guarded by mu; null once the destructor began
   };
 
   const ReporterOptions options_;

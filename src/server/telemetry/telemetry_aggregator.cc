@@ -68,17 +68,14 @@ bool IsCanonicalCode(std::string_view value) {
   return false;
 }
 
-// Label values: 1-128 bytes of [A-Za-z0-9._:+-].
-bool IsValidLabelValue(std::string_view value) {
-  if (value.empty() || value.size() > schema::kMaxDeviceLabelValueBytes) return false;
-  return std::all_of(value.begin(), value.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == ':' || c == '+' || c == '-';
-  });
+// The value of label `key` of `m`; "" when it has none.
+const std::string& LabelOf(const v1::Measurement& m, std::string_view key) {
+  static const std::string* const kEmpty = new std::string();
+  auto it = m.labels().find(std::string(key));
+  return it == m.labels().end() ? *kEmpty : it->second;
 }
 
-// The bucket index of an `le` value: the bound it equals, kBuckets - 1 for
-// "+Inf".
+// The bucket index of an `le` value: the bound it equals, kBuckets - 1 for "+Inf".
 std::optional<size_t> BucketOf(std::string_view le) {
   if (le == "+Inf") return kBuckets - 1;
   double bound = 0;
@@ -90,15 +87,15 @@ std::optional<size_t> BucketOf(std::string_view le) {
   return std::nullopt;
 }
 
-// "measurement 3 'name{k="v",...}'" for error messages; label values were
-// checked (or are quoted as they came, capped, when they are the problem).
-std::string Describe(int index, const v1::Measurement &m) {
+// "measurement 3 'name{k="v",...}'" for error messages, labels sorted by key; names and values
+// are capped in length (they may be the problem).
+std::string Describe(int index, const v1::Measurement& m) {
   std::string out = "measurement " + std::to_string(index) + " '" + m.name().substr(0, 200);
   std::map<std::string, std::string> sorted(m.labels().begin(), m.labels().end());
   if (!sorted.empty()) {
     out += '{';
     bool first = true;
-    for (const auto &[key, value] : sorted) {
+    for (const auto& [key, value] : sorted) {
       if (!first) out += ',';
       first = false;
       out += key.substr(0, 64) + "=\"" + value.substr(0, 140) + '"';
@@ -108,7 +105,7 @@ std::string Describe(int index, const v1::Measurement &m) {
   return out + "'";
 }
 
-std::string HistogramName(const std::tuple<std::string, std::string, std::string> &key) {
+std::string HistogramName(const std::tuple<std::string, std::string, std::string>& key) {
   return std::string(schema::kDeviceLatencySeconds) + "{model=\"" + std::get<0>(key) +
          "\",route=\"" + std::get<2>(key) + "\",version=\"" + std::get<1>(key) + "\"}";
 }
@@ -126,17 +123,17 @@ std::string AllowedNames() {
 }  // namespace
 
 struct TelemetryAggregator::Families {
-  HistogramFamily *latency = nullptr;
-  CounterFamily *requests = nullptr;
-  CounterFamily *fallbacks = nullptr;
-  CounterFamily *errors = nullptr;
-  CounterFamily *offloaded = nullptr;
-  CounterFamily *energy = nullptr;
-  CounterFamily *bytes = nullptr;
-  GaugeFamily *offload_ratio = nullptr;
-  Gauge *reporting_devices = nullptr;
-  Counter *accepted = nullptr;
-  Counter *rejected = nullptr;
+  HistogramFamily* latency = nullptr;
+  CounterFamily* requests = nullptr;
+  CounterFamily* fallbacks = nullptr;
+  CounterFamily* errors = nullptr;
+  CounterFamily* offloaded = nullptr;
+  CounterFamily* energy = nullptr;
+  CounterFamily* bytes = nullptr;
+  GaugeFamily* offload_ratio = nullptr;
+  Gauge* reporting_devices = nullptr;
+  Counter* accepted = nullptr;
+  Counter* rejected = nullptr;
 };
 
 // A validated report, ready to apply.
@@ -168,7 +165,7 @@ Status TelemetryAggregatorOptions::Validate() const {
 }
 
 Result<std::unique_ptr<TelemetryAggregator>> TelemetryAggregator::Create(
-    MetricsRegistry &registry, TelemetryAggregatorOptions options) {
+    MetricsRegistry& registry, TelemetryAggregatorOptions options) {
   HML_RETURN_IF_ERROR(options.Validate());
   auto families = std::make_unique<Families>();
   const std::string model(schema::kModelLabel), version(schema::kVersionLabel),
@@ -185,11 +182,11 @@ Result<std::unique_ptr<TelemetryAggregator>> TelemetryAggregator::Create(
                                            "Inference requests on devices, by the route that "
                                            "answered (\"none\": the request failed).",
                                            {model, version, route}));
-  HML_ASSIGN_OR_RETURN(families->fallbacks,
-                       registry.AddCounter(schema::kDeviceFallbacksTotal,
-                                           "Device requests answered by the second choice after "
-                                           "the first failed.",
-                                           {model, version, route}));
+  HML_ASSIGN_OR_RETURN(
+      families->fallbacks,
+      registry.AddCounter(schema::kDeviceFallbacksTotal,
+                          "Device requests answered by the second choice after the first failed.",
+                          {model, version, route}));
   HML_ASSIGN_OR_RETURN(
       families->errors,
       registry.AddCounter(schema::kDeviceErrorsTotal,
@@ -204,8 +201,7 @@ Result<std::unique_ptr<TelemetryAggregator>> TelemetryAggregator::Create(
       families->energy,
       registry.AddCounter(schema::kDeviceEnergyJoulesTotal,
                           "Estimated device energy of inference requests, joules (compute: "
-                          "local MACs x J/MAC; radio: bytes x J/byte), from the device "
-                          "profile.",
+                          "local MACs x J/MAC; radio: bytes x J/byte), from the device profile.",
                           {model, version, route, std::string(schema::kComponentLabel)}));
   HML_ASSIGN_OR_RETURN(
       families->bytes,
@@ -239,7 +235,7 @@ TelemetryAggregator::TelemetryAggregator(TelemetryAggregatorOptions options,
 TelemetryAggregator::~TelemetryAggregator() = default;
 
 Result<TelemetryAggregator::Parsed> TelemetryAggregator::Parse(
-    const v1::TelemetryReport &report) const {
+    const v1::TelemetryReport& report) const {
   if (report.measurements_size() == 0) {
     return InvalidArgumentError("telemetry report has no measurements");
   }
@@ -251,8 +247,8 @@ Result<TelemetryAggregator::Parsed> TelemetryAggregator::Parse(
   Parsed parsed;
   std::set<std::string> seen;
   for (int i = 0; i < report.measurements_size(); ++i) {
-    const v1::Measurement &m = report.measurements(i);
-    auto fail = [&](const std::string &why) {
+    const v1::Measurement& m = report.measurements(i);
+    auto fail = [&](const std::string& why) {
       return InvalidArgumentError(Describe(i, m) + ": " + why);
     };
     if (!m.name().starts_with(schema::kDeviceMetricPrefix)) {
@@ -262,12 +258,12 @@ Result<TelemetryAggregator::Parsed> TelemetryAggregator::Parse(
     if (!rule.has_value()) return fail("unknown name; the names are " + AllowedNames());
     // Labels: exactly model, version, route and the name's extra label.
     const size_t want_labels = rule->extra_label.empty() ? 3 : 4;
-    for (const auto &[key, value] : m.labels()) {
-      if (key != schema::kModelLabel && key != schema::kVersionLabel &&
-          key != schema::kRouteLabel && key != rule->extra_label) {
+    for (const auto& [key, value] : m.labels()) {
+      if (key.empty() || (key != schema::kModelLabel && key != schema::kVersionLabel &&
+                          key != schema::kRouteLabel && key != rule->extra_label)) {
         return fail("label '" + key.substr(0, 64) + "' is not allowed for this name");
       }
-      if (!IsValidLabelValue(value)) {
+      if (!schema::IsValidDeviceLabelValue(value)) {
         return fail("label '" + key + "' must be 1-" +
                     std::to_string(schema::kMaxDeviceLabelValueBytes) +
                     " bytes of [A-Za-z0-9._:+-]");
@@ -278,9 +274,10 @@ Result<TelemetryAggregator::Parsed> TelemetryAggregator::Parse(
       if (!rule->extra_label.empty()) names += ", " + std::string(rule->extra_label);
       return fail("needs exactly the labels " + names);
     }
-    const std::string &model = m.labels().at(std::string(schema::kModelLabel));
-    const std::string &version = m.labels().at(std::string(schema::kVersionLabel));
-    const std::string &route = m.labels().at(std::string(schema::kRouteLabel));
+    // Every allowed key is present now (unique keys, none other, the right count).
+    const std::string& model = LabelOf(m, schema::kModelLabel);
+    const std::string& version = LabelOf(m, schema::kVersionLabel);
+    const std::string& route = LabelOf(m, schema::kRouteLabel);
     if (std::find(schema::kDeviceRoutes.begin(), schema::kDeviceRoutes.end(), route) ==
         schema::kDeviceRoutes.end()) {
       return fail("route '" + route + "' is not one of local, cloud, cascade, split, none");
@@ -292,14 +289,14 @@ Result<TelemetryAggregator::Parsed> TelemetryAggregator::Parse(
     }
     if (!seen.insert(Describe(0, m)).second) return fail("the series appears twice");
 
-    std::string extra;
-    if (!rule->extra_label.empty()) extra = m.labels().at(std::string(rule->extra_label));
+    const std::string extra =
+        rule->extra_label.empty() ? std::string() : LabelOf(m, rule->extra_label);
     const std::pair<std::string, std::string> model_version{model, version};
     switch (rule->kind) {
       case Kind::kBucket:
       case Kind::kSum:
       case Kind::kCount: {
-        Parsed::HistogramAdd &h = parsed.histograms[{model, version, route}];
+        Parsed::HistogramAdd& h = parsed.histograms[{model, version, route}];
         if (rule->kind == Kind::kSum) {
           h.sum = value;
         } else if (rule->kind == Kind::kCount) {
@@ -308,8 +305,7 @@ Result<TelemetryAggregator::Parsed> TelemetryAggregator::Parse(
           const std::optional<size_t> bucket = BucketOf(extra);
           if (!bucket.has_value()) {
             return fail("le '" + extra +
-                        "' is not a bound of the device latency buckets "
-                        "(telemetry_schema.h)");
+                        "' is not a bound of the device latency buckets (telemetry_schema.h)");
           }
           h.cumulative[*bucket] = value;
         }
@@ -341,7 +337,7 @@ Result<TelemetryAggregator::Parsed> TelemetryAggregator::Parse(
     if (!extra.empty()) add.values.push_back(extra);
     parsed.counters.push_back(std::move(add));
   }
-  for (const auto &[key, h] : parsed.histograms) {
+  for (const auto& [key, h] : parsed.histograms) {
     const std::string name = HistogramName(key);
     for (size_t b = 0; b < kBuckets; ++b) {
       if (!h.cumulative[b].has_value()) {
@@ -368,7 +364,7 @@ Result<TelemetryAggregator::Parsed> TelemetryAggregator::Parse(
   return parsed;
 }
 
-Status TelemetryAggregator::Report(std::string_view device_id, const v1::TelemetryReport &report) {
+Status TelemetryAggregator::Report(std::string_view device_id, const v1::TelemetryReport& report) {
   if (device_id.empty()) {
     families_->rejected->Increment();
     return InvalidArgumentError("telemetry report without a device id");
@@ -382,11 +378,11 @@ Status TelemetryAggregator::Report(std::string_view device_id, const v1::Telemet
   std::lock_guard lock(mu_);
   // Every (model, version) of the report, histogram-only ones included.
   std::set<std::pair<std::string, std::string>> pairs;
-  for (const Parsed::CounterAdd &add : parsed->counters)
+  for (const Parsed::CounterAdd& add : parsed->counters)
     pairs.emplace(add.values[0], add.values[1]);
-  for (const auto &[key, h] : parsed->histograms) pairs.emplace(std::get<0>(key), std::get<1>(key));
+  for (const auto& [key, h] : parsed->histograms) pairs.emplace(std::get<0>(key), std::get<1>(key));
   size_t new_pairs = 0;
-  for (const auto &pair : pairs) new_pairs += totals_.count(pair) == 0 ? 1 : 0;
+  for (const auto& pair : pairs) new_pairs += totals_.count(pair) == 0 ? 1 : 0;
   if (totals_.size() + new_pairs > options_.max_model_versions) {
     families_->rejected->Increment();
     return ResourceExhaustedError("telemetry report from device '" + std::string(device_id) +
@@ -394,8 +390,8 @@ Status TelemetryAggregator::Report(std::string_view device_id, const v1::Telemet
                                   " (model, version) pairs; the server tracks at most " +
                                   std::to_string(options_.max_model_versions));
   }
-  for (const Parsed::CounterAdd &add : parsed->counters) {
-    CounterFamily *family = nullptr;
+  for (const Parsed::CounterAdd& add : parsed->counters) {
+    CounterFamily* family = nullptr;
     switch (add.kind) {
       case Kind::kRequests:
         family = families_->requests;
@@ -424,8 +420,8 @@ Status TelemetryAggregator::Report(std::string_view device_id, const v1::Telemet
     HML_ASSIGN_OR_RETURN(Counter * counter, family->WithLabels(values));
     counter->Increment(add.value);
   }
-  for (const auto &[key, h] : parsed->histograms) {
-    const auto &[model, version, route] = key;
+  for (const auto& [key, h] : parsed->histograms) {
+    const auto& [model, version, route] = key;
     HML_ASSIGN_OR_RETURN(Histogram * histogram,
                          families_->latency->WithLabels({model, version, route}));
     std::array<uint64_t, kBuckets> counts{};
@@ -436,8 +432,8 @@ Status TelemetryAggregator::Report(std::string_view device_id, const v1::Telemet
     }
     histogram->Merge(counts, *h.sum);
   }
-  for (const auto &pair : pairs) {
-    std::pair<double, double> &total = totals_[pair];
+  for (const auto& pair : pairs) {
+    std::pair<double, double>& total = totals_[pair];
     auto it = parsed->totals.find(pair);
     if (it != parsed->totals.end()) {
       total.first += it->second.first;
