@@ -217,6 +217,19 @@ TEST(TelemetryRecorderTest, SeriesBeyondTheBoundAreDroppedAndCounted) {
   EXPECT_EQ(recorder->dropped(), 1u);
 }
 
+TEST(TelemetryRecorderTest, ModelNamesTheServerWouldRefuseAreDropped) {
+  auto recorder = MakeRecorder();
+  ASSERT_NE(recorder, nullptr);
+  recorder->Record("bad\"name", "3", Route(Placement::kLocal, 1), 0);
+  recorder->Record("m", "", Route(Placement::kLocal, 1), 0);
+  recorder->RecordFailure(std::string(129, 'a'), "3", UnavailableError("x"), 1);
+  recorder->Record("m", "3", Route(Placement::kLocal, 1), 0);
+  EXPECT_EQ(recorder->dropped(), 3u);
+  const auto ms = recorder->Snapshot().ToMeasurements();
+  EXPECT_EQ(Find(ms, "hml_device_requests_total", L("local")), 1);
+  for (const TelemetryMeasurement& m : ms) EXPECT_EQ(m.labels.at("model"), "m");
+}
+
 TEST(TelemetryRecorderTest, ConcurrentRecordsAreAllCounted) {
   auto recorder = MakeRecorder();
   ASSERT_NE(recorder, nullptr);

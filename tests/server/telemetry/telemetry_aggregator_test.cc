@@ -193,6 +193,10 @@ TEST_F(TelemetryAggregatorTest, BadReportsAreRefusedNamingTheMeasurementAndChang
   ExpectRefused(report, "label 'host' is not allowed");
   report = OneCounter();
   report.mutable_measurements(0)->mutable_labels()->erase("route");
+  (*report.mutable_measurements(0)->mutable_labels())[""] = "local";
+  ExpectRefused(report, "label '' is not allowed");
+  report = OneCounter();
+  report.mutable_measurements(0)->mutable_labels()->erase("route");
   ExpectRefused(report, "needs exactly the labels model, version, route");
   report = OneCounter();
   (*report.mutable_measurements(0)->mutable_labels())["route"] = "moon";
@@ -228,7 +232,7 @@ TEST_F(TelemetryAggregatorTest, BadReportsAreRefusedNamingTheMeasurementAndChang
   ExpectRefused(report, "component 'screen'");
 
   EXPECT_THAT(registry_.Expose(),
-              HasSubstr("hml_device_telemetry_reports_total{result=\"rejected\"} 14\n"));
+              HasSubstr("hml_device_telemetry_reports_total{result=\"rejected\"} 15\n"));
   EXPECT_THAT(aggregator_->Report("", OneCounter()).message(), HasSubstr("device id"));
 }
 
