@@ -18,8 +18,9 @@
 //                             idempotency key (IngestStore); `duplicate` tells a retry. Without
 //                             an IngestStore: UNIMPLEMENTED
 //   Telemetry.Report          devices only (an admin key is PERMISSION_DENIED): the report is
-//                             validated and added to the server's metrics under the caller's
-//                             device id (TelemetryAggregator); a refused report is
+//                             validated and added to the server's fleet metrics per model,
+//                             version and route (TelemetryAggregator; the caller's device id
+//                             only counts reporting devices); a refused report is
 //                             INVALID_ARGUMENT naming the measurement. Without an aggregator:
 //                             UNIMPLEMENTED
 //   FederatedLearning         authenticated, then UNIMPLEMENTED naming the issue that will fill
