@@ -15,8 +15,9 @@
 //
 // The defaults and where they come from:
 //   radio (LTE): Huang et al., "A Close Examination of Performance and Power Characteristics of
-//     4G LTE Networks", MobiSys 2012, Table 3: uplink 438.39 mW/Mbps and downlink 51.97 mW/Mbps
-//     above the base power. mW/Mbps is nJ/bit, so 3.507 uJ/byte sent and 0.416 uJ/byte received.
+//     4G LTE Networks", MobiSys 2012, its LTE power model: uplink 438.39 mW/Mbps and downlink
+//     51.97 mW/Mbps above the base power. mW/Mbps is nJ/bit, so 3.507 uJ/byte sent and 0.416
+//     uJ/byte received.
 //     The same paper's LTE tail (1060 mW for 11.576 s, about 12.3 J) is not charged by default:
 //     one tail covers every call inside it, so per call it overcounts anything but rare calls.
 //   radio (WiFi): the same paper's WiFi model, 283.17 mW/Mbps up and 137.01 mW/Mbps down:
