@@ -21,6 +21,8 @@ void AddRegistryCommands(CLI::App& app, int& exit_code);  // registry_command.cc
 // serve: the registry's models over HTTP(S) and gRPC.
 void AddServeCommand(CLI::App& app, int& exit_code);  // serve_command.cc
 #ifdef HML_WITH_TRAIN
+// demo: train, compress, publish, roll out, and a simulated fleet routing under each policy.
+void AddDemoCommand(CLI::App& app, int& exit_code);  // demo_command.cc
 void AddTrainCommand(CLI::App& app, int& exit_code);  // train_command.cc
 #endif
 

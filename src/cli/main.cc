@@ -316,6 +316,7 @@ int main(int argc, char** argv) {
   AddRegistryCommands(app, exit_code);
   AddServeCommand(app, exit_code);
 #ifdef HML_WITH_TRAIN
+  AddDemoCommand(app, exit_code);
   AddTrainCommand(app, exit_code);
 #endif
 

@@ -1,17 +1,18 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// The device's gRPC transport against a real in-process `hybridml serve` front end: a
-// GrpcServer on 127.0.0.1:0 serving the v2 inference service over testing::FakeCnnBackend and
-// the device services (DeviceServices over a real auth.db and IngestStore). The device enrolls
-// with EnrollDevice() and then calls through GrpcTransport. Checked: an Infer round trip equals a
-// local Session run, the answer's version, byte counts equal to the messages' ByteSizeLong; the
-// error codes of an unknown model, a missing or revoked credential, a deadline shorter than the
-// (gated, so slow) model (and the forwarded deadline expiring the work in the server's queue),
-// Cancel(), a server that is not listening, a handshake that never completes (connect timeout),
-// an oversized request; Upload stored once across a retry and a bad key refused on the device;
-// telemetry (UNIMPLEMENTED until its service lands); the destructor cancelling pending calls;
-// concurrent calls and cancels; the Router falling back locally when the server goes; a split
-// request with an INT8 cut tensor; TLS and mutual TLS with the dev certificates of src/server/tls.
+// The device's gRPC transport against a real in-process `hybridml serve` front end: a GrpcServer
+// on 127.0.0.1:0 serving the v2 inference service over testing::FakeCnnBackend and the device
+// services (DeviceServices over a real auth.db, an IngestStore and a TelemetryAggregator). The
+// device enrolls with EnrollDevice() and then calls through GrpcTransport. Checked: an Infer round
+// trip equals a local Session run, the answer's version, byte counts equal to the messages'
+// ByteSizeLong; the error codes of an unknown model, a missing or revoked credential, a deadline
+// shorter than the (gated, so slow) model (and the forwarded deadline expiring the work in the
+// server's queue), Cancel(), a server that is not listening, a handshake that never completes
+// (connect timeout), an oversized request; Upload stored once across a retry and a bad key
+// refused on the device; telemetry reaching the server's aggregator (and refused by it); the
+// destructor cancelling pending calls; concurrent calls and cancels; the Router falling back
+// locally when the server goes; a split request with an INT8 cut tensor; TLS and mutual TLS with
+// the dev certificates of src/server/tls.
 #include "src/sdk/grpc/grpc_transport.h"
 
 #include <arpa/inet.h>
@@ -41,7 +42,9 @@
 #include "src/server/grpc/device_services.h"
 #include "src/server/grpc/grpc_server.h"
 #include "src/server/ingest/ingest_store.h"
+#include "src/server/metrics/metrics.h"
 #include "src/server/serving/model_repository.h"
+#include "src/server/telemetry/telemetry_aggregator.h"
 #include "src/server/tls/certs.h"
 #include "tests/testing/auth_fixture.h"
 #include "tests/testing/models.h"
@@ -158,9 +161,16 @@ class GrpcTransportTest : public ::testing::Test {
     auto store = server::IngestStore::Open(fixture_.dir + "/ingest.db");
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     ingest_ = std::move(*store);
+    server::MetricsRegistryOptions metrics_options;
+    metrics_options.process_metrics = false;
+    metrics_ = std::make_unique<server::MetricsRegistry>(metrics_options);
+    auto aggregator = server::TelemetryAggregator::Create(*metrics_);
+    ASSERT_TRUE(aggregator.ok()) << aggregator.status().ToString();
+    telemetry_ = std::move(*aggregator);
     server::DeviceServicesOptions services;
     services.repo_dir = fixture_.dir + "/repo";
     services.ingest = ingest_.get();
+    services.telemetry = telemetry_.get();
     auto created = server::DeviceServices::Create(fixture_.authenticator.get(), services);
     ASSERT_TRUE(created.ok()) << created.status().ToString();
     services_ = std::move(*created);
@@ -176,6 +186,8 @@ class GrpcTransportTest : public ::testing::Test {
     services_.reset();
     backend_.reset();
     ingest_.reset();
+    telemetry_.reset();
+    metrics_.reset();
     fixture_.Remove();
   }
 
@@ -212,6 +224,8 @@ class GrpcTransportTest : public ::testing::Test {
 
   testing::AuthPrincipals fixture_;
   std::unique_ptr<server::IngestStore> ingest_;
+  std::unique_ptr<server::MetricsRegistry> metrics_;
+  std::unique_ptr<server::TelemetryAggregator> telemetry_;
   std::unique_ptr<server::DeviceServices> services_;
   std::unique_ptr<testing::FakeCnnBackend> backend_;
   std::unique_ptr<server::GrpcServer> server_;
@@ -662,16 +676,16 @@ TEST_F(GrpcTransportTest, OversizedRequestIsRefusedOnTheDevice) {
   EXPECT_EQ(backend_->batcher().stats().requests, 0);
 }
 
-// The server's Telemetry service is a seam until the telemetry work lands (being written
-// separately): it authenticates and answers UNIMPLEMENTED. This asserts today's code; when the
-// service exists this test must expect OK (and the measurements stored) instead.
-TEST_F(GrpcTransportTest, TelemetryIsUnimplementedByTheCurrentServer) {
+// Telemetry reaches the server's aggregator (as `hybridml serve` wires it): an accepted report
+// shows in the fleet metrics; one the server refuses is kInvalidArgument after it was sent; an
+// empty one is refused on the device.
+TEST_F(GrpcTransportTest, TelemetryReachesTheServersMetrics) {
   StartEnrolled();
   ASSERT_FALSE(HasFatalFailure());
   TelemetryCall call;
   call.timestamp_ms = 1'700'000'000'000;
-  call.measurements.push_back({"hml_inference_latency_seconds_sum", 0.25, {{"route", "cloud"}}});
-  call.measurements.push_back({"hml_fallbacks_total", 2, {}});
+  call.measurements.push_back(
+      {"hml_device_requests_total", 5, {{"model", "cnn28"}, {"version", "3"}, {"route", "cloud"}}});
   hybridml::v1::TelemetryReport message;
   message.set_timestamp_ms(call.timestamp_ms);
   for (const TelemetryMeasurement& m : call.measurements) {
@@ -682,9 +696,22 @@ TEST_F(GrpcTransportTest, TelemetryIsUnimplementedByTheCurrentServer) {
   }
   Waiter<TelemetryAnswer> waiter;
   transport_->ReportTelemetry(call, waiter.Callback());
-  const Status status = waiter.Await().status();
-  EXPECT_EQ(status.code(), StatusCode::kUnimplemented) << status.ToString();
+  ASSERT_TRUE(waiter.Await().ok()) << waiter.Await().status().ToString();
   EXPECT_EQ(waiter.stats().bytes_sent, static_cast<int64_t>(message.ByteSizeLong()));
+  EXPECT_EQ(waiter.stats().bytes_received, 0);  // TelemetryAck is empty
+  EXPECT_THAT(metrics_->Expose(),
+              HasSubstr(R"(hml_device_requests_total{model="cnn28",version="3",route="cloud"} 5)"));
+  EXPECT_THAT(metrics_->Expose(), HasSubstr("hml_device_reporting_devices 1\n"));
+
+  // A name outside the schema: the server refuses it, naming it.
+  TelemetryCall unknown = call;
+  unknown.measurements[0].name = "hml_device_made_up_total";
+  Waiter<TelemetryAnswer> refused;
+  transport_->ReportTelemetry(unknown, refused.Callback());
+  const Status status = refused.Await().status();
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.ToString();
+  EXPECT_THAT(std::string(status.message()), HasSubstr("hml_device_made_up_total"));
+  EXPECT_GT(refused.stats().bytes_sent, 0);
 
   // An empty batch is refused on the device.
   Waiter<TelemetryAnswer> empty;
