@@ -34,12 +34,15 @@
 
 #include "hml/env.h"
 #include "hml/runtime/model.h"
+#include "proto/hybridml_device.pb.h"
 #include "src/base/file_util.h"
 #include "src/cli/commands.h"
 #include "src/data/dataset.h"
 #include "src/data/evaluate.h"
 #include "src/server/ingest/ingest_store.h"
+#include "src/server/metrics/metrics.h"
 #include "src/server/serving/model_repository.h"
+#include "src/server/telemetry/telemetry_aggregator.h"
 #include "src/sim/fleet.h"
 
 extern char** environ;
@@ -227,6 +230,9 @@ Status RunDemo(const DemoFlags& f) {
   HML_RETURN_IF_ERROR(MakeDirs(w + "/server"));
   HML_ASSIGN_OR_RETURN(std::unique_ptr<server::IngestStore> ingest,
                        server::IngestStore::Open(w + "/server/ingest.db"));
+  server::MetricsRegistry metrics;
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<server::TelemetryAggregator> telemetry,
+                       server::TelemetryAggregator::Create(metrics));
   HML_ASSIGN_OR_RETURN(
       std::shared_ptr<data::InMemoryDataset> test,
       data::LoadFashionMnist(*DefaultEnv(), data::kFashionMnistDir, data::FashionMnistPart::kTest));
@@ -237,6 +243,10 @@ Status RunDemo(const DemoFlags& f) {
   options.cloud_model = "fmnist-teacher";
   options.backend = &repository;
   options.ingest = ingest.get();
+  options.telemetry = [agg = telemetry.get()](std::string_view device,
+                                              const hybridml::v1::TelemetryReport& report) {
+    return agg->Report(device, report);
+  };
   options.dataset = test.get();
   options.samples = f.samples;
   options.devices = f.devices;
@@ -271,6 +281,24 @@ Status RunDemo(const DemoFlags& f) {
                 static_cast<long long>(i.version), static_cast<long long>(i.bytes), i.seconds);
   }
   std::printf("\n%s", sim::FormatFleetTable(report).c_str());
+  // What the server learnt from the devices' telemetry: its Prometheus series per model version.
+  std::printf(
+      "\ntelemetry: %lld reports from the devices (%lld failed); the server's /metrics "
+      "now holds, among others:\n",
+      static_cast<long long>(report.telemetry_reports_sent),
+      static_cast<long long>(report.telemetry_reports_failed));
+  const std::string exposition = metrics.Expose();
+  size_t at = 0;
+  while (at < exposition.size()) {
+    const size_t end = std::min(exposition.find('\n', at), exposition.size());
+    const std::string_view line(exposition.data() + at, end - at);
+    if (line.starts_with("hml_device_requests_total{") ||
+        line.starts_with("hml_device_offload_ratio{") ||
+        line.starts_with("hml_device_energy_joules_total{")) {
+      std::printf("  %.*s\n", static_cast<int>(line.size()), line.data());
+    }
+    at = end + 1;
+  }
   const std::string json_path = f.json_path.empty() ? w + "/demo.json" : f.json_path;
   HML_RETURN_IF_ERROR(DefaultEnv()->WriteFileAtomic(json_path, sim::FleetReportJson(report)));
   const double seconds =

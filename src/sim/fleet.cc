@@ -5,6 +5,8 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +20,9 @@
 #include "hml/env.h"
 #include "hml/runtime/model.h"
 #include "src/base/file_util.h"
+#include "src/sdk/telemetry/energy.h"
+#include "src/sdk/telemetry/telemetry_recorder.h"
+#include "src/sdk/telemetry/telemetry_reporter.h"
 #include "src/sdk/updater.h"
 #include "src/sim/in_process_transport.h"
 #include "src/sim/link.h"
@@ -43,6 +48,7 @@ struct Outcome {
   std::string placement;
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
+  double energy_joules = 0;
 };
 
 // A simulated device: its link, the model it installed, its transport to the server.
@@ -52,6 +58,8 @@ struct Device {
   std::unique_ptr<LinkEmulator> link;
   std::unique_ptr<Model> model;
   std::unique_ptr<InProcessTransport> transport;
+  std::unique_ptr<sdk::TelemetryRecorder> recorder;
+  int64_t local_macs = 0;
   InstallRow install;
 };
 
@@ -90,9 +98,11 @@ PolicyRow Summarize(std::string policy, std::string link, const std::vector<cons
   row.requests = static_cast<int64_t>(outs.size());
   std::vector<double> latencies;
   int64_t offloaded = 0, sent = 0, received = 0;
+  double joules = 0;
   for (const Outcome* o : outs) {
     sent += o->bytes_sent;
     received += o->bytes_received;
+    joules += o->energy_joules;
     if (!o->answered) continue;
     ++row.answered;
     row.on_time += o->on_time ? 1 : 0;
@@ -108,6 +118,7 @@ PolicyRow Summarize(std::string policy, std::string link, const std::vector<cons
     row.offload = static_cast<double>(offloaded) / n;
     row.bytes_sent_per_request = static_cast<double>(sent) / n;
     row.bytes_received_per_request = static_cast<double>(received) / n;
+    row.energy_mj_per_request = 1000.0 * joules / n;
   }
   row.p50_ms = NearestRank(latencies, 50);
   row.p99_ms = NearestRank(latencies, 99);
@@ -168,10 +179,16 @@ Status Route(const FleetOptions& options, sdk::RoutePolicy policy, Device& devic
     const int64_t end = clock->NowNanos();
     Outcome& out = outcomes[i];
     out.latency_ms = static_cast<double>(end - start) / 1e6;
+    const std::string version = std::to_string(device.install.version);
     if (!result.ok()) {
       out.placement = "failed";
+      device.recorder->RecordFailure(options.device_model, version, result.status(), end - start);
       continue;
     }
+    device.recorder->Record(options.device_model, version, result->route, device.local_macs);
+    out.energy_joules =
+        sdk::EstimateEnergy(device.recorder->profile(), result->route, device.local_macs)
+            .total_joules();
     out.answered = !result->outputs.empty();
     out.on_time = end - start <= options.deadline_nanos;
     out.correct = out.answered && TopClass(result->outputs[0].tensor) == samples[i].label;
@@ -181,6 +198,19 @@ Status Route(const FleetOptions& options, sdk::RoutePolicy policy, Device& devic
     out.bytes_received = result->route.bytes_received;
   }
   return Status::Ok();
+}
+
+// Step 4 for one device: sends what its recorder holds and waits for the answer. Returns whether
+// the server acknowledged it.
+Result<bool> FlushTelemetry(Device& device) {
+  sdk::ReporterOptions options;
+  options.transport = device.transport.get();
+  options.recorder = device.recorder.get();
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<sdk::TelemetryReporter> reporter,
+                       sdk::TelemetryReporter::Create(options));
+  reporter->Flush();
+  while (reporter->in_flight()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return reporter->sent_reports() > 0;
 }
 
 void Tell(const FleetOptions& options, const std::string& line) {
@@ -294,6 +324,11 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     t.ingest = options.ingest;
     t.telemetry = options.telemetry;
     HML_ASSIGN_OR_RETURN(d.transport, InProcessTransport::Create(std::move(t)));
+    sdk::RecorderOptions recorder;
+    recorder.profile =
+        options.link_profiles[d.link_index] == "wifi" ? sdk::WifiProfile() : sdk::LteProfile();
+    HML_ASSIGN_OR_RETURN(d.recorder, sdk::TelemetryRecorder::Create(recorder));
+    HML_ASSIGN_OR_RETURN(d.local_macs, sdk::MacsOf(*d.model));
     report.installs.push_back(d.install);
   }
 
@@ -306,9 +341,16 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     size_t index = 0;
     std::map<const Device*, size_t> first;
     for (const Device& d : devices) first[&d] = index++;
+    std::atomic<int64_t> reports_sent{0}, reports_failed{0};
     HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d) {
-      return Route(options, policy, d, samples, first[&d], stride, outcomes);
+      HML_RETURN_IF_ERROR(Route(options, policy, d, samples, first[&d], stride, outcomes));
+      if (!options.telemetry) return Status::Ok();
+      HML_ASSIGN_OR_RETURN(bool sent, FlushTelemetry(d));
+      ++(sent ? reports_sent : reports_failed);
+      return Status::Ok();
     }));
+    report.telemetry_reports_sent += reports_sent;
+    report.telemetry_reports_failed += reports_failed;
     std::vector<const Outcome*> all;
     std::vector<std::vector<const Outcome*>> by_link(options.link_profiles.size());
     for (size_t i = 0; i < outcomes.size(); ++i) {
@@ -344,9 +386,9 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
 std::string FormatFleetTable(const FleetReport& report) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof(line), "%-13s %-5s %8s %9s %9s %9s %8s %9s %9s  %s\n", "policy",
+  std::snprintf(line, sizeof(line), "%-13s %-5s %8s %9s %9s %9s %8s %9s %9s %9s  %s\n", "policy",
                 "link", "accuracy", "p50 ms", "p99 ms", "on time", "offload", "B sent/rq",
-                "B recv/rq", "answered by");
+                "B recv/rq", "mJ/rq", "answered by");
   out += line;
   for (const PolicyRow& r : report.rows) {
     std::string where;
@@ -356,10 +398,11 @@ std::string FormatFleetTable(const FleetReport& report) {
     }
     const double n = r.requests > 0 ? static_cast<double>(r.requests) : 1.0;
     std::snprintf(line, sizeof(line),
-                  "%-13s %-5s %7.2f%% %9.2f %9.2f %8.1f%% %7.1f%% %9.0f %9.0f  %s\n",
+                  "%-13s %-5s %7.2f%% %9.2f %9.2f %8.1f%% %7.1f%% %9.0f %9.0f %9.4f  %s\n",
                   r.policy.c_str(), r.link.c_str(), 100.0 * r.accuracy, r.p50_ms, r.p99_ms,
                   100.0 * static_cast<double>(r.on_time) / n, 100.0 * r.offload,
-                  r.bytes_sent_per_request, r.bytes_received_per_request, where.c_str());
+                  r.bytes_sent_per_request, r.bytes_received_per_request, r.energy_mj_per_request,
+                  where.c_str());
     out += line;
   }
   return out;
@@ -368,6 +411,8 @@ std::string FormatFleetTable(const FleetReport& report) {
 std::string FleetReportJson(const FleetReport& report) {
   nlohmann::json j;
   j["seconds"] = report.seconds;
+  j["telemetry_reports_sent"] = report.telemetry_reports_sent;
+  j["telemetry_reports_failed"] = report.telemetry_reports_failed;
   for (const InstallRow& i : report.installs) {
     j["installs"].push_back({{"device", i.device_id},
                              {"link", i.link},
@@ -388,6 +433,7 @@ std::string FleetReportJson(const FleetReport& report) {
                          {"offload", r.offload},
                          {"bytes_sent_per_request", r.bytes_sent_per_request},
                          {"bytes_received_per_request", r.bytes_received_per_request},
+                         {"energy_mj_per_request", r.energy_mj_per_request},
                          {"placements", r.placements}});
   }
   return j.dump(2);

@@ -16,7 +16,12 @@
 //      against the sample's label.
 //   3. Report. Rows per policy and link profile (and per policy over all links): accuracy, p50 and
 //      p99 latency of answered requests, requests answered by their deadline, offload ratio
-//      (answers the cloud gave), bytes sent and received per request, and where answers came from.
+//      (answers the cloud gave), bytes sent and received per request, the energy estimate per
+//      request (sdk::EstimateEnergy with the device's profile: LTE figures on 4g and poor, Wi-Fi
+//      figures on wifi), and where answers came from.
+//   4. Telemetry. Every device records each answer in its TelemetryRecorder and, after each
+//      policy, flushes it through its transport to the server's telemetry service (when the
+//      options give one), as an app's reporter would.
 //
 // Time is real: links are emulated on the real clock, so a run lasts about as long as its
 // slowest device's requests (cloud calls on "poor" take ~350 ms each). More devices in parallel
@@ -109,6 +114,8 @@ struct PolicyRow {
   double offload = 0;  // share of requests the cloud answered (wholly or, for split, in part)
   double bytes_sent_per_request = 0;
   double bytes_received_per_request = 0;
+  // Energy estimate per request on the device (compute + radio), millijoules.
+  double energy_mj_per_request = 0;
   // Answers by Placement name.
   std::map<std::string, int64_t> placements;
 };
@@ -124,6 +131,9 @@ struct InstallRow {
 
 struct FleetReport {
   std::vector<InstallRow> installs;
+  // Telemetry reports the devices sent and the server acknowledged, and those that failed.
+  int64_t telemetry_reports_sent = 0;
+  int64_t telemetry_reports_failed = 0;
   // For each policy in order: its "all" row, then one row per link profile in
   // FleetOptions::link_profiles order.
   std::vector<PolicyRow> rows;

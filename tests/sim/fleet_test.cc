@@ -14,10 +14,14 @@
 #include <memory>
 
 #include "hml/runtime/session.h"
+#include "proto/hybridml_device.pb.h"
 #include "src/runtime/onnx_io.h"
+#include "src/sdk/telemetry/energy.h"
+#include "src/server/metrics/metrics.h"
 #include "src/server/registry/keys.h"
 #include "src/server/registry/registry.h"
 #include "src/server/serving/model_repository.h"
+#include "src/server/telemetry/telemetry_aggregator.h"
 #include "tests/testing/models.h"
 
 namespace hml::sim {
@@ -111,6 +115,13 @@ TEST_F(FleetTest, DevicesInstallOverTheAirAndEachPolicyAnswersWhereItShould) {
   FleetOptions options = Options();
   options.policies = {sdk::RoutePolicy::kLocalOnly, sdk::RoutePolicy::kCloudOnly,
                       sdk::RoutePolicy::kCascade};
+  server::MetricsRegistry metrics;
+  auto aggregator = server::TelemetryAggregator::Create(metrics);
+  ASSERT_TRUE(aggregator.ok());
+  options.telemetry = [agg = aggregator->get()](std::string_view id,
+                                                const hybridml::v1::TelemetryReport& r) {
+    return agg->Report(id, r);
+  };
   options.cascade_threshold = 1.1;  // never confident enough: every request is offloaded
   Result<FleetReport> report = RunFleet(options);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -132,6 +143,9 @@ TEST_F(FleetTest, DevicesInstallOverTheAirAndEachPolicyAnswersWhereItShould) {
   EXPECT_EQ(local.offload, 0);
   EXPECT_EQ(local.bytes_sent_per_request, 0);
   EXPECT_LT(local.accuracy, 1.0);  // the device model disagrees with the cloud on some samples
+  // Local energy is compute only: MACs x the default 1e-10 J/MAC, in mJ.
+  const int64_t macs = *sdk::MacsOf(*Model::FromGraph(*runtime::ParseOnnxModel(CnnVariant(1, 21))));
+  EXPECT_NEAR(local.energy_mj_per_request, 1000.0 * macs * 1e-10, 1e-9);
 
   const PolicyRow& cloud = Row(*report, "cloud-only", "all");
   EXPECT_EQ(cloud.answered, 24);
@@ -142,6 +156,21 @@ TEST_F(FleetTest, DevicesInstallOverTheAirAndEachPolicyAnswersWhereItShould) {
   EXPECT_GE(Row(*report, "cloud-only", "4g").p50_ms, 50.0);
   EXPECT_GE(Row(*report, "cloud-only", "wifi").p50_ms, 10.0);
   EXPECT_LT(Row(*report, "cloud-only", "wifi").p50_ms, Row(*report, "cloud-only", "4g").p50_ms);
+
+  // The radio costs more than the device's compute on this small model.
+  EXPECT_GT(cloud.energy_mj_per_request, local.energy_mj_per_request);
+
+  // Every device reported after every policy; the server counted every request.
+  EXPECT_EQ(report->telemetry_reports_sent, 6);
+  EXPECT_EQ(report->telemetry_reports_failed, 0);
+  const std::string exposition = metrics.Expose();
+  double requests = 0;
+  for (size_t at = exposition.find("\nhml_device_requests_total{"); at != std::string::npos;
+       at = exposition.find("\nhml_device_requests_total{", at + 1)) {
+    const size_t end = exposition.find('\n', at + 1);
+    requests += std::stod(exposition.substr(exposition.rfind(' ', end) + 1));
+  }
+  EXPECT_EQ(requests, 3 * 24) << exposition;
 
   const PolicyRow& cascade = Row(*report, "cascade", "all");
   EXPECT_EQ(cascade.placements.at("cascade-offloaded"), 24);
