@@ -173,8 +173,9 @@ Status ValidateRecord(const Record& record) {
   uint64_t elements = record.shape.empty() ? 0 : 1;
   for (int64_t dim : record.shape) {
     if (dim < 1) return InvalidArgumentError("record shape has a dim " + std::to_string(dim));
-    if (elements > (uint64_t{1} << 32) / static_cast<uint64_t>(dim)) {
-      return InvalidArgumentError("record shape has more than 2^32 elements");
+    // The float count is a u32 on the wire.
+    if (elements > 0xffffffffu / static_cast<uint64_t>(dim)) {
+      return InvalidArgumentError("record shape has 2^32 elements or more");
     }
     elements *= static_cast<uint64_t>(dim);
   }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -172,6 +173,14 @@ TEST_F(UploadEndToEndTest, LostAckIsRetriedAndTheBatchIsStoredOnce) {
   const UploadCounters c = uploader_->counters();
   EXPECT_EQ(c.attempts, 6);
   EXPECT_GT(c.wire_bytes_sent, c.bytes_sealed);  // the first batch went twice, plus framing
+  std::printf(
+      "upload: %lld batches, %lld samples, %lld attempts (%lld retries, %lld duplicates); bytes "
+      "encoded %lld -> zstd %lld -> sealed %lld; on the wire %lld\n",
+      static_cast<long long>(c.batches_acked), static_cast<long long>(c.samples_uploaded),
+      static_cast<long long>(c.attempts), static_cast<long long>(c.retries),
+      static_cast<long long>(c.duplicates), static_cast<long long>(c.bytes_plain),
+      static_cast<long long>(c.bytes_compressed), static_cast<long long>(c.bytes_sealed),
+      static_cast<long long>(c.wire_bytes_sent));
 
   ExportAndReadBack();
   uploader_.reset();
