@@ -360,17 +360,18 @@ static void test_router(const char* model_path) {
   EXPECT_ERROR(hml_router_add_model(router, "", config, &error), HML_INVALID_ARGUMENT,
                "hml_router_add_model: name is empty");
   CHECK(hml_router_add_model(router, "relu", config, &error) == HML_OK && error == NULL);
-  EXPECT_ERROR(hml_router_add_model(router, "relu", config, &error), HML_ALREADY_EXISTS, "relu");
+  EXPECT_ERROR(hml_router_add_model(router, "relu", config, &error), HML_ALREADY_EXISTS,
+               "model 'relu' is already registered");
   /* Cascade needs a local model; cloud-only a cloud model: the router's checks come through. */
   CHECK(hml_route_config_set_local_model(config, NULL, NULL) == HML_OK);
   CHECK(hml_route_config_set_policy(config, HML_ROUTE_CLOUD_ONLY, NULL) == HML_OK);
   EXPECT_ERROR(hml_router_add_model(router, "nocloud", config, &error), HML_INVALID_ARGUMENT,
-               "nocloud");
+               "model 'nocloud' (cloud-only): the policy needs");
   CHECK(hml_route_config_set_cloud_model(config, "big", 2, NULL) == HML_OK);
   CHECK(hml_router_add_model(router, "cloud", config, NULL) == HML_OK);
   CHECK(hml_route_config_set_policy(config, HML_ROUTE_CASCADE, NULL) == HML_OK);
   EXPECT_ERROR(hml_router_add_model(router, "cascade", config, &error), HML_INVALID_ARGUMENT,
-               "cascade");
+               "model 'cascade' (cascade)");
   hml_route_config_free(config);
 
   /* Local-only: answered on the device. */
@@ -401,7 +402,7 @@ static void test_router(const char* model_path) {
   CHECK(hml_tensor_list_add(wrong, "z", HML_DTYPE_FLOAT32, dims1, 1, &one, sizeof(one), NULL) ==
         HML_OK);
   EXPECT_ERROR(hml_router_infer(router, "relu", wrong, 0, &result, &error), HML_INVALID_ARGUMENT,
-               "x");
+               "input 'x' is missing");
   CHECK(result == NULL);
   hml_tensor_list_free(wrong);
 
