@@ -12,6 +12,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hml/c/hml.h"
@@ -245,6 +246,66 @@ TEST_F(HmlCRouterTest, CloudErrorsComeThroughWithTheirCode) {
   EXPECT_EQ(status, HML_NOT_FOUND) << message;
   EXPECT_EQ(r, nullptr);
   EXPECT_NE(message.find("missing"), std::string::npos) << message;
+}
+
+// The options reach the router: max attempts 3 means three refused attempts in an outage.
+TEST_F(HmlCRouterTest, RetryOptionReachesTheRouter) {
+  ASSERT_EQ(
+      hml_router_add_model(router_.get(), "m", Config(HML_ROUTE_CLOUD_ONLY, false).get(), nullptr),
+      HML_OK);
+  const int64_t now = RealClock()->NowNanos();
+  link_->SetOutages({{now, now + 10'000 * kMs}});
+  hml_status status;
+  std::string message;
+  Owned<hml_routed_result> r = Infer("m", &status, nullptr, &message);
+  EXPECT_EQ(status, HML_UNAVAILABLE) << message;
+  EXPECT_EQ(r, nullptr);
+  EXPECT_EQ(transport_->counters().calls, 3);
+  EXPECT_EQ(link_->counters().refused, 3);
+}
+
+// One router shared by several threads, each with its own tensor list and results: every
+// request gets its own model's answer.
+TEST_F(HmlCRouterTest, ConcurrentRequestsFromManyThreads) {
+  ASSERT_EQ(hml_router_add_model(router_.get(), "local",
+                                 Config(HML_ROUTE_LOCAL_ONLY, true, nullptr).get(), nullptr),
+            HML_OK);
+  ASSERT_EQ(hml_router_add_model(router_.get(), "cloud", Config(HML_ROUTE_CLOUD_ONLY, false).get(),
+                                 nullptr),
+            HML_OK);
+  constexpr int kThreads = 4;
+  constexpr int kRequests = 5;
+  std::vector<int> good(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      hml_tensor_list* list = nullptr;
+      if (hml_tensor_list_create(&list, nullptr) != HML_OK) return;
+      Owned<hml_tensor_list> inputs(list);
+      const int64_t dims[4] = {1, 1, 28, 28};
+      if (hml_tensor_list_add(list, "image", HML_DTYPE_FLOAT32, dims, 4, image_.raw_data(),
+                              image_.byte_size(), nullptr) != HML_OK) {
+        return;
+      }
+      const bool cloud = t % 2 == 1;
+      for (int i = 0; i < kRequests; ++i) {
+        hml_routed_result* result = nullptr;
+        if (hml_router_infer(router_.get(), cloud ? "cloud" : "local", list, 2000, &result,
+                             nullptr) != HML_OK) {
+          continue;
+        }
+        Owned<hml_routed_result> owned(result);
+        const hml_placement expected = cloud ? HML_PLACEMENT_CLOUD : HML_PLACEMENT_LOCAL;
+        if (hml_routed_result_placement(result) == expected &&
+            Near(Output(result), cloud ? cloud_expected_ : local_expected_)) {
+          ++good[static_cast<size_t>(t)];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(good[static_cast<size_t>(t)], kRequests) << t;
+  EXPECT_EQ(transport_->counters().calls, (kThreads / 2) * kRequests);
 }
 
 // Without a transport, the policies that fall back to the local model still answer.
