@@ -22,8 +22,8 @@
  * Thread safety: an hml_model is immutable once loaded and may be shared by any number of
  * sessions on any threads. An hml_router and an hml_store are thread-safe: any number of threads
  * may call them at once. Every other object (options, sessions, tensor lists, routed results,
- * byte buffers) is used by one thread at a time; a routed result belongs to the call that made
- * it and is not shared.
+ * byte buffers, scanned records) is used by one thread at a time; a routed result belongs to the
+ * call that made it and is not shared.
  *
  * Contents: the runtime (load an ONNX model, run it in a session), the hybrid-inference router
  * (local model or cloud model per request, with fallback) and the encrypted local store
@@ -399,6 +399,13 @@ hml_status hml_store_put(hml_store* store, const char* table, const void* value,
  * HML_DATA_LOSS when it does not authenticate. */
 hml_status hml_store_get(hml_store* store, const char* table, int64_t id, hml_bytes** out_value,
                          hml_error** out_error);
+/* Up to `limit` (>= 1; clamped to 10000) records of `table` with id > `after_id`, in id order,
+ * decrypted, as a new hml_records the caller frees. Page through a table with after_id = the
+ * last id returned (0 to start). HML_DATA_LOSS naming the first record that does not
+ * authenticate. */
+typedef struct hml_records hml_records;
+hml_status hml_store_scan(hml_store* store, const char* table, int64_t after_id, size_t limit,
+                          hml_records** out_records, hml_error** out_error);
 /* Deletes the records `ids[0..count)` of `table` in one transaction; ids not in the table are
  * skipped. Writes how many were deleted to *out_deleted (may be NULL). */
 hml_status hml_store_delete(hml_store* store, const char* table, const int64_t* ids, size_t count,
@@ -417,6 +424,16 @@ const void* hml_bytes_data(const hml_bytes* bytes);
 size_t hml_bytes_size(const hml_bytes* bytes);
 /* Zeroes the bytes, then frees them. */
 void hml_bytes_free(hml_bytes* bytes);
+
+/* Number of records scanned; 0 for NULL. */
+size_t hml_records_count(const hml_records* records);
+/* The id of record `index`; 0 for a NULL object or an index out of range. */
+int64_t hml_records_id(const hml_records* records, size_t index);
+/* A view of the value of record `index`, valid until hml_records_free. */
+hml_status hml_records_value(const hml_records* records, size_t index, const void** out_data,
+                             size_t* out_size, hml_error** out_error);
+/* Zeroes the values, then frees them. */
+void hml_records_free(hml_records* records);
 
 #ifdef __cplusplus
 } /* extern "C" */

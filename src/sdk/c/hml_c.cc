@@ -100,6 +100,10 @@ struct hml_bytes {
   std::string data;
 };
 
+struct hml_records {
+  std::vector<hml::sdk::StoredRecord> records;
+};
+
 namespace {
 
 // Stores `status` in *out_error (when asked for) and returns its code. REQUIRES: !status.ok().
@@ -1092,6 +1096,23 @@ hml_status hml_store_get(hml_store* store, const char* table, int64_t id, hml_by
   return Ok(out_error);
 }
 
+hml_status hml_store_scan(hml_store* store, const char* table, int64_t after_id, size_t limit,
+                          hml_records** out_records, hml_error** out_error) {
+  constexpr const char* kFunction = "hml_store_scan";
+  if (store == nullptr) return NullArgument(out_error, kFunction, "store");
+  if (hml_status s = CheckTable(kFunction, table, out_error); s != HML_OK) return s;
+  if (out_records == nullptr) return NullArgument(out_error, kFunction, "out_records");
+  if (limit < 1) return InvalidArgument(out_error, std::string(kFunction) + ": limit is 0");
+  auto records = std::unique_ptr<hml_records>(new (std::nothrow) hml_records{});
+  if (records == nullptr) return OutOfMemory(out_error);
+  hml::Result<std::vector<hml::sdk::StoredRecord>> scanned =
+      store->store->Scan(table, after_id, limit);
+  if (!scanned.ok()) return Fail(out_error, scanned.status());
+  records->records = std::move(*scanned);
+  *out_records = records.release();
+  return Ok(out_error);
+}
+
 hml_status hml_store_delete(hml_store* store, const char* table, const int64_t* ids, size_t count,
                             int64_t* out_deleted, hml_error** out_error) {
   constexpr const char* kFunction = "hml_store_delete";
@@ -1139,6 +1160,39 @@ void hml_bytes_free(hml_bytes* bytes) {
   // Plaintext of an encrypted record: do not leave it in freed memory.
   if (!bytes->data.empty()) sodium_memzero(bytes->data.data(), bytes->data.size());
   delete bytes;
+}
+
+size_t hml_records_count(const hml_records* records) {
+  return records == nullptr ? 0 : records->records.size();
+}
+
+int64_t hml_records_id(const hml_records* records, size_t index) {
+  if (records == nullptr || index >= records->records.size()) return 0;
+  return records->records[index].id;
+}
+
+hml_status hml_records_value(const hml_records* records, size_t index, const void** out_data,
+                             size_t* out_size, hml_error** out_error) {
+  constexpr const char* kFunction = "hml_records_value";
+  if (records == nullptr) return NullArgument(out_error, kFunction, "records");
+  if (out_data == nullptr) return NullArgument(out_error, kFunction, "out_data");
+  if (out_size == nullptr) return NullArgument(out_error, kFunction, "out_size");
+  if (hml_status s = CheckIndex(kFunction, index, records->records.size(), "records", out_error);
+      s != HML_OK) {
+    return s;
+  }
+  const std::string& payload = records->records[index].payload;
+  *out_data = payload.data();
+  *out_size = payload.size();
+  return Ok(out_error);
+}
+
+void hml_records_free(hml_records* records) {
+  if (records == nullptr) return;
+  for (hml::sdk::StoredRecord& record : records->records) {
+    if (!record.payload.empty()) sodium_memzero(record.payload.data(), record.payload.size());
+  }
+  delete records;
 }
 
 }  // extern "C"

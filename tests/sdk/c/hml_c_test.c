@@ -448,6 +448,49 @@ static int holds(hml_store* store, const char* table, int64_t id, const char* ex
   return ok;
 }
 
+/* `table` "labels" holds one record, `alpha` = "alpha": scanned in pages, and the errors. */
+static void test_scan(hml_store* store, int64_t alpha) {
+  hml_records* records = NULL;
+  hml_error* error = NULL;
+  const void* data = NULL;
+  size_t size = 0;
+  int64_t beta = 0;
+  CHECK(hml_store_put(store, "labels", "beta", 4, &beta, NULL) == HML_OK);
+  CHECK(hml_store_scan(store, "labels", 0, 10, &records, &error) == HML_OK && error == NULL);
+  CHECK(hml_records_count(records) == 2);
+  CHECK(hml_records_id(records, 0) == alpha && hml_records_id(records, 1) == beta);
+  CHECK(hml_records_id(records, 2) == 0);
+  CHECK(hml_records_value(records, 1, &data, &size, NULL) == HML_OK);
+  CHECK(size == 4 && memcmp(data, "beta", 4) == 0);
+  EXPECT_ERROR(hml_records_value(records, 2, &data, &size, &error), HML_INVALID_ARGUMENT,
+               "index 2 >= 2 records");
+  EXPECT_ERROR(hml_records_value(NULL, 0, &data, &size, &error), HML_INVALID_ARGUMENT,
+               "hml_records_value: records is NULL");
+  EXPECT_ERROR(hml_records_value(records, 0, NULL, &size, &error), HML_INVALID_ARGUMENT,
+               "hml_records_value: out_data is NULL");
+  EXPECT_ERROR(hml_records_value(records, 0, &data, NULL, &error), HML_INVALID_ARGUMENT,
+               "hml_records_value: out_size is NULL");
+  hml_records_free(records);
+  records = NULL;
+  /* A page of one after the first record: the second. */
+  CHECK(hml_store_scan(store, "labels", alpha, 1, &records, NULL) == HML_OK);
+  CHECK(hml_records_count(records) == 1 && hml_records_id(records, 0) == beta);
+  hml_records_free(records);
+  records = NULL;
+  EXPECT_ERROR(hml_store_scan(NULL, "labels", 0, 1, &records, &error), HML_INVALID_ARGUMENT,
+               "hml_store_scan: store is NULL");
+  EXPECT_ERROR(hml_store_scan(store, NULL, 0, 1, &records, &error), HML_INVALID_ARGUMENT,
+               "hml_store_scan: table is NULL");
+  EXPECT_ERROR(hml_store_scan(store, "labels", 0, 1, NULL, &error), HML_INVALID_ARGUMENT,
+               "hml_store_scan: out_records is NULL");
+  EXPECT_ERROR(hml_store_scan(store, "labels", 0, 0, &records, &error), HML_INVALID_ARGUMENT,
+               "hml_store_scan: limit is 0");
+  CHECK(records == NULL);
+  CHECK(hml_records_count(NULL) == 0 && hml_records_id(NULL, 0) == 0);
+  hml_records_free(NULL);
+  CHECK(hml_store_delete(store, "labels", &beta, 1, NULL, NULL) == HML_OK);
+}
+
 static void test_store_options(void) {
   hml_store_options* options = NULL;
   hml_error* error = NULL;
@@ -558,6 +601,7 @@ static void test_store(const char* dir) {
   CHECK(hml_store_delete(store, "labels", NULL, 0, NULL, NULL) == HML_OK);
   CHECK(hml_store_count(store, "labels", &count, NULL) == HML_OK && count == 1);
   EXPECT_ERROR(hml_store_get(store, "labels", ids[1], &value, &error), HML_NOT_FOUND, "labels");
+  test_scan(store, alpha);
 
   /* Bad arguments, named. */
   EXPECT_ERROR(hml_store_put(NULL, "labels", "a", 1, &id, &error), HML_INVALID_ARGUMENT,
