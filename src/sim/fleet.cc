@@ -14,12 +14,16 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 #include <utility>
 
 #include "hml/env.h"
 #include "hml/runtime/model.h"
 #include "src/base/file_util.h"
+#include "src/sdk/collect/collector.h"
+#include "src/sdk/collect/uploader.h"
+#include "src/sdk/store/encrypted_store.h"
 #include "src/sdk/telemetry/energy.h"
 #include "src/sdk/telemetry/telemetry_recorder.h"
 #include "src/sdk/telemetry/telemetry_reporter.h"
@@ -213,6 +217,58 @@ Result<bool> FlushTelemetry(Device& device) {
   return reporter->sent_reports() > 0;
 }
 
+// Step 5 for one device: labels for its samples into its encrypted store, then one sync.
+Status CollectAndUpload(const FleetOptions& options, Device& device,
+                        const std::vector<Sample>& samples, size_t first, size_t stride,
+                        SyncRow& row) {
+  row.device_id = device.id;
+  row.link = device.install.link;
+  sdk::StaticPlatform platform;
+  platform.set_network(
+      {device.install.link == "wifi" ? sdk::NetworkType::kUnmetered : sdk::NetworkType::kMetered, 0,
+       0});
+  platform.set_power({0.8, false});
+  std::string key(32, '\0');
+  std::random_device random;
+  for (char& c : key) c = static_cast<char>(random());
+  HML_RETURN_IF_ERROR(platform.set_store_key(1, std::move(key)));
+  sdk::PlatformKeyProvider keys(platform);
+  sdk::EncryptedStoreOptions store_options;
+  store_options.keys = &keys;
+  store_options.device_id = device.id;
+  HML_ASSIGN_OR_RETURN(
+      std::unique_ptr<sdk::EncryptedStore> store,
+      sdk::EncryptedStore::Open(options.work_dir + "/" + device.id + "/store.db", store_options));
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<sdk::Collector> collector,
+                       sdk::Collector::Create(store.get(), sdk::CollectorOptions{}));
+  const int64_t now_ms = RealClock()->WallMicros() / 1000;
+  for (size_t i = first; i < samples.size(); i += stride) {
+    const Tensor& image = samples[i].image;
+    std::vector<int64_t> shape(image.shape().begin() + 1, image.shape().end());
+    HML_ASSIGN_OR_RETURN(
+        sdk::CollectOutcome outcome,
+        collector->RecordLabel(options.device_model, device.install.version, now_ms, shape,
+                               image.values<float>(), samples[i].label));
+    row.collected += outcome == sdk::CollectOutcome::kQueued ? 1 : 0;
+  }
+  sdk::UploaderOptions upload;
+  upload.ingest_public_key = *options.ingest_public_key;
+  upload.conditions = options.upload_conditions;
+  upload.seed = std::hash<std::string>()(device.id);
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<sdk::Uploader> uploader,
+                       sdk::Uploader::Create(store.get(), collector->queue(),
+                                             device.transport.get(), &platform, upload));
+  const sdk::SyncReport sync = uploader->SyncOnce();
+  const sdk::UploadCounters counters = uploader->counters();
+  row.uploaded = sync.samples_uploaded;
+  row.batches = sync.batches_acked;
+  row.attempts = sync.attempts;
+  row.bytes_sealed = counters.bytes_sealed;
+  row.blocked = sync.blocked_reason;
+  if (!sync.status.ok() && sync.blocked_reason.empty()) row.error = sync.status.ToString();
+  return Status::Ok();
+}
+
 void Tell(const FleetOptions& options, const std::string& line) {
   if (options.progress) options.progress(line);
 }
@@ -379,6 +435,16 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
                   100.0 * report.rows[report.rows.size() - 1 - by_link.size()].accuracy);
     Tell(options, line);
   }
+  if (options.ingest != nullptr && options.ingest_public_key.has_value()) {
+    Tell(options, "collecting labels on every device and syncing them to the ingest service");
+    report.sync.resize(devices.size());
+    std::map<const Device*, size_t> index;
+    for (size_t i = 0; i < devices.size(); ++i) index[&devices[i]] = i;
+    HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d) {
+      const size_t i = index[&d];
+      return CollectAndUpload(options, d, samples, i, stride, report.sync[i]);
+    }));
+  }
   report.seconds = static_cast<double>(RealClock()->NowNanos() - run_start) / 1e9;
   return report;
 }
@@ -419,6 +485,17 @@ std::string FleetReportJson(const FleetReport& report) {
                              {"version", i.version},
                              {"bytes", i.bytes},
                              {"seconds", i.seconds}});
+  }
+  for (const SyncRow& r : report.sync) {
+    j["sync"].push_back({{"device", r.device_id},
+                         {"link", r.link},
+                         {"collected", r.collected},
+                         {"uploaded", r.uploaded},
+                         {"batches", r.batches},
+                         {"bytes_sealed", r.bytes_sealed},
+                         {"attempts", r.attempts},
+                         {"blocked", r.blocked},
+                         {"error", r.error}});
   }
   for (const PolicyRow& r : report.rows) {
     j["rows"].push_back({{"policy", r.policy},

@@ -17,11 +17,13 @@
 #include "proto/hybridml_device.pb.h"
 #include "src/runtime/onnx_io.h"
 #include "src/sdk/telemetry/energy.h"
+#include "src/server/ingest/ingest_store.h"
 #include "src/server/metrics/metrics.h"
 #include "src/server/registry/keys.h"
 #include "src/server/registry/registry.h"
 #include "src/server/serving/model_repository.h"
 #include "src/server/telemetry/telemetry_aggregator.h"
+#include "src/sync/batch.h"
 #include "tests/testing/models.h"
 
 namespace hml::sim {
@@ -176,6 +178,47 @@ TEST_F(FleetTest, DevicesInstallOverTheAirAndEachPolicyAnswersWhereItShould) {
   EXPECT_EQ(cascade.placements.at("cascade-offloaded"), 24);
   EXPECT_EQ(cascade.accuracy, 1.0);
   EXPECT_NE(FleetReportJson(*report).find("\"cascade-offloaded\": 24"), std::string::npos);
+}
+
+TEST_F(FleetTest, DevicesSyncTheirLabelsOnlyOnUnmeteredNetworksAndTheServerStoresThemSealed) {
+  auto ingest = server::IngestStore::Open(base_ + "/ingest.db");
+  ASSERT_TRUE(ingest.ok());
+  Result<sync::IngestKeyPair> keys = sync::GenerateIngestKeyPair();
+  ASSERT_TRUE(keys.ok());
+  FleetOptions options = Options();
+  options.policies = {sdk::RoutePolicy::kLocalOnly};
+  options.ingest = ingest->get();
+  options.ingest_public_key = keys->public_key;
+  Result<FleetReport> report = RunFleet(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->sync.size(), 2u);
+  const SyncRow& wifi = report->sync[0];
+  const SyncRow& lte = report->sync[1];
+  EXPECT_EQ(wifi.link, "wifi");
+  EXPECT_EQ(wifi.collected, 12);
+  EXPECT_EQ(wifi.uploaded, 12);
+  EXPECT_EQ(wifi.batches, 1);
+  EXPECT_EQ(wifi.blocked, "");
+  EXPECT_EQ(wifi.error, "");
+  EXPECT_EQ(lte.collected, 12);
+  EXPECT_EQ(lte.uploaded, 0);
+  EXPECT_NE(lte.blocked.find("metered"), std::string::npos) << lte.blocked;
+
+  // The server holds one sealed batch; the training side opens it with the secret key and finds
+  // the wifi device's samples with their labels (device 0 routed samples 0, 2, 4, ...).
+  Result<std::vector<server::IngestedBatch>> stored = (*ingest)->List(0, 10);
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].device_id, "device-00-wifi");
+  Result<std::vector<sync::Record>> records = sync::OpenAndDecodeBatch((*stored)[0].sealed, *keys);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 12u);
+  std::vector<float> features(28 * 28);
+  for (size_t i = 0; i < records->size(); ++i) {
+    const int64_t label = *dataset_->Get(static_cast<int64_t>(2 * i), features);
+    EXPECT_EQ((*records)[i].label, label);
+    EXPECT_EQ((*records)[i].features, features);
+  }
 }
 
 TEST_F(FleetTest, BadOptionsAreNamed) {
