@@ -34,12 +34,16 @@
 
 #include "hml/env.h"
 #include "hml/runtime/model.h"
+#include "proto/hybridml_device.pb.h"
 #include "src/base/file_util.h"
 #include "src/cli/commands.h"
 #include "src/data/dataset.h"
 #include "src/data/evaluate.h"
+#include "src/server/ingest/ingest_keys.h"
 #include "src/server/ingest/ingest_store.h"
+#include "src/server/metrics/metrics.h"
 #include "src/server/serving/model_repository.h"
+#include "src/server/telemetry/telemetry_aggregator.h"
 #include "src/sim/fleet.h"
 
 extern char** environ;
@@ -224,9 +228,18 @@ Status RunDemo(const DemoFlags& f) {
                        repository.SyncWithRegistry(*DefaultEnv(), registry));
   for (const Status& failed : sync.failed) return failed;
   std::printf("server: serving %zu model versions from the registry\n", sync.loaded.size());
-  HML_RETURN_IF_ERROR(MakeDirs(w + "/server"));
+  // The ingest service stores sealed batches beside the registry, where `hybridml serve` and
+  // `hybridml ingest export` look for them; devices seal to the public key.
+  const std::string ingest_keys = w + "/ingest-keys";
+  std::filesystem::remove_all(ingest_keys);
+  HML_RETURN_IF_ERROR(RunStep("4/6 ingest keys", {"ingest", "keygen", "--out", ingest_keys}));
   HML_ASSIGN_OR_RETURN(std::unique_ptr<server::IngestStore> ingest,
-                       server::IngestStore::Open(w + "/server/ingest.db"));
+                       server::IngestStore::Open(registry + "/ingest.db"));
+  HML_ASSIGN_OR_RETURN(auto ingest_public_key,
+                       server::ReadIngestPublicKeyFile(ingest_keys + "/ingest.pub"));
+  server::MetricsRegistry metrics;
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<server::TelemetryAggregator> telemetry,
+                       server::TelemetryAggregator::Create(metrics));
   HML_ASSIGN_OR_RETURN(
       std::shared_ptr<data::InMemoryDataset> test,
       data::LoadFashionMnist(*DefaultEnv(), data::kFashionMnistDir, data::FashionMnistPart::kTest));
@@ -237,6 +250,11 @@ Status RunDemo(const DemoFlags& f) {
   options.cloud_model = "fmnist-teacher";
   options.backend = &repository;
   options.ingest = ingest.get();
+  options.ingest_public_key = ingest_public_key;
+  options.telemetry = [agg = telemetry.get()](std::string_view device,
+                                              const hybridml::v1::TelemetryReport& report) {
+    return agg->Report(device, report);
+  };
   options.dataset = test.get();
   options.samples = f.samples;
   options.devices = f.devices;
@@ -271,6 +289,52 @@ Status RunDemo(const DemoFlags& f) {
                 static_cast<long long>(i.version), static_cast<long long>(i.bytes), i.seconds);
   }
   std::printf("\n%s", sim::FormatFleetTable(report).c_str());
+  // What the server learnt from the devices' telemetry: its Prometheus series per model version.
+  std::printf(
+      "\ntelemetry: %lld reports from the devices (%lld failed); the server's /metrics "
+      "now holds, among others:\n",
+      static_cast<long long>(report.telemetry_reports_sent),
+      static_cast<long long>(report.telemetry_reports_failed));
+  const std::string exposition = metrics.Expose();
+  size_t at = 0;
+  while (at < exposition.size()) {
+    const size_t end = std::min(exposition.find('\n', at), exposition.size());
+    const std::string_view line(exposition.data() + at, end - at);
+    if (line.starts_with("hml_device_requests_total{") ||
+        line.starts_with("hml_device_offload_ratio{") ||
+        line.starts_with("hml_device_energy_joules_total{")) {
+      std::printf("  %.*s\n", static_cast<int>(line.size()), line.data());
+    }
+    at = end + 1;
+  }
+  // Data sync: what each device uploaded, and the dataset the training side opens from it.
+  int64_t collected = 0, uploaded = 0, batches = 0, sealed = 0, held = 0;
+  std::string blocked;
+  for (const sim::SyncRow& r : report.sync) {
+    collected += r.collected;
+    uploaded += r.uploaded;
+    batches += r.batches;
+    sealed += r.bytes_sealed;
+    if (!r.blocked.empty()) {
+      held += r.collected;
+      blocked = r.blocked;
+    }
+    if (!r.error.empty())
+      std::printf("  %s: sync failed: %s\n", r.device_id.c_str(), r.error.c_str());
+  }
+  std::printf(
+      "\nsync: devices labelled %lld samples; %lld uploaded in %lld sealed batches "
+      "(%lld bytes, zstd + sealed box), %lld held on metered devices (%s)\n",
+      static_cast<long long>(collected), static_cast<long long>(uploaded),
+      static_cast<long long>(batches), static_cast<long long>(sealed), static_cast<long long>(held),
+      blocked.empty() ? "none blocked" : blocked.c_str());
+  ingest.reset();
+  const std::string dataset = w + "/dataset";
+  std::filesystem::remove_all(dataset);
+  HML_RETURN_IF_ERROR(RunStep("6/6 the training side opens the uploads",
+                              {"ingest", "export", "--registry", registry, "--key",
+                               ingest_keys + "/ingest.key", "--out", dataset}));
+
   const std::string json_path = f.json_path.empty() ? w + "/demo.json" : f.json_path;
   HML_RETURN_IF_ERROR(DefaultEnv()->WriteFileAtomic(json_path, sim::FleetReportJson(report)));
   const double seconds =

@@ -5,6 +5,8 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -12,12 +14,19 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 #include <utility>
 
 #include "hml/env.h"
 #include "hml/runtime/model.h"
 #include "src/base/file_util.h"
+#include "src/sdk/collect/collector.h"
+#include "src/sdk/collect/uploader.h"
+#include "src/sdk/store/encrypted_store.h"
+#include "src/sdk/telemetry/energy.h"
+#include "src/sdk/telemetry/telemetry_recorder.h"
+#include "src/sdk/telemetry/telemetry_reporter.h"
 #include "src/sdk/updater.h"
 #include "src/sim/in_process_transport.h"
 #include "src/sim/link.h"
@@ -43,6 +52,7 @@ struct Outcome {
   std::string placement;
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
+  double energy_joules = 0;
 };
 
 // A simulated device: its link, the model it installed, its transport to the server.
@@ -52,6 +62,8 @@ struct Device {
   std::unique_ptr<LinkEmulator> link;
   std::unique_ptr<Model> model;
   std::unique_ptr<InProcessTransport> transport;
+  std::unique_ptr<sdk::TelemetryRecorder> recorder;
+  int64_t local_macs = 0;
   InstallRow install;
 };
 
@@ -90,9 +102,11 @@ PolicyRow Summarize(std::string policy, std::string link, const std::vector<cons
   row.requests = static_cast<int64_t>(outs.size());
   std::vector<double> latencies;
   int64_t offloaded = 0, sent = 0, received = 0;
+  double joules = 0;
   for (const Outcome* o : outs) {
     sent += o->bytes_sent;
     received += o->bytes_received;
+    joules += o->energy_joules;
     if (!o->answered) continue;
     ++row.answered;
     row.on_time += o->on_time ? 1 : 0;
@@ -108,6 +122,7 @@ PolicyRow Summarize(std::string policy, std::string link, const std::vector<cons
     row.offload = static_cast<double>(offloaded) / n;
     row.bytes_sent_per_request = static_cast<double>(sent) / n;
     row.bytes_received_per_request = static_cast<double>(received) / n;
+    row.energy_mj_per_request = 1000.0 * joules / n;
   }
   row.p50_ms = NearestRank(latencies, 50);
   row.p99_ms = NearestRank(latencies, 99);
@@ -168,10 +183,16 @@ Status Route(const FleetOptions& options, sdk::RoutePolicy policy, Device& devic
     const int64_t end = clock->NowNanos();
     Outcome& out = outcomes[i];
     out.latency_ms = static_cast<double>(end - start) / 1e6;
+    const std::string version = std::to_string(device.install.version);
     if (!result.ok()) {
       out.placement = "failed";
+      device.recorder->RecordFailure(options.device_model, version, result.status(), end - start);
       continue;
     }
+    device.recorder->Record(options.device_model, version, result->route, device.local_macs);
+    out.energy_joules =
+        sdk::EstimateEnergy(device.recorder->profile(), result->route, device.local_macs)
+            .total_joules();
     out.answered = !result->outputs.empty();
     out.on_time = end - start <= options.deadline_nanos;
     out.correct = out.answered && TopClass(result->outputs[0].tensor) == samples[i].label;
@@ -180,6 +201,71 @@ Status Route(const FleetOptions& options, sdk::RoutePolicy policy, Device& devic
     out.bytes_sent = result->route.bytes_sent;
     out.bytes_received = result->route.bytes_received;
   }
+  return Status::Ok();
+}
+
+// Step 4 for one device: sends what its recorder holds and waits for the answer. Returns whether
+// the server acknowledged it.
+Result<bool> FlushTelemetry(Device& device) {
+  sdk::ReporterOptions options;
+  options.transport = device.transport.get();
+  options.recorder = device.recorder.get();
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<sdk::TelemetryReporter> reporter,
+                       sdk::TelemetryReporter::Create(options));
+  reporter->Flush();
+  while (reporter->in_flight()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return reporter->sent_reports() > 0;
+}
+
+// Step 5 for one device: labels for its samples into its encrypted store, then one sync.
+Status CollectAndUpload(const FleetOptions& options, Device& device,
+                        const std::vector<Sample>& samples, size_t first, size_t stride,
+                        SyncRow& row) {
+  row.device_id = device.id;
+  row.link = device.install.link;
+  sdk::StaticPlatform platform;
+  platform.set_network(
+      {device.install.link == "wifi" ? sdk::NetworkType::kUnmetered : sdk::NetworkType::kMetered, 0,
+       0});
+  platform.set_power({0.8, false});
+  std::string key(32, '\0');
+  std::random_device random;
+  for (char& c : key) c = static_cast<char>(random());
+  HML_RETURN_IF_ERROR(platform.set_store_key(1, std::move(key)));
+  sdk::PlatformKeyProvider keys(platform);
+  sdk::EncryptedStoreOptions store_options;
+  store_options.keys = &keys;
+  store_options.device_id = device.id;
+  HML_ASSIGN_OR_RETURN(
+      std::unique_ptr<sdk::EncryptedStore> store,
+      sdk::EncryptedStore::Open(options.work_dir + "/" + device.id + "/store.db", store_options));
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<sdk::Collector> collector,
+                       sdk::Collector::Create(store.get(), sdk::CollectorOptions{}));
+  const int64_t now_ms = RealClock()->WallMicros() / 1000;
+  for (size_t i = first; i < samples.size(); i += stride) {
+    const Tensor& image = samples[i].image;
+    std::vector<int64_t> shape(image.shape().begin() + 1, image.shape().end());
+    HML_ASSIGN_OR_RETURN(
+        sdk::CollectOutcome outcome,
+        collector->RecordLabel(options.device_model, device.install.version, now_ms, shape,
+                               image.values<float>(), samples[i].label));
+    row.collected += outcome == sdk::CollectOutcome::kQueued ? 1 : 0;
+  }
+  sdk::UploaderOptions upload;
+  upload.ingest_public_key = *options.ingest_public_key;
+  upload.conditions = options.upload_conditions;
+  upload.seed = std::hash<std::string>()(device.id);
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<sdk::Uploader> uploader,
+                       sdk::Uploader::Create(store.get(), collector->queue(),
+                                             device.transport.get(), &platform, upload));
+  const sdk::SyncReport sync = uploader->SyncOnce();
+  const sdk::UploadCounters counters = uploader->counters();
+  row.uploaded = sync.samples_uploaded;
+  row.batches = sync.batches_acked;
+  row.attempts = sync.attempts;
+  row.bytes_sealed = counters.bytes_sealed;
+  row.blocked = sync.blocked_reason;
+  if (!sync.status.ok() && sync.blocked_reason.empty()) row.error = sync.status.ToString();
   return Status::Ok();
 }
 
@@ -294,6 +380,11 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     t.ingest = options.ingest;
     t.telemetry = options.telemetry;
     HML_ASSIGN_OR_RETURN(d.transport, InProcessTransport::Create(std::move(t)));
+    sdk::RecorderOptions recorder;
+    recorder.profile =
+        options.link_profiles[d.link_index] == "wifi" ? sdk::WifiProfile() : sdk::LteProfile();
+    HML_ASSIGN_OR_RETURN(d.recorder, sdk::TelemetryRecorder::Create(recorder));
+    HML_ASSIGN_OR_RETURN(d.local_macs, sdk::MacsOf(*d.model));
     report.installs.push_back(d.install);
   }
 
@@ -306,9 +397,16 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     size_t index = 0;
     std::map<const Device*, size_t> first;
     for (const Device& d : devices) first[&d] = index++;
+    std::atomic<int64_t> reports_sent{0}, reports_failed{0};
     HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d) {
-      return Route(options, policy, d, samples, first[&d], stride, outcomes);
+      HML_RETURN_IF_ERROR(Route(options, policy, d, samples, first[&d], stride, outcomes));
+      if (!options.telemetry) return Status::Ok();
+      HML_ASSIGN_OR_RETURN(bool sent, FlushTelemetry(d));
+      ++(sent ? reports_sent : reports_failed);
+      return Status::Ok();
     }));
+    report.telemetry_reports_sent += reports_sent;
+    report.telemetry_reports_failed += reports_failed;
     std::vector<const Outcome*> all;
     std::vector<std::vector<const Outcome*>> by_link(options.link_profiles.size());
     for (size_t i = 0; i < outcomes.size(); ++i) {
@@ -337,6 +435,16 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
                   100.0 * report.rows[report.rows.size() - 1 - by_link.size()].accuracy);
     Tell(options, line);
   }
+  if (options.ingest != nullptr && options.ingest_public_key.has_value()) {
+    Tell(options, "collecting labels on every device and syncing them to the ingest service");
+    report.sync.resize(devices.size());
+    std::map<const Device*, size_t> index;
+    for (size_t i = 0; i < devices.size(); ++i) index[&devices[i]] = i;
+    HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d) {
+      const size_t i = index[&d];
+      return CollectAndUpload(options, d, samples, i, stride, report.sync[i]);
+    }));
+  }
   report.seconds = static_cast<double>(RealClock()->NowNanos() - run_start) / 1e9;
   return report;
 }
@@ -344,9 +452,9 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
 std::string FormatFleetTable(const FleetReport& report) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof(line), "%-13s %-5s %8s %9s %9s %9s %8s %9s %9s  %s\n", "policy",
+  std::snprintf(line, sizeof(line), "%-13s %-5s %8s %9s %9s %9s %8s %9s %9s %9s  %s\n", "policy",
                 "link", "accuracy", "p50 ms", "p99 ms", "on time", "offload", "B sent/rq",
-                "B recv/rq", "answered by");
+                "B recv/rq", "mJ/rq", "answered by");
   out += line;
   for (const PolicyRow& r : report.rows) {
     std::string where;
@@ -356,10 +464,11 @@ std::string FormatFleetTable(const FleetReport& report) {
     }
     const double n = r.requests > 0 ? static_cast<double>(r.requests) : 1.0;
     std::snprintf(line, sizeof(line),
-                  "%-13s %-5s %7.2f%% %9.2f %9.2f %8.1f%% %7.1f%% %9.0f %9.0f  %s\n",
+                  "%-13s %-5s %7.2f%% %9.2f %9.2f %8.1f%% %7.1f%% %9.0f %9.0f %9.4f  %s\n",
                   r.policy.c_str(), r.link.c_str(), 100.0 * r.accuracy, r.p50_ms, r.p99_ms,
                   100.0 * static_cast<double>(r.on_time) / n, 100.0 * r.offload,
-                  r.bytes_sent_per_request, r.bytes_received_per_request, where.c_str());
+                  r.bytes_sent_per_request, r.bytes_received_per_request, r.energy_mj_per_request,
+                  where.c_str());
     out += line;
   }
   return out;
@@ -368,12 +477,25 @@ std::string FormatFleetTable(const FleetReport& report) {
 std::string FleetReportJson(const FleetReport& report) {
   nlohmann::json j;
   j["seconds"] = report.seconds;
+  j["telemetry_reports_sent"] = report.telemetry_reports_sent;
+  j["telemetry_reports_failed"] = report.telemetry_reports_failed;
   for (const InstallRow& i : report.installs) {
     j["installs"].push_back({{"device", i.device_id},
                              {"link", i.link},
                              {"version", i.version},
                              {"bytes", i.bytes},
                              {"seconds", i.seconds}});
+  }
+  for (const SyncRow& r : report.sync) {
+    j["sync"].push_back({{"device", r.device_id},
+                         {"link", r.link},
+                         {"collected", r.collected},
+                         {"uploaded", r.uploaded},
+                         {"batches", r.batches},
+                         {"bytes_sealed", r.bytes_sealed},
+                         {"attempts", r.attempts},
+                         {"blocked", r.blocked},
+                         {"error", r.error}});
   }
   for (const PolicyRow& r : report.rows) {
     j["rows"].push_back({{"policy", r.policy},
@@ -388,6 +510,7 @@ std::string FleetReportJson(const FleetReport& report) {
                          {"offload", r.offload},
                          {"bytes_sent_per_request", r.bytes_sent_per_request},
                          {"bytes_received_per_request", r.bytes_received_per_request},
+                         {"energy_mj_per_request", r.energy_mj_per_request},
                          {"placements", r.placements}});
   }
   return j.dump(2);

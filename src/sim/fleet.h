@@ -16,7 +16,19 @@
 //      against the sample's label.
 //   3. Report. Rows per policy and link profile (and per policy over all links): accuracy, p50 and
 //      p99 latency of answered requests, requests answered by their deadline, offload ratio
-//      (answers the cloud gave), bytes sent and received per request, and where answers came from.
+//      (answers the cloud gave), bytes sent and received per request, the energy estimate per
+//      request (sdk::EstimateEnergy with the device's profile: LTE figures on 4g and poor, Wi-Fi
+//      figures on wifi), and where answers came from.
+//   4. Telemetry. Every device records each answer in its TelemetryRecorder and, after each
+//      policy, flushes it through its transport to the server's telemetry service (when the
+//      options give one), as an app's reporter would.
+//   5. Data sync (when the options give an ingest store and its public key). Every device labels
+//      the samples it routed (the user confirming or correcting an answer) through a Collector
+//      into its encrypted store (key from its platform keystore), then runs one Uploader sync
+//      through its transport: batches zstd-compressed and sealed to the ingest key, one
+//      idempotency key each, deleted locally after the server's ack, and only under
+//      FleetOptions::upload_conditions (devices on "wifi" are on an unmetered network, the others
+//      on a metered one; none is charging), so a metered device keeps its data for later.
 //
 // Time is real: links are emulated on the real clock, so a run lasts about as long as its
 // slowest device's requests (cloud calls on "poor" take ~350 ms each). More devices in parallel
@@ -24,18 +36,22 @@
 #ifndef HML_SRC_SIM_FLEET_H_
 #define HML_SRC_SIM_FLEET_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "hml/sdk/platform.h"
 #include "hml/status.h"
 #include "src/data/dataset.h"
 #include "src/sdk/router.h"
 #include "src/server/ingest/ingest_store.h"
 #include "src/server/serving/inference_backend.h"
+#include "src/sync/batch.h"
 
 namespace hybridml::v1 {
 class TelemetryReport;
@@ -60,6 +76,12 @@ struct FleetOptions {
   // (InProcessTransportOptions). Defaults: none.
   server::IngestStore* ingest = nullptr;
   std::function<Status(std::string_view, const hybridml::v1::TelemetryReport&)> telemetry;
+
+  // Data sync (step 5): the ingest service's public key; with `ingest`, devices collect and upload.
+  // Default: none (no step 5).
+  std::optional<std::array<unsigned char, sync::kIngestKeyBytes>> ingest_public_key;
+  // When devices may upload. Default: BackgroundPolicy{} (unmetered network; battery >= 20 %).
+  sdk::BackgroundPolicy upload_conditions;
 
   // Labelled samples to route; the first `samples` of it are used (all when it has fewer). Each
   // sample is one request (batch 1). Required.
@@ -109,6 +131,8 @@ struct PolicyRow {
   double offload = 0;  // share of requests the cloud answered (wholly or, for split, in part)
   double bytes_sent_per_request = 0;
   double bytes_received_per_request = 0;
+  // Energy estimate per request on the device (compute + radio), millijoules.
+  double energy_mj_per_request = 0;
   // Answers by Placement name.
   std::map<std::string, int64_t> placements;
 };
@@ -122,11 +146,29 @@ struct InstallRow {
   double seconds = 0;
 };
 
+// One device's data sync.
+struct SyncRow {
+  std::string device_id;
+  std::string link;
+  int64_t collected = 0;  // labelled samples queued in the device's store
+  int64_t uploaded = 0;   // deleted locally after the server's ack
+  int64_t batches = 0;    // acknowledged batches
+  int64_t bytes_sealed = 0;
+  int64_t attempts = 0;
+  std::string blocked;  // why the upload did not run ("" when it ran)
+  std::string error;    // the sync's error ("" when none)
+};
+
 struct FleetReport {
   std::vector<InstallRow> installs;
+  // Telemetry reports the devices sent and the server acknowledged, and those that failed.
+  int64_t telemetry_reports_sent = 0;
+  int64_t telemetry_reports_failed = 0;
   // For each policy in order: its "all" row, then one row per link profile in
   // FleetOptions::link_profiles order.
   std::vector<PolicyRow> rows;
+  // Step 5, one row per device (empty without it).
+  std::vector<SyncRow> sync;
   double seconds = 0;  // the whole run
 };
 

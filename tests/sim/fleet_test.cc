@@ -14,10 +14,16 @@
 #include <memory>
 
 #include "hml/runtime/session.h"
+#include "proto/hybridml_device.pb.h"
 #include "src/runtime/onnx_io.h"
+#include "src/sdk/telemetry/energy.h"
+#include "src/server/ingest/ingest_store.h"
+#include "src/server/metrics/metrics.h"
 #include "src/server/registry/keys.h"
 #include "src/server/registry/registry.h"
 #include "src/server/serving/model_repository.h"
+#include "src/server/telemetry/telemetry_aggregator.h"
+#include "src/sync/batch.h"
 #include "tests/testing/models.h"
 
 namespace hml::sim {
@@ -111,6 +117,13 @@ TEST_F(FleetTest, DevicesInstallOverTheAirAndEachPolicyAnswersWhereItShould) {
   FleetOptions options = Options();
   options.policies = {sdk::RoutePolicy::kLocalOnly, sdk::RoutePolicy::kCloudOnly,
                       sdk::RoutePolicy::kCascade};
+  server::MetricsRegistry metrics;
+  auto aggregator = server::TelemetryAggregator::Create(metrics);
+  ASSERT_TRUE(aggregator.ok());
+  options.telemetry = [agg = aggregator->get()](std::string_view id,
+                                                const hybridml::v1::TelemetryReport& r) {
+    return agg->Report(id, r);
+  };
   options.cascade_threshold = 1.1;  // never confident enough: every request is offloaded
   Result<FleetReport> report = RunFleet(options);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -132,6 +145,9 @@ TEST_F(FleetTest, DevicesInstallOverTheAirAndEachPolicyAnswersWhereItShould) {
   EXPECT_EQ(local.offload, 0);
   EXPECT_EQ(local.bytes_sent_per_request, 0);
   EXPECT_LT(local.accuracy, 1.0);  // the device model disagrees with the cloud on some samples
+  // Local energy is compute only: MACs x the default 1e-10 J/MAC, in mJ.
+  const int64_t macs = *sdk::MacsOf(*Model::FromGraph(*runtime::ParseOnnxModel(CnnVariant(1, 21))));
+  EXPECT_NEAR(local.energy_mj_per_request, 1000.0 * macs * 1e-10, 1e-9);
 
   const PolicyRow& cloud = Row(*report, "cloud-only", "all");
   EXPECT_EQ(cloud.answered, 24);
@@ -143,10 +159,66 @@ TEST_F(FleetTest, DevicesInstallOverTheAirAndEachPolicyAnswersWhereItShould) {
   EXPECT_GE(Row(*report, "cloud-only", "wifi").p50_ms, 10.0);
   EXPECT_LT(Row(*report, "cloud-only", "wifi").p50_ms, Row(*report, "cloud-only", "4g").p50_ms);
 
+  // The radio costs more than the device's compute on this small model.
+  EXPECT_GT(cloud.energy_mj_per_request, local.energy_mj_per_request);
+
+  // Every device reported after every policy; the server counted every request.
+  EXPECT_EQ(report->telemetry_reports_sent, 6);
+  EXPECT_EQ(report->telemetry_reports_failed, 0);
+  const std::string exposition = metrics.Expose();
+  double requests = 0;
+  for (size_t at = exposition.find("\nhml_device_requests_total{"); at != std::string::npos;
+       at = exposition.find("\nhml_device_requests_total{", at + 1)) {
+    const size_t end = exposition.find('\n', at + 1);
+    requests += std::stod(exposition.substr(exposition.rfind(' ', end) + 1));
+  }
+  EXPECT_EQ(requests, 3 * 24) << exposition;
+
   const PolicyRow& cascade = Row(*report, "cascade", "all");
   EXPECT_EQ(cascade.placements.at("cascade-offloaded"), 24);
   EXPECT_EQ(cascade.accuracy, 1.0);
   EXPECT_NE(FleetReportJson(*report).find("\"cascade-offloaded\": 24"), std::string::npos);
+}
+
+TEST_F(FleetTest, DevicesSyncTheirLabelsOnlyOnUnmeteredNetworksAndTheServerStoresThemSealed) {
+  auto ingest = server::IngestStore::Open(base_ + "/ingest.db");
+  ASSERT_TRUE(ingest.ok());
+  Result<sync::IngestKeyPair> keys = sync::GenerateIngestKeyPair();
+  ASSERT_TRUE(keys.ok());
+  FleetOptions options = Options();
+  options.policies = {sdk::RoutePolicy::kLocalOnly};
+  options.ingest = ingest->get();
+  options.ingest_public_key = keys->public_key;
+  Result<FleetReport> report = RunFleet(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->sync.size(), 2u);
+  const SyncRow& wifi = report->sync[0];
+  const SyncRow& lte = report->sync[1];
+  EXPECT_EQ(wifi.link, "wifi");
+  EXPECT_EQ(wifi.collected, 12);
+  EXPECT_EQ(wifi.uploaded, 12);
+  EXPECT_EQ(wifi.batches, 1);
+  EXPECT_EQ(wifi.blocked, "");
+  EXPECT_EQ(wifi.error, "");
+  EXPECT_EQ(lte.collected, 12);
+  EXPECT_EQ(lte.uploaded, 0);
+  EXPECT_NE(lte.blocked.find("metered"), std::string::npos) << lte.blocked;
+
+  // The server holds one sealed batch; the training side opens it with the secret key and finds
+  // the wifi device's samples with their labels (device 0 routed samples 0, 2, 4, ...).
+  Result<std::vector<server::IngestedBatch>> stored = (*ingest)->List(0, 10);
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].device_id, "device-00-wifi");
+  Result<std::vector<sync::Record>> records = sync::OpenAndDecodeBatch((*stored)[0].sealed, *keys);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 12u);
+  std::vector<float> features(28 * 28);
+  for (size_t i = 0; i < records->size(); ++i) {
+    const int64_t label = *dataset_->Get(static_cast<int64_t>(2 * i), features);
+    EXPECT_EQ((*records)[i].label, label);
+    EXPECT_EQ((*records)[i].features, features);
+  }
 }
 
 TEST_F(FleetTest, BadOptionsAreNamed) {
