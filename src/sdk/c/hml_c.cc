@@ -1199,6 +1199,11 @@ void hml_records_free(hml_records* records) {
 
 // ---- C++-only entry points (hml_c_internal.h) ------------------------------------------------
 
+hml_status hml_c_fail(hml_error** out_error, const hml::Status& status) {
+  if (status.ok()) return Ok(out_error);
+  return Fail(out_error, status);
+}
+
 hml_status hml_router_create_with_transport(const hml_router_options* options,
                                             hml::sdk::Transport* transport, hml_router** out_router,
                                             hml_error** out_error) {

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "hml/c/hml_grpc.h"
 #include "hml/runtime/session.h"
 #include "proto/hybridml_device.pb.h"
 #include "proto/inference.grpc.pb.h"
@@ -888,6 +889,64 @@ TEST_F(GrpcTransportTest, TlsAndMutualTls) {
   Waiter<InferAnswer> plain_waiter;
   (*plain_transport)->Infer(CnnCall(1, 52), plain_waiter.Callback());
   EXPECT_EQ(plain_waiter.Await().status().code(), StatusCode::kUnavailable);
+}
+
+// The network part of the C ABI (include/hml/c/hml_grpc.h): a router made from C over the real
+// transport answers cloud-only requests from the server; bad options are named.
+TEST_F(GrpcTransportTest, CAbiRouterOverTheGrpcTransportAnswersFromTheCloud) {
+  const std::string target = StartServer();
+  Result<DeviceCredentials> enrolled =
+      EnrollDevice(Plain(target), fixture_.enrollment_secret, "c-phone", "test linux");
+  ASSERT_TRUE(enrolled.ok()) << enrolled.status().ToString();
+
+  hml_grpc_options* options = nullptr;
+  ASSERT_EQ(hml_grpc_options_create(&options, nullptr), HML_OK);
+  hml_transport* transport = nullptr;
+  hml_error* error = nullptr;
+  // No target yet: refused, naming it.
+  EXPECT_EQ(hml_transport_create_grpc(options, &transport, &error), HML_INVALID_ARGUMENT);
+  ASSERT_NE(error, nullptr);
+  EXPECT_NE(std::string(hml_error_message(error)).find("target"), std::string::npos)
+      << hml_error_message(error);
+  hml_error_free(error);
+  EXPECT_EQ(hml_grpc_options_set_connect_timeout_ms(options, 0, nullptr), HML_INVALID_ARGUMENT);
+  EXPECT_EQ(hml_grpc_options_set_target(nullptr, "x:1", nullptr), HML_INVALID_ARGUMENT);
+  ASSERT_EQ(hml_grpc_options_set_target(options, target.c_str(), nullptr), HML_OK);
+  ASSERT_EQ(hml_grpc_options_set_tls(options, 0, nullptr, nullptr), HML_OK);
+  ASSERT_EQ(hml_grpc_options_set_credential(options, enrolled->credential.c_str(), nullptr),
+            HML_OK);
+  ASSERT_EQ(hml_transport_create_grpc(options, &transport, nullptr), HML_OK);
+  hml_grpc_options_free(options);
+
+  hml_router* router = nullptr;
+  EXPECT_EQ(hml_router_create_over(nullptr, nullptr, &router, nullptr), HML_INVALID_ARGUMENT);
+  ASSERT_EQ(hml_router_create_over(nullptr, transport, &router, nullptr), HML_OK);
+  hml_route_config* config = nullptr;
+  ASSERT_EQ(hml_route_config_create(&config, nullptr), HML_OK);
+  ASSERT_EQ(hml_route_config_set_policy(config, HML_ROUTE_CLOUD_ONLY, nullptr), HML_OK);
+  ASSERT_EQ(hml_route_config_set_cloud_model(config, testing::kFakeCnnModel, 0, nullptr), HML_OK);
+  ASSERT_EQ(hml_router_add_model(router, "cnn", config, nullptr), HML_OK);
+  hml_route_config_free(config);
+
+  InferCall call = CnnCall(1, 77);
+  hml_tensor_list* inputs = nullptr;
+  ASSERT_EQ(hml_tensor_list_create(&inputs, nullptr), HML_OK);
+  const Tensor& image = call.inputs[0].tensor;
+  ASSERT_EQ(
+      hml_tensor_list_add(inputs, "image", HML_DTYPE_FLOAT32, image.shape().data(),
+                          image.shape().size(), image.data<float>(), image.byte_size(), nullptr),
+      HML_OK);
+  hml_routed_result* result = nullptr;
+  ASSERT_EQ(hml_router_infer(router, "cnn", inputs, 5000, &result, &error), HML_OK)
+      << (error != nullptr ? hml_error_message(error) : "");
+  EXPECT_EQ(hml_routed_result_placement(result), HML_PLACEMENT_CLOUD);
+  EXPECT_EQ(hml_routed_result_attempts(result), 1);
+  EXPECT_EQ(hml_routed_result_bytes_sent(result), RequestBytes(call));
+  ASSERT_EQ(hml_routed_result_output_count(result), 1u);
+  hml_routed_result_free(result);
+  hml_tensor_list_free(inputs);
+  hml_router_free(router);
+  hml_transport_free(transport);
 }
 
 }  // namespace
