@@ -120,6 +120,9 @@ Result<std::shared_ptr<grpc::Channel>> MakeChannel(const GrpcTransportOptions& o
       (options.connect_timeout_nanos + 999'999) / 1'000'000, std::numeric_limits<int>::max()));
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, connect_ms);
   if (connect_ms < 1000) args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, connect_ms);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(std::min<int64_t>(options.max_reconnect_backoff_nanos / 1'000'000,
+                                                 std::numeric_limits<int>::max())));
   return grpc::CreateCustomChannel(options.target, credentials, args);
 }
 
@@ -370,6 +373,11 @@ Status GrpcTransportOptions::Validate() const {
   if (connect_timeout_nanos <= 0) {
     return InvalidArgumentError(what + "connect_timeout_nanos " +
                                 std::to_string(connect_timeout_nanos) + " must be > 0");
+  }
+  if (max_reconnect_backoff_nanos < 100'000'000) {
+    return InvalidArgumentError(what + "max_reconnect_backoff_nanos " +
+                                std::to_string(max_reconnect_backoff_nanos) +
+                                " is below 100 ms (gRPC's floor)");
   }
   return Status::Ok();
 }

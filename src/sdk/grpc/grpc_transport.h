@@ -90,10 +90,16 @@ struct GrpcTransportOptions {
   // Calls do not wait for a connection that is known to be down: they fail kUnavailable at once,
   // and the transport reconnects with gRPC's backoff. > 0. Default: 5 s.
   int64_t connect_timeout_nanos = 5'000'000'000;
+  // Longest wait between two reconnection attempts while the server is unreachable (gRPC's
+  // backoff grows 1.6x per failed attempt up to this). It bounds how long after a server comes
+  // back the device keeps failing fast with kUnavailable. >= connect_timeout_nanos's first
+  // backoff. Default: 10 s (gRPC's own default is 120 s, too long for a phone in front of a user).
+  int64_t max_reconnect_backoff_nanos = 10'000'000'000;
 
   // kInvalidArgument naming the field: an empty or malformed target, TLS files without use_tls,
   // a client certificate without its key (or the reverse), a credential with spaces or control
-  // characters, max_message_bytes out of range, a null clock, connect_timeout_nanos <= 0.
+  // characters, max_message_bytes out of range, a null clock, connect_timeout_nanos <= 0,
+  // max_reconnect_backoff_nanos < 100 ms.
   Status Validate() const;
 };
 

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -788,6 +789,72 @@ TEST_F(GrpcTransportTest, RouterFallsBackLocallyWhenTheServerGoes) {
   EXPECT_EQ(result->route.placement, Placement::kLocalAfterCloudFailure) << result->route.reason;
   EXPECT_THAT(result->route.cloud_status, HasSubstr("UNAVAILABLE"));
   EXPECT_LT(transport_->clock()->NowNanos() - start, 300 * kMillis);
+}
+
+// Issue 6's fault test at the network level: the cloud is killed in the middle of a run of
+// prefer-cloud requests with 300 ms deadlines and comes back later on the same port. Every
+// request is answered by its deadline (locally while the cloud is gone), the breaker opens, and
+// after the restart a half-open probe closes it and the cloud answers again.
+TEST_F(GrpcTransportTest, CloudKilledMidRunEveryRequestAnsweredInTimeAndTheBreakerRecovers) {
+  StartEnrolled();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string target = options_.target;
+  // Reconnect quickly once the server is back (the defaults wait up to 10 s between attempts).
+  options_.connect_timeout_nanos = 200 * kMillis;
+  options_.max_reconnect_backoff_nanos = 200 * kMillis;
+  transport_ = std::move(*GrpcTransport::Create(options_));
+  RouterOptions router_options;
+  router_options.transport = transport_.get();
+  router_options.resilience.breaker.failure_threshold = 3;
+  router_options.resilience.breaker.open_duration_nanos = 300 * kMillis;
+  auto router = Router::Create(router_options);
+  ASSERT_TRUE(router.ok()) << router.status().ToString();
+  ModelConfig config;
+  config.policy = RoutePolicy::kPreferCloud;
+  config.local_model = *Model::FromGraph(testing::Cnn28Graph());
+  config.cloud_model = testing::kFakeCnnModel;
+  ASSERT_TRUE((*router)->AddModel("cnn", std::move(config)).ok());
+
+  constexpr int kRequests = 60;
+  constexpr int64_t kDeadline = 300 * kMillis;
+  std::map<Placement, int> placements;
+  std::vector<Placement> order;
+  int on_time = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    if (i == 15) server_->Shutdown(std::chrono::system_clock::now());  // the cloud is killed
+    if (i == 35) {  // and comes back on the same port
+      server::GrpcServerOptions again;
+      again.authenticator = fixture_.authenticator.get();
+      again.extra_services = services_->services();
+      server_ = std::make_unique<server::GrpcServer>(backend_.get(), again);
+      ASSERT_TRUE(server_->Start(target).ok()) << "restart on " << target;
+      std::this_thread::sleep_for(std::chrono::milliseconds(350));  // past the open duration
+    }
+    std::vector<NamedTensor> inputs;
+    inputs.push_back({"image", testing::RandomTensor({1, 1, 28, 28}, 500 + i, 1.0f)});
+    const int64_t start = transport_->clock()->NowNanos();
+    Result<RoutedResult> result = (*router)->Infer("cnn", inputs, start + kDeadline);
+    const int64_t took = transport_->clock()->NowNanos() - start;
+    ASSERT_TRUE(result.ok()) << "request " << i << ": " << result.status().ToString();
+    on_time += took <= kDeadline ? 1 : 0;
+    ++placements[result->route.placement];
+    order.push_back(result->route.placement);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::printf(
+      "cloud killed at request 15, back at 35: cloud %d, local after a cloud failure %d, "
+      "local (breaker open) %d; on time %d/%d; breaker opened %lld time(s)\n",
+      placements[Placement::kCloud], placements[Placement::kLocalAfterCloudFailure],
+      placements[Placement::kLocal], on_time, kRequests,
+      static_cast<long long>((*router)->breaker()->stats().opened));
+  EXPECT_EQ(on_time, kRequests);
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(order[i], Placement::kCloud) << i;
+  for (int i = 15; i < 35; ++i) EXPECT_NE(order[i], Placement::kCloud) << i;
+  EXPECT_GE(placements[Placement::kLocalAfterCloudFailure], 1);  // until the breaker opened
+  EXPECT_GE(placements[Placement::kLocal], 10);                  // answered at once while open
+  EXPECT_GE((*router)->breaker()->stats().opened, 1);
+  for (int i = 40; i < kRequests; ++i) EXPECT_EQ(order[i], Placement::kCloud) << i;
+  EXPECT_EQ((*router)->breaker()->state(), BreakerState::kClosed);
 }
 
 // A split request: the tensors of a cut of the two-branch CNN, one FP32 and one INT8 with its
