@@ -321,28 +321,10 @@ extern "C" {
 const char* hml_version(void) { return HML_VERSION_STRING; }
 
 const char* hml_status_name(hml_status status) {
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
   const int index = static_cast<int>(status);
-  if (index < 0 || index >= static_cast<int>(sizeof(kNames) / sizeof(kNames[0]))) {
-    return "UNKNOWN";
-  }
-  return kNames[index];
+  if (index < 0 || index > static_cast<int>(hml::StatusCode::kUnauthenticated)) return "UNKNOWN";
+  // The names are string literals, so the view's data is NUL-terminated.
+  return hml::StatusCodeName(static_cast<hml::StatusCode>(index)).data();
 }
 
 hml_status hml_error_code(const hml_error* error) {
