@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Footprint report for bench/footprint.sh (see there). Not a general tool.
 
-Usage: footprint_report.py BUILD_DIR RESULTS_DIR [--variants]
+Usage: footprint_report.py BUILD_DIR RESULTS_DIR [--variants] [--device]
+
+--device reports BUILD_DIR/bench/libhybridml_device.so instead (hybridml_device_shared: the whole
+device SDK an app links, hml_base + hml_runtime + hml_ota + hml_storage + hml_sdk, C ABI and C++ API
+exported, no cloud code; target at most 2 MB) into RESULTS_DIR/footprint_device.json.
 
 Reads BUILD_DIR/bench/libhybridml_runtime.so (the CMake target hybridml_runtime_shared: our
 device runtime, hml_base + hml_runtime, built from the real objects: -O3, with -Os for the reference kernels and op definitions), strips a copy into
@@ -26,6 +30,12 @@ import tempfile
 
 TARGET_BYTES = 1_000_000  # "at most 1 MB"; decimal megabyte, the stricter reading
 LIB = "libhybridml_runtime.so"
+# --device: the whole device SDK (runtime + sdk, no cloud code), "at most 2 MB" (decimal).
+DEVICE = {"lib": "libhybridml_device.so", "map": "libhybridml_device.map", "target": 2_000_000,
+          "json": "footprint_device.json",
+          "what": "hybridml device SDK (hml_base + hml_runtime + hml_ota + hml_storage + hml_sdk; "
+                  "our code only), as built, C ABI + C++ API exported "
+                  "(bench/footprint_device_exports.map), --gc-sections, stripped:"}
 THIRD_PARTY = ["libXNNPACK", "libpthreadpool", "libcpuinfo", "libonnx_proto", "libprotobuf"]
 
 
@@ -165,12 +175,48 @@ def link_command(build_dir):
     return line, objects
 
 
+def device_report(build_dir, results_dir):
+    os.makedirs(results_dir, exist_ok=True)
+    lib = os.path.join(build_dir, "bench", DEVICE["lib"])
+    stripped = os.path.join(results_dir, DEVICE["lib"] + ".stripped")
+    size = stripped_size(lib, stripped)
+    exported = len([l for l in run(["nm", "-D", "--defined-only", stripped]).splitlines() if l])
+    objects = per_object(os.path.join(build_dir, "bench", DEVICE["map"]))
+    met = size <= DEVICE["target"]
+    print(DEVICE["what"])
+    print(f"  {stripped}")
+    print(f"  {size:>10,} bytes ({size / 1e6:.3f} MB, {size / 2**20:.3f} MiB); "
+          f"target <= {DEVICE['target']:,} bytes: {'MET' if met else 'MISSED'}")
+    print(f"  unstripped {os.path.getsize(lib):,} bytes; {exported} exported symbols")
+    print("\nwhere our bytes come from (allocated sections per object file, from the link map):")
+    total = sum(b for _, b in objects) or 1
+    for obj, b in objects[:15]:
+        print(f"  {b:>10,}  {100 * b / total:5.1f} %  {short(obj)}")
+    report = {
+        "benchmark": "footprint_device",
+        "library": DEVICE["lib"],
+        "stripped_bytes": size,
+        "unstripped_bytes": os.path.getsize(lib),
+        "target_bytes": DEVICE["target"],
+        "target_met": met,
+        "exported_symbols": exported,
+        "third_party_not_ours": third_party(lib),
+        "bytes_per_object": [{"object": short(o), "bytes": b} for o, b in objects],
+    }
+    with open(os.path.join(results_dir, DEVICE["json"]), "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"\nwrote {os.path.join(results_dir, DEVICE['json'])}")
+    return 0
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
         return 2
     build_dir, results_dir = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     want_variants = "--variants" in sys.argv[3:]
+    if "--device" in sys.argv[3:]:
+        return device_report(build_dir, results_dir)
     source_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.makedirs(results_dir, exist_ok=True)
     lib = os.path.join(build_dir, "bench", LIB)

@@ -14,6 +14,8 @@ void AddAuthCommands(CLI::App& app, int& exit_code);  // auth_command.cc
 // certs: a development CA and server/client certificates for TLS.
 void AddCertsCommand(CLI::App& app, int& exit_code);     // certs_command.cc
 void AddCompressCommand(CLI::App& app, int& exit_code);  // compress_command.cc
+// ingest keygen|export: the ingest key pair; uploaded batches -> a sample directory.
+void AddIngestCommands(CLI::App& app, int& exit_code);  // ingest_command.cc
 // loadgen: open-loop load on a v2 inference server (gRPC or HTTP), latency percentiles.
 void AddLoadgenCommand(CLI::App& app, int& exit_code);  // loadgen_command.cc
 // keys init|rotate, publish, rollout, rollback, models.
@@ -21,6 +23,8 @@ void AddRegistryCommands(CLI::App& app, int& exit_code);  // registry_command.cc
 // serve: the registry's models over HTTP(S) and gRPC.
 void AddServeCommand(CLI::App& app, int& exit_code);  // serve_command.cc
 #ifdef HML_WITH_TRAIN
+// demo: train, compress, publish, roll out, and a simulated fleet routing under each policy.
+void AddDemoCommand(CLI::App& app, int& exit_code);  // demo_command.cc
 void AddTrainCommand(CLI::App& app, int& exit_code);  // train_command.cc
 #endif
 

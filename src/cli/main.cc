@@ -312,10 +312,12 @@ int main(int argc, char** argv) {
   AddAuthCommands(app, exit_code);
   AddCertsCommand(app, exit_code);
   AddCompressCommand(app, exit_code);
+  AddIngestCommands(app, exit_code);
   AddLoadgenCommand(app, exit_code);
   AddRegistryCommands(app, exit_code);
   AddServeCommand(app, exit_code);
 #ifdef HML_WITH_TRAIN
+  AddDemoCommand(app, exit_code);
   AddTrainCommand(app, exit_code);
 #endif
 

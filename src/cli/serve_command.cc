@@ -15,7 +15,9 @@
 // every call but the health endpoints and /metrics needs `authorization: Bearer <token>`, an
 // admin key (`hybridml auth admin-key create`) or a device credential (from
 // DeviceEnrollment.Enroll with a secret from `hybridml auth enrollment-secret create`). The
-// device services (src/server/grpc/device_services.h) are served on the gRPC port. --no-auth
+// device services (src/server/grpc/device_services.h) are served on the gRPC port, among them
+// Telemetry.Report, whose device measurements /metrics shows as hml_device_* families
+// (src/server/telemetry/telemetry_aggregator.h). --no-auth
 // turns all of that off explicitly: every route is open and the device services are not served.
 //
 // Batching: --max-batch, --batch-delay-us, --instances, --max-queue and --no-batching set the
@@ -39,6 +41,7 @@
 #include "src/server/metrics/metrics.h"
 #include "src/server/serving/model_repository.h"
 #include "src/server/serving/registry_watcher.h"
+#include "src/server/telemetry/telemetry_aggregator.h"
 
 namespace hml::cli {
 namespace {
@@ -119,6 +122,7 @@ int Serve(const ServeFlags& flags) {
   std::unique_ptr<server::Authenticator> authenticator;
   std::unique_ptr<server::DeviceServices> device_services;
   std::unique_ptr<server::IngestStore> ingest;
+  std::unique_ptr<server::TelemetryAggregator> telemetry;
   if (!flags.no_auth) {
     auto opened = server::AuthStore::OpenInRegistry(flags.registry_dir, *RealClock());
     if (!opened.ok()) return Fail(opened.status());
@@ -130,6 +134,11 @@ int Serve(const ServeFlags& flags) {
     if (!ingest_opened.ok()) return Fail(ingest_opened.status());
     ingest = std::move(*ingest_opened);
     device_options.ingest = ingest.get();
+    // Device telemetry reports end up in the same registry as the serving metrics (/metrics).
+    auto aggregator = server::TelemetryAggregator::Create(metrics);
+    if (!aggregator.ok()) return Fail(aggregator.status());
+    telemetry = std::move(*aggregator);
+    device_options.telemetry = telemetry.get();
     auto services = server::DeviceServices::Create(authenticator.get(), device_options);
     if (!services.ok()) return Fail(services.status());
     device_services = std::move(*services);

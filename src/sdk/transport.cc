@@ -70,8 +70,8 @@ Status ValidateTelemetryCall(const TelemetryCall& call) {
       return InvalidArgumentError("telemetry: measurement #" + std::to_string(i) + " has no name");
     }
     if (!std::isfinite(m.value)) {
-      return InvalidArgumentError("telemetry: measurement '" + m.name + "' (#" +
-                                  std::to_string(i) + ") has a value that is not finite");
+      return InvalidArgumentError("telemetry: measurement '" + m.name + "' (#" + std::to_string(i) +
+                                  ") has a value that is not finite");
     }
   }
   return Status::Ok();

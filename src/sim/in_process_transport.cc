@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "proto/hybridml_device.pb.h"
 #include "proto/inference.pb.h"
 #include "src/server/protocol/v2_grpc_codec.h"
 #include "src/server/protocol/v2_json.h"
@@ -20,14 +21,26 @@ static_assert(std::is_same_v<sdk::TensorParameters, server::V2Parameters>);
 
 namespace {
 
-// One call from Infer() until its callback ran.
+// One call from Infer(), Upload() or ReportTelemetry() until its callback ran. The typed callback
+// lives in TypedCall; the machinery below (deadline, link, cancel, shutdown) only needs to fail a
+// call, which Fail() does for every kind.
 struct Call {
-  std::string model;
+  virtual ~Call() = default;
+  // Runs the callback with `error`.
+  virtual void Fail(Status error) = 0;
+
+  // Names the call in errors: "model 'm'", "upload 'key'", "telemetry".
+  std::string what;
   int64_t version = 0;
   int64_t deadline_nanos = 0;
-  sdk::InferCallback done;
   sdk::CallStats stats;
   bool cancelled = false;  // Cancel() ran: only its own callback may finish the call
+};
+
+template <typename Answer>
+struct TypedCall final : Call {
+  std::function<void(Result<Answer>, const sdk::CallStats&)> done;
+  void Fail(Status error) override { done(std::move(error), stats); }
 };
 
 }  // namespace
@@ -74,38 +87,53 @@ void Schedule(const std::shared_ptr<Impl>& impl, int64_t due_nanos, std::functio
   });
 }
 
-// Ends call `id` with `result` and runs its callback, unless it already ended (or was cancelled
-// and this is not the cancellation). `bytes_received` are added to its stats.
-void Finish(Impl& impl, sdk::CallId id, Result<sdk::InferAnswer> result, int64_t bytes_received,
-            bool is_cancellation = false) {
-  std::unique_ptr<Call> call;
-  {
-    std::lock_guard<std::mutex> lock(impl.mu);
-    auto it = impl.calls.find(id);
-    if (it == impl.calls.end() || (it->second->cancelled && !is_cancellation)) return;
-    call = std::move(it->second);
-    impl.calls.erase(it);
-    call->stats.bytes_received += bytes_received;
-    call->stats.end_nanos = impl.clock->NowNanos();
-    if (result.ok()) {
-      ++impl.counters.answered_ok;
-    } else {
-      ++impl.counters.failed;
-    }
+// Takes call `id` out of the table to end it, unless it already ended (or was cancelled and this is
+// not the cancellation); null then. Adds `bytes_received` to its stats and counts the outcome.
+std::unique_ptr<Call> Take(Impl& impl, sdk::CallId id, bool ok, int64_t bytes_received,
+                           bool is_cancellation) {
+  std::lock_guard<std::mutex> lock(impl.mu);
+  auto it = impl.calls.find(id);
+  if (it == impl.calls.end() || (it->second->cancelled && !is_cancellation)) return nullptr;
+  std::unique_ptr<Call> call = std::move(it->second);
+  impl.calls.erase(it);
+  call->stats.bytes_received += bytes_received;
+  call->stats.end_nanos = impl.clock->NowNanos();
+  if (ok) {
+    ++impl.counters.answered_ok;
+  } else {
+    ++impl.counters.failed;
   }
-  call->done(std::move(result), call->stats);
+  return call;
+}
+
+// Ends call `id` with `status` (an error) and runs its callback.
+void FailNow(Impl& impl, sdk::CallId id, Status status, int64_t bytes_received,
+             bool is_cancellation = false) {
+  std::unique_ptr<Call> call = Take(impl, id, false, bytes_received, is_cancellation);
+  if (call != nullptr) call->Fail(std::move(status));
+}
+
+// Ends call `id` with `result` and runs its callback.
+template <typename Answer>
+void Finish(Impl& impl, sdk::CallId id, Result<Answer> result, int64_t bytes_received) {
+  if (!result.ok()) return FailNow(impl, id, result.status(), bytes_received);
+  std::unique_ptr<Call> call = Take(impl, id, true, bytes_received, false);
+  if (call == nullptr) return;
+  auto& typed = static_cast<TypedCall<Answer>&>(*call);
+  typed.done(std::move(result), typed.stats);
 }
 
 // Fails call `id` with `status` at `due_nanos`.
 void FailAt(const std::shared_ptr<Impl>& impl, sdk::CallId id, int64_t due_nanos, Status status) {
   Schedule(impl, due_nanos,
-           [impl = impl.get(), id, status = std::move(status)] { Finish(*impl, id, status, 0); });
+           [impl = impl.get(), id, status = std::move(status)] { FailNow(*impl, id, status, 0); });
 }
 
 // Sends an answer of `bytes` (already decoded on the device side: `answer`) down the link and
 // finishes the call when it arrives, or fails it when the link loses or refuses it.
+template <typename Answer>
 void SendDown(const std::shared_ptr<Impl>& impl, sdk::CallId id, int64_t bytes,
-              Result<sdk::InferAnswer> answer, const std::string& what) {
+              Result<Answer> answer, const std::string& what) {
   const Transmission t = impl->options.link->Send(Direction::kDownlink, bytes);
   switch (t.fate) {
     case Transmission::Fate::kRefused:
@@ -121,18 +149,22 @@ void SendDown(const std::shared_ptr<Impl>& impl, sdk::CallId id, int64_t bytes,
   }
   // std::function needs a copyable callable: the answer (move-only tensors) rides in a
   // shared_ptr.
-  auto payload = std::make_shared<Result<sdk::InferAnswer>>(std::move(answer));
+  auto payload = std::make_shared<Result<Answer>>(std::move(answer));
   Schedule(impl, t.arrive_nanos, [impl = impl.get(), id, bytes, payload] {
     Finish(*impl, id, std::move(*payload), bytes);
   });
 }
+
+// The answer type of an error travelling down: the error path never looks at the answer, so any
+// call kind may be failed with it.
+struct ErrorOnly {};
 
 // An error answer travels as a message of its text's length.
 void SendError(const std::shared_ptr<Impl>& impl, sdk::CallId id, Status status,
                const std::string& what) {
   const int64_t bytes =
       static_cast<int64_t>(status.message().size()) + impl->options.per_message_overhead_bytes;
-  SendDown(impl, id, bytes, std::move(status), what);
+  SendDown(impl, id, bytes, Result<ErrorOnly>(std::move(status)), what);
 }
 
 // The backend's answer, as the gRPC handler encodes it and the device decodes it.
@@ -165,21 +197,25 @@ void Respond(const std::shared_ptr<Impl>& impl, sdk::CallId id, const server::Se
   for (server::NamedTensor& t : decoded->outputs) {
     answer.outputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
   }
-  SendDown(impl, id, bytes, std::move(answer), what);
+  SendDown(impl, id, bytes, Result<sdk::InferAnswer>(std::move(answer)), what);
+}
+
+// Whether call `id` still waits for its answer, with its version and deadline. A call that ended
+// (deadline, cancel) is gone: a real client would have reset the stream; nothing is computed.
+bool StillPending(Impl& impl, sdk::CallId id, int64_t* version, int64_t* deadline) {
+  std::lock_guard<std::mutex> lock(impl.mu);
+  auto it = impl.calls.find(id);
+  if (it == impl.calls.end() || it->second->cancelled) return false;
+  *version = it->second->version;
+  *deadline = it->second->deadline_nanos;
+  return true;
 }
 
 // The server side of a request that reached it: what `hybridml serve`'s ModelInfer handler does.
 void Deliver(const std::shared_ptr<Impl>& impl, sdk::CallId id,
              const inference::ModelInferRequest& message) {
   int64_t version = 0, deadline = 0;
-  {
-    std::lock_guard<std::mutex> lock(impl->mu);
-    auto it = impl->calls.find(id);
-    // Gone (deadline, cancel): a real client would have reset the stream; nothing is computed.
-    if (it == impl->calls.end() || it->second->cancelled) return;
-    version = it->second->version;
-    deadline = it->second->deadline_nanos;
-  }
+  if (!StillPending(*impl, id, &version, &deadline)) return;
   server::InferenceBackend& backend = *impl->options.backend;
   const std::string& model = message.model_name();
   const std::string what = "model '" + model + "'";
@@ -212,6 +248,51 @@ void Deliver(const std::shared_ptr<Impl>& impl, sdk::CallId id,
   }
 }
 
+// The server side of an upload: what Ingest.UploadBatch does for an authenticated device.
+void DeliverUpload(const std::shared_ptr<Impl>& impl, sdk::CallId id,
+                   const hybridml::v1::UploadBatchRequest& message) {
+  int64_t version = 0, deadline = 0;
+  if (!StillPending(*impl, id, &version, &deadline)) return;
+  const std::string what = "upload '" + message.idempotency_key() + "'";
+  const InProcessTransportOptions& options = impl->options;
+  if (options.ingest == nullptr) {
+    return SendError(impl, id, UnimplementedError(what + ": the server has no ingest store"), what);
+  }
+  Result<bool> duplicate = options.ingest->Put(
+      options.device_id, message.idempotency_key(), static_cast<int64_t>(message.sample_count()),
+      message.sealed_batch(), impl->clock->WallMicros() / 1000000);
+  if (!duplicate.ok()) return SendError(impl, id, duplicate.status(), what);
+  if (options.after_ingest_commit && !options.after_ingest_commit()) {
+    // The server died between its commit and its answer: the device hears nothing.
+    return FailAt(impl, id, impl->clock->NowNanos() + options.lost_message_timeout_nanos,
+                  UnavailableError(what + ": the connection was lost before the server's answer"));
+  }
+  hybridml::v1::UploadBatchResponse response;
+  response.set_duplicate(*duplicate);
+  const int64_t bytes =
+      static_cast<int64_t>(response.ByteSizeLong()) + options.per_message_overhead_bytes;
+  SendDown(impl, id, bytes, Result<sdk::UploadAnswer>(sdk::UploadAnswer{*duplicate}), what);
+}
+
+// The server side of a telemetry report: what Telemetry.Report does for an authenticated device.
+void DeliverTelemetry(const std::shared_ptr<Impl>& impl, sdk::CallId id,
+                      const hybridml::v1::TelemetryReport& message) {
+  int64_t version = 0, deadline = 0;
+  if (!StillPending(*impl, id, &version, &deadline)) return;
+  const std::string what = "telemetry";
+  const InProcessTransportOptions& options = impl->options;
+  if (!options.telemetry) {
+    return SendError(impl, id, UnimplementedError("telemetry: the server does not collect it"),
+                     what);
+  }
+  if (Status reported = options.telemetry(options.device_id, message); !reported.ok()) {
+    return SendError(impl, id, std::move(reported), what);
+  }
+  const int64_t bytes =
+      hybridml::v1::TelemetryAck().ByteSizeLong() + options.per_message_overhead_bytes;
+  SendDown(impl, id, bytes, Result<sdk::TelemetryAnswer>(sdk::TelemetryAnswer{}), what);
+}
+
 }  // namespace
 
 Status InProcessTransportOptions::Validate() const {
@@ -219,7 +300,8 @@ Status InProcessTransportOptions::Validate() const {
   if (link == nullptr) return InvalidArgumentError("in-process transport: link is null");
   if (timers != nullptr && timers->clock() != link->clock()) {
     return InvalidArgumentError(
-        "in-process transport: the timer queue's clock is not the link's clock");
+        "in-process transport: the timer queue's clock "
+        "is not the link's clock");
   }
   if (lost_message_timeout_nanos <= 0) {
     return InvalidArgumentError("in-process transport: lost_message_timeout_nanos must be > 0");
@@ -227,6 +309,7 @@ Status InProcessTransportOptions::Validate() const {
   if (per_message_overhead_bytes < 0) {
     return InvalidArgumentError("in-process transport: per_message_overhead_bytes must be >= 0");
   }
+  if (device_id.empty()) return InvalidArgumentError("in-process transport: device_id is empty");
   return Status::Ok();
 }
 
@@ -265,8 +348,7 @@ InProcessTransport::~InProcessTransport() {
   }
   for (std::unique_ptr<Call>& call : pending) {
     call->stats.end_nanos = impl_->clock->NowNanos();
-    call->done(CancelledError("model '" + call->model + "': the transport was destroyed"),
-               call->stats);
+    call->Fail(CancelledError(call->what + ": the transport was destroyed"));
   }
   // own_timers_ (if any) is destroyed after this body: its pending tasks are dropped unrun.
 }
@@ -278,52 +360,40 @@ InProcessTransport::Counters InProcessTransport::counters() const {
   return impl_->counters;
 }
 
-sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback done) {
-  const int64_t now = impl_->clock->NowNanos();
-  auto state = std::make_unique<Call>();
-  state->model = call.model;
-  state->version = call.version;
-  state->deadline_nanos = call.deadline_nanos;
-  state->done = std::move(done);
-  state->stats.start_nanos = now;
-  const std::string what = "model '" + call.model + "'";
+namespace {
 
-  // Everything up to the link is decided before the call becomes visible to Cancel().
-  Status failure;
+// Server-side work for a request that reached the server.
+using Delivery = std::function<void(const std::shared_ptr<Impl>& impl, sdk::CallId id)>;
+
+// Starts a call of any kind: `failure` is the device-side verdict (validation, encoding); when it
+// is OK, `request_bytes` go up the link and `deliver` runs at their arrival. Returns the call id.
+sdk::CallId Launch(const std::shared_ptr<Impl>& impl_, std::unique_ptr<Call> state, Status failure,
+                   int64_t request_bytes, Delivery deliver) {
+  Call& call = *state;
+  const int64_t now = impl_->clock->NowNanos();
+  call.stats.start_nanos = now;
+  const int64_t deadline = call.deadline_nanos;
+  const std::string what = call.what;
   int64_t fail_at = now;
-  std::shared_ptr<inference::ModelInferRequest> message;
   Transmission sent;
-  if (Status valid = sdk::ValidateInferCall(call); !valid.ok()) {
-    failure = std::move(valid);
-  } else if (call.deadline_nanos != 0 && call.deadline_nanos <= now) {
+  if (failure.ok() && deadline != 0 && deadline <= now) {
     failure = DeadlineExceededError(what + ": the deadline passed before the call was made");
-  } else {
-    server::V2InferRequest request;
-    request.model_name = call.model;
-    if (call.version != 0) request.model_version = std::to_string(call.version);
-    request.inputs.reserve(call.inputs.size());
-    for (sdk::NamedTensor& t : call.inputs) {
-      request.inputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
-    }
-    message = std::make_shared<inference::ModelInferRequest>();
-    failure =
-        server::EncodeModelInferRequest(request, server::V2TensorEncoding::kRaw, message.get());
-    if (failure.ok()) {
-      const int64_t bytes =
-          static_cast<int64_t>(message->ByteSizeLong()) + impl_->options.per_message_overhead_bytes;
-      sent = impl_->options.link->Send(Direction::kUplink, bytes);
-      if (sent.fate == Transmission::Fate::kRefused) {
-        failure = UnavailableError(what + ": the link is down (no network)");
-      } else {
-        state->stats.bytes_sent = bytes;
-        if (sent.fate == Transmission::Fate::kLost) {
-          failure = UnavailableError(what + ": the request was lost on the link");
-          fail_at = sent.send_nanos + impl_->options.lost_message_timeout_nanos;
-        }
+  }
+  if (failure.ok()) {
+    const int64_t bytes = request_bytes + impl_->options.per_message_overhead_bytes;
+    sent = impl_->options.link->Send(Direction::kUplink, bytes);
+    if (sent.fate == Transmission::Fate::kRefused) {
+      failure = UnavailableError(what + ": the link is down (no network)");
+    } else {
+      call.stats.bytes_sent = bytes;
+      if (sent.fate == Transmission::Fate::kLost) {
+        failure = UnavailableError(what + ": the request was lost on the link");
+        fail_at = sent.send_nanos + impl_->options.lost_message_timeout_nanos;
       }
     }
   }
 
+  // Everything up to the link is decided before the call becomes visible to Cancel().
   sdk::CallId id = 0;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -331,57 +401,104 @@ sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback do
     impl_->calls.emplace(id, std::move(state));
     ++impl_->counters.calls;
   }
-  if (call.deadline_nanos != 0 && call.deadline_nanos > now) {
-    FailAt(impl_, id, call.deadline_nanos,
+  if (deadline != 0 && deadline > now) {
+    FailAt(impl_, id, deadline,
            DeadlineExceededError(what + ": no answer by the deadline (" +
-                                 std::to_string((call.deadline_nanos - now) / 1000) +
-                                 " us after the call)"));
+                                 std::to_string((deadline - now) / 1000) + " us after the call)"));
   }
   if (!failure.ok()) {
     FailAt(impl_, id, fail_at, std::move(failure));
     return id;
   }
-  // A request that would arrive after the deadline is not even scheduled: the deadline task
-  // above ends the call and the backend computes nothing (Deliver() would also find the call
-  // ended and skip it; the tests remove both gates to see them fail).
-  if (call.deadline_nanos != 0 && sent.arrive_nanos > call.deadline_nanos) return id;
-  Schedule(impl_, sent.arrive_nanos, [impl = impl_, id, message] { Deliver(impl, id, *message); });
+  // A request that would arrive after the deadline is not even scheduled: the deadline task above
+  // ends the call and the server computes nothing (the delivery would also find the call ended and
+  // skip it; the tests remove both gates to see them fail).
+  if (deadline != 0 && sent.arrive_nanos > deadline) return id;
+  Schedule(impl_, sent.arrive_nanos,
+           [impl = impl_, id, deliver = std::move(deliver)] { deliver(impl, id); });
   return id;
 }
 
-// Not carried yet: the in-process ingest and telemetry services land next.
-sdk::CallId InProcessTransport::Upload(sdk::UploadCall call, sdk::UploadCallback done) {
-  const int64_t now = impl_->clock->NowNanos();
-  impl_->timers->Schedule(now, [done = std::move(done), now, key = call.idempotency_key] {
-    done(UnimplementedError("upload '" + key + "': the in-process transport has no ingest yet"),
-         sdk::CallStats{0, 0, now, now});
-  });
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->next_id++;
+}  // namespace
+
+sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback done) {
+  auto state = std::make_unique<TypedCall<sdk::InferAnswer>>();
+  state->what = "model '" + call.model + "'";
+  state->version = call.version;
+  state->deadline_nanos = call.deadline_nanos;
+  state->done = std::move(done);
+
+  Status failure = sdk::ValidateInferCall(call);
+  auto message = std::make_shared<inference::ModelInferRequest>();
+  if (failure.ok()) {
+    server::V2InferRequest request;
+    request.model_name = call.model;
+    if (call.version != 0) request.model_version = std::to_string(call.version);
+    request.inputs.reserve(call.inputs.size());
+    for (sdk::NamedTensor& t : call.inputs) {
+      request.inputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
+    }
+    failure =
+        server::EncodeModelInferRequest(request, server::V2TensorEncoding::kRaw, message.get());
+  }
+  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
+  return Launch(impl_, std::move(state), std::move(failure), bytes,
+                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
+                  Deliver(impl, id, *message);
+                });
 }
 
-sdk::CallId InProcessTransport::ReportTelemetry(sdk::TelemetryCall, sdk::TelemetryCallback done) {
-  const int64_t now = impl_->clock->NowNanos();
-  impl_->timers->Schedule(now, [done = std::move(done), now] {
-    done(UnimplementedError("telemetry: the in-process transport has no telemetry yet"),
-         sdk::CallStats{0, 0, now, now});
-  });
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->next_id++;
+sdk::CallId InProcessTransport::Upload(sdk::UploadCall call, sdk::UploadCallback done) {
+  auto state = std::make_unique<TypedCall<sdk::UploadAnswer>>();
+  state->what = "upload '" + call.idempotency_key + "'";
+  state->deadline_nanos = call.deadline_nanos;
+  state->done = std::move(done);
+  Status failure = sdk::ValidateUploadCall(call);
+  auto message = std::make_shared<hybridml::v1::UploadBatchRequest>();
+  message->set_idempotency_key(std::move(call.idempotency_key));
+  message->set_sealed_batch(std::move(call.sealed_batch));
+  message->set_sample_count(call.sample_count);
+  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
+  return Launch(impl_, std::move(state), std::move(failure), bytes,
+                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
+                  DeliverUpload(impl, id, *message);
+                });
+}
+
+sdk::CallId InProcessTransport::ReportTelemetry(sdk::TelemetryCall call,
+                                                sdk::TelemetryCallback done) {
+  auto state = std::make_unique<TypedCall<sdk::TelemetryAnswer>>();
+  state->what = "telemetry";
+  state->deadline_nanos = call.deadline_nanos;
+  state->done = std::move(done);
+  Status failure = sdk::ValidateTelemetryCall(call);
+  auto message = std::make_shared<hybridml::v1::TelemetryReport>();
+  message->set_timestamp_ms(call.timestamp_ms);
+  for (sdk::TelemetryMeasurement& m : call.measurements) {
+    hybridml::v1::Measurement* out = message->add_measurements();
+    out->set_name(std::move(m.name));
+    out->set_value(m.value);
+    for (auto& [key, value] : m.labels) (*out->mutable_labels())[key] = value;
+  }
+  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
+  return Launch(impl_, std::move(state), std::move(failure), bytes,
+                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
+                  DeliverTelemetry(impl, id, *message);
+                });
 }
 
 bool InProcessTransport::Cancel(sdk::CallId id) {
-  std::string model;
+  std::string what;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->calls.find(id);
     if (it == impl_->calls.end() || it->second->cancelled) return false;
     it->second->cancelled = true;
-    model = it->second->model;
+    what = it->second->what;
   }
-  Schedule(impl_, impl_->clock->NowNanos(), [impl = impl_.get(), id, model] {
-    Finish(*impl, id, CancelledError("model '" + model + "': the call was cancelled"), 0,
-           /*is_cancellation=*/true);
+  Schedule(impl_, impl_->clock->NowNanos(), [impl = impl_.get(), id, what] {
+    FailNow(*impl, id, CancelledError(what + ": the call was cancelled"), 0,
+            /*is_cancellation=*/true);
   });
   return true;
 }

@@ -18,6 +18,13 @@
 //      down the downlink; at its arrival the device decodes it and the callback runs. An error
 //      answer travels the same way as a message of its text's length (+ the overhead).
 //
+// Upload() and ReportTelemetry() travel the same way (the same link, deadline, loss and cancel
+// rules): the request is the device service's protobuf message (UploadBatchRequest,
+// TelemetryReport) whose size goes up the link; at arrival the server side runs what the gRPC
+// handler runs for an authenticated device (InProcessTransportOptions::device_id): the batch is
+// put into the IngestStore (once per idempotency key) or the report is handed to the telemetry
+// service; the response message's size comes down.
+//
 // Failures, as the caller sees them:
 //   - Deadline: at InferCall::deadline_nanos the callback runs with kDeadlineExceeded unless the
 //     answer arrived first. When the request could only arrive after the deadline, it is never
@@ -53,14 +60,22 @@
 #define HML_SRC_SIM_IN_PROCESS_TRANSPORT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "hml/clock.h"
 #include "hml/status.h"
 #include "src/sdk/transport.h"
+#include "src/server/ingest/ingest_store.h"
 #include "src/server/serving/inference_backend.h"
 #include "src/sim/link.h"
 #include "src/sim/timer_queue.h"
+
+namespace hybridml::v1 {
+class TelemetryReport;
+}  // namespace hybridml::v1
 
 namespace hml::sim {
 
@@ -82,6 +97,22 @@ struct InProcessTransportOptions {
   // prefix, HTTP/2 frames and headers, TLS records). >= 0. Default: 0 (CallStats count the
   // protobuf payload only).
   int64_t per_message_overhead_bytes = 0;
+
+  // The device as the server knows it (as if its credential had been checked): uploads are
+  // stored and telemetry is counted under this id. Non-empty. Default: "sim-device".
+  std::string device_id = "sim-device";
+  // The ingest service's store: Upload() puts batches here, as Ingest.UploadBatch does. Null:
+  // Upload() answers kUnimplemented, as a server without an ingest store. Must outlive the
+  // transport. Default: null.
+  server::IngestStore* ingest = nullptr;
+  // Fault injection, as DeviceServicesOptions::after_ingest_commit: called after a batch is
+  // committed, before the ack; returning false drops the ack (the call fails kUnavailable after
+  // the store kept the batch), as a server dying there would. Default: none.
+  std::function<bool()> after_ingest_commit;
+  // The telemetry service: ReportTelemetry() hands it the decoded report with device_id. Null:
+  // kUnimplemented. Default: none.
+  std::function<Status(std::string_view device_id, const hybridml::v1::TelemetryReport& report)>
+      telemetry;
 
   // kInvalidArgument naming the field.
   Status Validate() const;

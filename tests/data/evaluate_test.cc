@@ -78,8 +78,7 @@ TEST(EvaluateTest, MismatchedInputsAndBadOptionsAreNamed) {
   EXPECT_THAT(e.status().message(), HasSubstr("[5]"));
 
   auto empty = *InMemoryDataset::Create({1, 2, 2}, 4, {}, {});
-  EXPECT_THAT(EvaluateModel(ArgmaxPixelModel(-1), *empty).status().message(),
-              HasSubstr("empty"));
+  EXPECT_THAT(EvaluateModel(ArgmaxPixelModel(-1), *empty).status().message(), HasSubstr("empty"));
   EvaluateOptions bad;
   bad.batch_size = 0;
   EXPECT_EQ(EvaluateModel(ArgmaxPixelModel(-1), *Images(), bad).status().code(),
@@ -90,6 +89,46 @@ TEST(EvaluateTest, Agreement) {
   EXPECT_DOUBLE_EQ(*Agreement({1, 2, 3, 4}, {1, 2, 0, 4}), 0.75);
   EXPECT_FALSE(Agreement({1, 2}, {1}).ok());
   EXPECT_FALSE(Agreement({}, {}).ok());
+}
+
+TEST(CascadeTest, CurveFollowsTheRoutersRuleAndTheCheapestThresholdReachingTheTargetWins) {
+  // Four samples, labels 0..3. The small model is right on 0 and 1 (confident on 0 only) and
+  // wrong on 2 and 3 (confidence 0.5 and 0.9); the large model is right on all but 1.
+  Evaluation small, large;
+  small.predictions = {0, 1, 9, 9};
+  small.top_values = {0.95f, 0.6f, 0.5f, 0.9f};
+  small.labels = {0, 1, 2, 3};
+  large.predictions = {0, 7, 2, 3};
+  large.top_values = {0.9f, 0.9f, 0.9f, 0.9f};
+  large.labels = small.labels;
+  small.samples = large.samples = 4;
+  const std::vector<double> thresholds = {0.0, 0.55, 0.7, 0.92, 1.0};
+  Result<std::vector<CascadePoint>> curve = CascadeCurve(small, large, thresholds);
+  ASSERT_TRUE(curve.ok()) << curve.status().ToString();
+  ASSERT_EQ(curve->size(), 5u);
+  EXPECT_DOUBLE_EQ((*curve)[0].offload, 0.0);  // nothing below 0
+  EXPECT_DOUBLE_EQ((*curve)[0].accuracy, 0.5);
+  EXPECT_DOUBLE_EQ((*curve)[1].offload, 0.25);  // sample 2 goes up and is fixed
+  EXPECT_DOUBLE_EQ((*curve)[1].accuracy, 0.75);
+  EXPECT_DOUBLE_EQ((*curve)[2].offload, 0.5);  // sample 1 too, and the large model breaks it
+  EXPECT_DOUBLE_EQ((*curve)[2].accuracy, 0.5);
+  EXPECT_DOUBLE_EQ((*curve)[3].offload, 0.75);
+  EXPECT_DOUBLE_EQ((*curve)[3].accuracy, 0.75);
+  EXPECT_DOUBLE_EQ((*curve)[4].offload, 1.0);
+
+  Result<CascadePoint> chosen = ChooseCascadeThreshold(*curve, 0.75, 1.0);
+  ASSERT_TRUE(chosen.ok());
+  EXPECT_DOUBLE_EQ(chosen->threshold, 0.55);          // the cheapest of the two reaching 75 %
+  chosen = ChooseCascadeThreshold(*curve, 0.9, 0.6);  // unreachable: the best within 60 %
+  ASSERT_TRUE(chosen.ok());
+  EXPECT_DOUBLE_EQ(chosen->threshold, 0.55);
+  EXPECT_EQ(ChooseCascadeThreshold(std::span<const CascadePoint>(curve->data() + 4, 1), 0.5, 0.5)
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+
+  large.labels = {0, 1, 2, 2};
+  EXPECT_EQ(CascadeCurve(small, large, thresholds).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

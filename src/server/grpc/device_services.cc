@@ -16,6 +16,7 @@
 #include "src/base/errno_status.h"
 #include "src/ota/metadata.h"
 #include "src/server/grpc/grpc_auth.h"
+#include "src/server/telemetry/telemetry_aggregator.h"
 
 namespace hml::server {
 namespace {
@@ -269,14 +270,26 @@ class IngestService final : public v1::Ingest::Service {
 
 class TelemetryService final : public v1::Telemetry::Service {
  public:
-  explicit TelemetryService(const Authenticator* auth) : auth_(auth) {}
-  grpc::Status Report(grpc::ServerContext* context, const v1::TelemetryReport*,
-                      v1::TelemetryAck*) override {
-    return Seam(*auth_, *context, "Telemetry.Report", "the telemetry issue");
+  TelemetryService(const Authenticator* auth, const DeviceServicesOptions* options)
+      : auth_(auth), options_(options) {}
+  grpc::Status Report(grpc::ServerContext* context, const v1::TelemetryReport* request,
+                      v1::TelemetryAck* /*response*/) override {
+    if (options_->telemetry == nullptr) {
+      return Seam(*auth_, *context, "Telemetry.Report", "the telemetry issue");
+    }
+    Result<Principal> caller = AuthenticateCall(*auth_, *context);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    // Measurements describe the device that took them; an admin key has none to report.
+    if (caller->is_admin()) {
+      return ToGrpcStatus(PermissionDeniedError(
+          "Telemetry.Report: only devices report telemetry, not " + caller->ToString()));
+    }
+    return ToGrpcStatus(options_->telemetry->Report(caller->id, *request));
   }
 
  private:
   const Authenticator* const auth_;
+  const DeviceServicesOptions* const options_;
 };
 
 class FederatedLearningService final : public v1::FederatedLearning::Service {
@@ -318,7 +331,7 @@ struct DeviceServices::Impl {
         registry(auth, &options),
         devices(auth),
         ingest(auth, &options),
-        telemetry(auth),
+        telemetry(auth, &options),
         federated(auth) {}
 
   const DeviceServicesOptions options;

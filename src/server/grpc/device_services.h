@@ -17,8 +17,14 @@
 //                             batch is stored under the caller's device id, once per
 //                             idempotency key (IngestStore); `duplicate` tells a retry. Without
 //                             an IngestStore: UNIMPLEMENTED
-//   Telemetry,                authenticated, then UNIMPLEMENTED naming the issue that will fill
-//   FederatedLearning         them in (the seams)
+//   Telemetry.Report          devices only (an admin key is PERMISSION_DENIED): the report is
+//                             validated and added to the server's fleet metrics per model,
+//                             version and route (TelemetryAggregator; the caller's device id
+//                             only counts reporting devices); a refused report is
+//                             INVALID_ARGUMENT naming the measurement. Without an aggregator:
+//                             UNIMPLEMENTED
+//   FederatedLearning         authenticated, then UNIMPLEMENTED naming the issue that will fill
+//                             it in (the seam)
 //
 // Authentication: every RPC but Enroll starts with AuthenticateCall (src/server/grpc/grpc_auth.h)
 // on the `authorization` metadata and then the authorization rule above; a refused call returns
@@ -47,6 +53,7 @@
 #include "hml/clock.h"
 #include "src/server/auth/authenticator.h"
 #include "src/server/ingest/ingest_store.h"
+#include "src/server/telemetry/telemetry_aggregator.h"
 
 namespace grpc {
 class Service;
@@ -67,6 +74,9 @@ struct DeviceServicesOptions {
   // Where uploaded batches go; null = Ingest answers UNIMPLEMENTED. Must outlive the services.
   // Default: null.
   IngestStore* ingest = nullptr;
+  // Where device telemetry reports go; null = Telemetry.Report answers UNIMPLEMENTED. Must
+  // outlive the services. Default: null.
+  TelemetryAggregator* telemetry = nullptr;
   // Stamps received batches. Default: RealClock().
   Clock* clock = RealClock();
   // Tests only: called after a batch is committed, before it is acknowledged; returning false

@@ -174,6 +174,14 @@ void Histogram::Observe(double value) {
   sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
+void Histogram::Merge(std::span<const uint64_t> bucket_counts, double sum) {
+  if (bucket_counts.size() != bounds_.size() + 1) return;
+  for (size_t i = 0; i < bucket_counts.size(); ++i) {
+    if (bucket_counts[i] != 0) buckets_[i].fetch_add(bucket_counts[i], std::memory_order_relaxed);
+  }
+  sum_.fetch_add(sum, std::memory_order_relaxed);
+}
+
 Histogram::Snapshot Histogram::Read() const {
   Snapshot snapshot;
   snapshot.cumulative.resize(bounds_.size() + 1);

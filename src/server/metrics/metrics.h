@@ -87,6 +87,12 @@ class Histogram {
   // and for NaN) and adds it to the sum.
   void Observe(double value);
 
+  // Adds observations counted elsewhere (a device's histogram with the same bounds):
+  // `bucket_counts[i]` more observations in bucket i (not cumulative; one entry per bound plus
+  // the +Inf bucket) and `sum` to the sum. A `bucket_counts` of the wrong size is ignored (the
+  // caller validates against bounds()).
+  void Merge(std::span<const uint64_t> bucket_counts, double sum);
+
   // A copy of the state. Buckets are read one by one while other threads may observe, so a
   // snapshot taken under load may mix observations from slightly different instants; its count
   // is the sum of its buckets, so `_count` always equals the `le="+Inf"` bucket.

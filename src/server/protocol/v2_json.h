@@ -1,7 +1,8 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// The Open Inference Protocol ("v2", KServe/Triton) as hybridml speaks it: the protocol-level
-// request model shared by both front ends, the datatype mapping, and the REST JSON bodies.
+// The Open Inference Protocol ("v2", KServe/Triton) as hybridml's server speaks it: the REST JSON
+// bodies, over the protocol-level request model and datatype mapping of src/protocol/v2_types.h
+// (shared with the device SDK, which needs the gRPC encoding only).
 //
 // A REST infer request body looks like
 //   {"id": "42", "parameters": {...},
@@ -29,65 +30,22 @@
 #include "hml/runtime/model.h"
 #include "hml/runtime/tensor.h"
 #include "hml/status.h"
+#include "src/protocol/v2_types.h"
 
 namespace hml::server {
 
 // ---------------------------------------------------------------------------------------------
-// Shared protocol model (used by the JSON and the gRPC codecs).
+// Shared protocol model (src/protocol/v2_types.h, shared with the device's transport): the server
+// names it in its own namespace.
 
-// A request, tensor or response parameter: the protocol allows booleans, integers, floats and
-// strings. uint64_t holds only values above INT64_MAX (Triton's uint64_param); smaller unsigned
-// values are int64_t.
-using V2Parameter = std::variant<bool, int64_t, uint64_t, double, std::string>;
-using V2Parameters = std::map<std::string, V2Parameter>;
-
-// A tensor with the name it has on the wire (a model input or output name, or for a split
-// request an intermediate tensor of the model) and its per-tensor parameters. Both codecs decode
-// and encode the parameters of inputs and outputs; the server reads "scale" and "zero_point" of
-// INT8/UINT8 inputs (src/server/serving/split_inference.h) and ignores the others.
-struct NamedTensor {
-  std::string name;
-  Tensor tensor;
-  V2Parameters parameters = {};
-};
-
-// An output the client asked for. Its parameters (e.g. Triton's "binary_data") are kept for the
-// server to inspect; the codecs here always answer with plain (JSON or raw gRPC) data.
-struct V2RequestedOutput {
-  std::string name;
-  V2Parameters parameters;
-};
-
-// One decoded inference request. Input names are unique and non-empty; each tensor owns its
-// buffer.
-struct V2InferRequest {
-  // From the gRPC message; for REST they come from the URL, and the JSON parser leaves them empty.
-  std::string model_name;
-  std::string model_version;
-  // Echoed in the response; may be empty.
-  std::string id;
-  V2Parameters parameters;
-  std::vector<NamedTensor> inputs;
-  // Empty: every output of the model.
-  std::vector<V2RequestedOutput> outputs;
-};
-
-// One decoded inference response (what a client sees); used by clients such as loadgen and tests.
-struct V2InferResponse {
-  std::string model_name;
-  std::string model_version;
-  std::string id;
-  V2Parameters parameters;
-  std::vector<NamedTensor> outputs;
-};
-
-// The protocol's name for `dtype`: "FP32", "UINT8", "INT8", "INT32", "INT64"; "" for kUndefined.
-std::string_view V2DataTypeName(DType dtype);
-
-// Maps a protocol datatype string to a DType. kInvalidArgument for strings the protocol does not
-// define; kUnimplemented for protocol types hml::Tensor cannot hold yet (BOOL, FP16, BF16, FP64,
-// UINT16, UINT32, UINT64, INT16, BYTES). Messages name `what` (e.g. "input 'x'").
-Result<DType> DTypeFromV2DataType(std::string_view datatype, std::string_view what);
+using protocol::DTypeFromV2DataType;
+using protocol::NamedTensor;
+using protocol::V2DataTypeName;
+using protocol::V2InferRequest;
+using protocol::V2InferResponse;
+using protocol::V2Parameter;
+using protocol::V2Parameters;
+using protocol::V2RequestedOutput;
 
 // ---------------------------------------------------------------------------------------------
 // REST JSON.

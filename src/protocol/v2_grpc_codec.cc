@@ -1,5 +1,5 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
-#include "src/server/protocol/v2_grpc_codec.h"
+#include "src/protocol/v2_grpc_codec.h"
 
 #include <algorithm>
 #include <bit>
@@ -10,7 +10,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace hml::server {
+namespace hml::protocol {
 namespace {
 
 std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
@@ -424,4 +424,4 @@ Result<V2InferResponse> DecodeModelInferResponse(const inference::ModelInferResp
   return response;
 }
 
-}  // namespace hml::server
+}  // namespace hml::protocol

@@ -1,5 +1,5 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
-#include "src/server/protocol/v2_grpc_codec.h"
+#include "src/protocol/v2_grpc_codec.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include "proto/inference.pb.h"
 #include "tests/testing/kernel_test_util.h"
 
-namespace hml::server {
+namespace hml::protocol {
 namespace {
 
 using ::testing::HasSubstr;
@@ -431,4 +431,4 @@ TEST(V2GrpcCodecTest, ProtoMatchesThePublicFieldNumbers) {
 }
 
 }  // namespace
-}  // namespace hml::server
+}  // namespace hml::protocol
