@@ -171,10 +171,14 @@ Status Route(const FleetOptions& options, sdk::RoutePolicy policy, Device& devic
   config.cloud_model = options.cloud_model;
   config.cloud_version = options.cloud_version;
   config.cascade_threshold = options.cascade_threshold;
+  config.device_slowdown = options.device_slowdown;
   config.default_deadline_nanos = options.deadline_nanos;
   HML_RETURN_IF_ERROR(router->AddModel("model", std::move(config)));
   Clock* clock = device.transport->clock();
   for (size_t i = first; i < samples.size(); i += stride) {
+    if (options.think_time_nanos > 0 && i != first) {
+      std::this_thread::sleep_for(std::chrono::nanoseconds(options.think_time_nanos));
+    }
     std::vector<sdk::NamedTensor> inputs;
     HML_ASSIGN_OR_RETURN(Tensor image, samples[i].image.Clone());
     inputs.push_back({options.input_name, std::move(image)});
@@ -330,6 +334,8 @@ Status FleetOptions::Validate() const {
   if (deadline_nanos <= 0) return InvalidArgumentError("fleet: deadline_nanos must be > 0");
   if (work_dir.empty()) return InvalidArgumentError("fleet: work_dir is empty");
   if (device_cpu < -1) return InvalidArgumentError("fleet: device_cpu must be >= -1");
+  if (think_time_nanos < 0) return InvalidArgumentError("fleet: think_time_nanos must be >= 0");
+  if (!(device_slowdown >= 1.0)) return InvalidArgumentError("fleet: device_slowdown must be >= 1");
   return Status::Ok();
 }
 

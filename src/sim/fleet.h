@@ -101,6 +101,13 @@ struct FleetOptions {
       sdk::RoutePolicy::kPreferCloud, sdk::RoutePolicy::kCascade};
   // Per-request deadline, from the call. > 0. Default: 1 s.
   int64_t deadline_nanos = 1'000'000'000;
+  // A device's pause between two of its requests (an app does not infer back to back). With many
+  // devices pinned to one CPU, it keeps their local computes from queueing behind each other,
+  // which a real device (one user, its own CPU) never sees. >= 0. Default: 0.
+  int64_t think_time_nanos = 0;
+  // Emulates devices this many times slower than this machine (ModelConfig::device_slowdown:
+  // each local compute is followed by a sleep of (slowdown - 1) x its time). >= 1. Default: 1.
+  double device_slowdown = 1.0;
   // Cascade's confidence threshold (ModelConfig::cascade_threshold). Default: 0.8.
   double cascade_threshold = 0.8;
   // The CPU every device thread is pinned to, so that devices do not share a core with the
