@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -248,15 +250,17 @@ TEST_F(RouterSplitTest, DeviceSlowdownStretchesLocalRuns) {
   ModelConfig slow = Config("local");
   slow.device_slowdown = 50;
   ASSERT_TRUE(router_->AddModel("slow", std::move(slow)).ok());
-  int64_t fast_ns = 0, slow_ns = 0;
+  // The fastest of a few runs of each: a busy machine's preemptions stretch single runs of
+  // either, never shorten the slow one's sleep.
+  int64_t fast_ns = std::numeric_limits<int64_t>::max(), slow_ns = fast_ns;
   for (int i = 0; i < 5; ++i) {
-    fast_ns += router_->Infer("fast", Image(7))->route.latency_nanos;
-    slow_ns += router_->Infer("slow", Image(7))->route.latency_nanos;
+    fast_ns = std::min(fast_ns, router_->Infer("fast", Image(7))->route.latency_nanos);
+    slow_ns = std::min(slow_ns, router_->Infer("slow", Image(7))->route.latency_nanos);
   }
   EXPECT_GT(slow_ns, 10 * fast_ns) << fast_ns << " vs " << slow_ns;
   Result<RoutedResult> r = router_->Infer("slow", Image(7));
   ASSERT_TRUE(r.ok());
-  EXPECT_GT(r->route.predicted_nanos, 10 * fast_ns / 5);
+  EXPECT_GT(r->route.predicted_nanos, 10 * fast_ns);
 }
 
 }  // namespace
