@@ -4,7 +4,7 @@
 Usage: footprint_report.py BUILD_DIR RESULTS_DIR [--variants] [--device]
 
 --device reports BUILD_DIR/bench/libhybridml_device.so instead (hybridml_device_shared: the whole
-device SDK an app links, hml_base + hml_runtime + hml_ota + hml_storage + hml_sdk, C ABI and C++ API
+device SDK an app links, hml_base + hml_runtime + hml_ota + hml_storage + hml_sync + hml_sdk, C ABI and C++ API
 exported, no cloud code; target at most 2 MB) into RESULTS_DIR/footprint_device.json.
 
 Reads BUILD_DIR/bench/libhybridml_runtime.so (the CMake target hybridml_runtime_shared: our
@@ -33,7 +33,7 @@ LIB = "libhybridml_runtime.so"
 # --device: the whole device SDK (runtime + sdk, no cloud code), "at most 2 MB" (decimal).
 DEVICE = {"lib": "libhybridml_device.so", "map": "libhybridml_device.map", "target": 2_000_000,
           "json": "footprint_device.json",
-          "what": "hybridml device SDK (hml_base + hml_runtime + hml_ota + hml_storage + hml_sdk; "
+          "what": "hybridml device SDK (hml_base + hml_runtime + hml_ota + hml_storage + hml_sync + hml_sdk; "
                   "our code only), as built, C ABI + C++ API exported "
                   "(bench/footprint_device_exports.map), --gc-sections, stripped:"}
 THIRD_PARTY = ["libXNNPACK", "libpthreadpool", "libcpuinfo", "libonnx_proto", "libprotobuf"]

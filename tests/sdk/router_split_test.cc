@@ -7,8 +7,8 @@
 // failed cloud call must be finished on the device.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <memory>
 #include <optional>

@@ -185,7 +185,10 @@ typedef enum hml_route_policy {
   HML_ROUTE_CLOUD_ONLY = 1,   /* the cloud model (a local model, if given, is the fallback) */
   HML_ROUTE_PREFER_LOCAL = 2, /* the local model; the cloud when there is none or it fails */
   HML_ROUTE_PREFER_CLOUD = 3, /* the cloud; local when its breaker is open or time is short */
-  HML_ROUTE_CASCADE = 4       /* local; offloaded to the cloud when its top-1 is too low */
+  HML_ROUTE_CASCADE = 4,      /* local; offloaded to the cloud when its top-1 is too low */
+  HML_ROUTE_SPLIT = 5 /* the model's head on the device, its tail in the cloud (int8 cut tensors);
+                         the cut is planned per request with the default SplitConfig; needs the
+                         same model on both sides */
 } hml_route_policy;
 
 /* Where a request was answered (the router's Placement). */

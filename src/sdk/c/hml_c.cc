@@ -242,6 +242,8 @@ std::optional<hml::sdk::RoutePolicy> FromPolicy(hml_route_policy policy) {
       return hml::sdk::RoutePolicy::kPreferCloud;
     case HML_ROUTE_CASCADE:
       return hml::sdk::RoutePolicy::kCascade;
+    case HML_ROUTE_SPLIT:
+      return hml::sdk::RoutePolicy::kSplit;
   }
   return std::nullopt;
 }

@@ -127,6 +127,7 @@ static void test_names(void) {
   CHECK(strcmp(hml_route_policy_name(HML_ROUTE_PREFER_LOCAL), "prefer-local") == 0);
   CHECK(strcmp(hml_route_policy_name(HML_ROUTE_PREFER_CLOUD), "prefer-cloud") == 0);
   CHECK(strcmp(hml_route_policy_name(HML_ROUTE_CASCADE), "cascade") == 0);
+  CHECK(strcmp(hml_route_policy_name(HML_ROUTE_SPLIT), "split") == 0);
   CHECK(strcmp(hml_route_policy_name((hml_route_policy)99), "unknown") == 0);
   CHECK(strcmp(hml_placement_name(HML_PLACEMENT_LOCAL), "local") == 0);
   CHECK(strcmp(hml_placement_name(HML_PLACEMENT_CLOUD), "cloud") == 0);
