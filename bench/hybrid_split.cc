@@ -229,8 +229,8 @@ Status PinThisThread(int first, int end) {
   CPU_ZERO(&set);
   for (int c = first; c < std::max(end, first + 1); ++c) CPU_SET(c, &set);
   if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
-    return InternalError("cannot pin a thread to CPUs " + std::to_string(first) + "..: " +
-                         std::strerror(err));
+    return InternalError("cannot pin a thread to CPUs " + std::to_string(first) +
+                         "..: " + std::strerror(err));
   }
   return Status::Ok();
 }
@@ -528,8 +528,7 @@ Status Run(const Flags& f) {
   bool ratio_met = true;
   bool beats = false;
   for (const std::string& link : f.links) {
-    HML_ASSIGN_OR_RETURN(LinkResult r,
-                         RunLink(f, model, link, repo, &timers, inputs, expected));
+    HML_ASSIGN_OR_RETURN(LinkResult r, RunLink(f, model, link, repo, &timers, inputs, expected));
     PrintLink(r, f.requests);
     ratio_met = ratio_met && r.ratio <= 1.10;
     beats = beats || r.beats_local_and_cloud;
