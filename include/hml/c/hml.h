@@ -238,9 +238,9 @@ hml_status hml_router_options_set_hedging(hml_router_options* options, int enabl
  * the cloud. Thread-safe. */
 typedef struct hml_router hml_router;
 
-/* A router with the options (NULL = defaults). The network transport is not part of the C ABI
- * yet, so this router has no cloud: every cloud call fails at once with HML_UNAVAILABLE ("no
- * transport configured"; retries and the breaker do not apply to it). Local-only and
+/* A router with the options (NULL = defaults) and no network (for one, hml_router_create_over in
+ * hml/c/hml_grpc.h): every cloud call fails at once with HML_UNAVAILABLE ("no transport
+ * configured"; retries and the breaker do not apply to it). Local-only and
  * prefer-local models with a local model work fully; cloud-only, prefer-cloud and cascade
  * models can be added, and answer locally only where their policy falls back to a local model. */
 hml_status hml_router_create(const hml_router_options* options, hml_router** out_router,
