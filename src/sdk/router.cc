@@ -392,7 +392,7 @@ int64_t Router::CloudDeadline(const Entry& entry, int64_t deadline_nanos) const 
 }
 
 Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor> inputs,
-                                      int64_t deadline_nanos) {
+                                      int64_t deadline_nanos, RouteInfo& route) {
   // Shared with the transport's callbacks, which may outlive this call (a cancelled attempt
   // reports later).
   struct Shared {
@@ -504,7 +504,21 @@ Router::CloudOutcome Router::RunCloud(Entry& entry, std::span<const NamedTensor>
   } else {
     outcome.outputs = shared->report.status;
   }
+  route.attempts += outcome.attempts;
+  route.bytes_sent += outcome.bytes_sent;
+  route.bytes_received += outcome.bytes_received;
+  route.cloud_status = outcome.outputs.status().ToString();
   return outcome;
+}
+
+Result<RoutedResult> Router::Complete(RoutedResult& result, int64_t start_nanos,
+                                      Placement placement, std::string reason,
+                                      std::vector<NamedTensor> outputs) const {
+  result.route.placement = placement;
+  result.route.reason = std::move(reason);
+  result.route.latency_nanos = clock_->NowNanos() - start_nanos;
+  result.outputs = std::move(outputs);
+  return std::move(result);
 }
 
 Result<RoutedResult> Router::Infer(const std::string& name, std::span<const NamedTensor> inputs,
@@ -516,21 +530,11 @@ Result<RoutedResult> Router::Infer(const std::string& name, std::span<const Name
 
   RoutedResult result;
   RouteInfo& route = result.route;
-  auto done = [&](Placement placement, std::string reason,
-                  std::vector<NamedTensor> outputs) -> Result<RoutedResult> {
-    route.placement = placement;
-    route.reason = std::move(reason);
-    route.latency_nanos = clock_->NowNanos() - start;
-    result.outputs = std::move(outputs);
-    return std::move(result);
+  auto done = [&](Placement placement, std::string reason, std::vector<NamedTensor> outputs) {
+    return Complete(result, start, placement, std::move(reason), std::move(outputs));
   };
   auto cloud = [&](int64_t cloud_deadline) {
-    CloudOutcome c = RunCloud(*entry, inputs, cloud_deadline);
-    route.attempts += c.attempts;
-    route.bytes_sent += c.bytes_sent;
-    route.bytes_received += c.bytes_received;
-    route.cloud_status = c.outputs.status().ToString();
-    return c;
+    return RunCloud(*entry, inputs, cloud_deadline, route);
   };
   // A cloud call that falls back to the local model when it fails (the rule for every policy),
   // unless the local model already failed for this request (`local_error` not OK).
@@ -751,13 +755,8 @@ Result<RoutedResult> Router::InferSplit(Entry& entry, std::span<const NamedTenso
   const std::string& name = entry.name;
   RoutedResult result;
   RouteInfo& route = result.route;
-  auto done = [&](Placement placement, std::string reason,
-                  std::vector<NamedTensor> outputs) -> Result<RoutedResult> {
-    route.placement = placement;
-    route.reason = std::move(reason);
-    route.latency_nanos = clock_->NowNanos() - start_nanos;
-    result.outputs = std::move(outputs);
-    return std::move(result);
+  auto done = [&](Placement placement, std::string reason, std::vector<NamedTensor> outputs) {
+    return Complete(result, start_nanos, placement, std::move(reason), std::move(outputs));
   };
 
   // The plan: a fixed candidate, or the planner's choice; the local candidate when the device is
@@ -869,11 +868,7 @@ Result<RoutedResult> Router::InferSplit(Entry& entry, std::span<const NamedTenso
   }
   const int64_t reserve =
       std::max(options_.local_reserve_nanos, static_cast<int64_t>(2 * tail_on_device));
-  CloudOutcome c = RunCloud(entry, quantized, deadline_nanos - reserve);
-  route.attempts += c.attempts;
-  route.bytes_sent += c.bytes_sent;
-  route.bytes_received += c.bytes_received;
-  route.cloud_status = c.outputs.status().ToString();
+  CloudOutcome c = RunCloud(entry, quantized, deadline_nanos - reserve, route);
   if (c.outputs.ok()) {
     std::lock_guard<std::mutex> lock(entry.stats_mu);
     if (c.attempts == 1) {

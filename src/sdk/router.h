@@ -311,7 +311,12 @@ class Router {
   Result<std::vector<NamedTensor>> RunLocal(Entry& entry, std::span<const NamedTensor> inputs,
                                             RouteInfo& route);
   // One resilient cloud call with `deadline_nanos`; blocks until it ends.
-  CloudOutcome RunCloud(Entry& entry, std::span<const NamedTensor> inputs, int64_t deadline_nanos);
+  // Adds the call's attempts, bytes and final status to `route`.
+  CloudOutcome RunCloud(Entry& entry, std::span<const NamedTensor> inputs, int64_t deadline_nanos,
+                        RouteInfo& route);
+  // Fills in `result`'s placement, reason, latency since `start_nanos` and outputs; returns it.
+  Result<RoutedResult> Complete(RoutedResult& result, int64_t start_nanos, Placement placement,
+                                std::string reason, std::vector<NamedTensor> outputs) const;
   // The deadline given to a cloud call that may still fall back to the local model.
   int64_t CloudDeadline(const Entry& entry, int64_t deadline_nanos) const;
   // The split policy's state for `model` (candidates, profile, Sessions), profiled.
