@@ -107,6 +107,50 @@ TEST(SecAggTest, AbortedServerRevealsNoShares) {
   EXPECT_EQ(clients[0].Unmask(forged).status().code(), StatusCode::kAborted);
 }
 
+TEST(SecAggTest, ServerRejectsLateMaskedInputAfterUnmaskRequest) {
+  // Once a client is declared dropped its mask key gets reconstructed; a masked input arriving
+  // after that must not join the sum (its self mask would stay in it, and the round's sets are
+  // fixed).
+  const SecAggConfig config = Config(3, 2, 4);
+  auto server = SecAggServer::Create(config);
+  ASSERT_TRUE(server.ok());
+  std::vector<SecAggClient> clients;
+  for (int id = 1; id <= 3; ++id) {
+    clients.push_back(std::move(*SecAggClient::Create(config, id)));
+    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_key()).ok());
+  }
+  auto keys = server->PublicKeys();
+  ASSERT_TRUE(keys.ok());
+  for (auto& c : clients) {
+    auto m = c.ShareKeys(*keys);
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE(server->ReceiveShares(c.id(), *m).ok());
+  }
+  std::vector<std::vector<uint32_t>> masked(4);
+  const std::vector<uint32_t> x = {1, 2, 3, 4};
+  for (int id = 1; id <= 3; ++id) {
+    auto received = server->SharesFor(id);
+    ASSERT_TRUE(received.ok());
+    auto y = clients[id - 1].MaskInput(x, *received);
+    ASSERT_TRUE(y.ok());
+    masked[id] = *y;
+  }
+  ASSERT_TRUE(server->ReceiveMaskedInput(1, masked[1]).ok());
+  ASSERT_TRUE(server->ReceiveMaskedInput(2, masked[2]).ok());
+  auto request = server->UnmaskRequest();
+  ASSERT_TRUE(request.ok());
+  EXPECT_EQ(request->dropped, std::vector<int>{3});
+  EXPECT_EQ(server->ReceiveMaskedInput(3, masked[3]).code(), StatusCode::kFailedPrecondition);
+  for (int id : request->survivors) {
+    auto response = clients[id - 1].Unmask(*request);
+    ASSERT_TRUE(response.ok());
+    ASSERT_TRUE(server->ReceiveUnmaskResponse(*response).ok());
+  }
+  auto sum = server->Finish();
+  ASSERT_TRUE(sum.ok()) << sum.status().ToString();
+  EXPECT_EQ(*sum, (std::vector<uint32_t>{2, 4, 6, 8}));
+}
+
 TEST(SecAggTest, ClientRefusesToRevealBothSharesOfOneClient) {
   const SecAggConfig config = Config(3, 2, 4);
   std::vector<SecAggClient> clients;
