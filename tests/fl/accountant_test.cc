@@ -4,6 +4,8 @@
 //  [TFP] tensorflow/privacy, tensorflow_privacy/privacy/analysis/rdp_accountant_test.py
 //        (classic RDP -> DP conversion): test_compute_rdp_scalar, test_compute_rdp_sequence,
 //        test_get_privacy_spent_check_target_delta, test_check_composition.
+//  [TUT] tensorflow/privacy, tutorials/README.md, "Select Parameters" table for
+//        mnist_dpsgd_tutorial.py (60000 examples, batch 256, delta 1e-5, classic conversion).
 //  [DPA] google/differential-privacy, python/dp_accounting/dp_accounting/rdp/
 //        rdp_privacy_accountant_test.py (tight conversion):
 //        test_compute_rdp_poisson_sampled_gaussian, test_compute_epsilon_delta_pure_dp,
@@ -85,6 +87,27 @@ TEST(RdpAccountantTest, MatchesTfPrivacyEpsilon) {
   EXPECT_DOUBLE_EQ(acc.EpsilonClassic(1e-5), eps);
   // The tight conversion is never worse.
   EXPECT_LT(acc.Epsilon(1e-5), eps);
+}
+
+// [TUT]: DP-SGD on MNIST, q = 256/60000, steps = epochs * 60000 / 256 (integer division),
+// TF Privacy's default orders 1.1..10.9 (step 0.1) and 12..63: (sigma 1.12, 60 epochs) -> 2.92,
+// (0.6, 30) -> 9.74, (1.2, 10) -> 1.20. We get 2.9222, 9.7527, 1.1982 (classic conversion).
+TEST(RdpAccountantTest, MatchesTfPrivacyMnistTutorialTable) {
+  std::vector<double> orders;
+  for (int x = 1; x < 100; ++x) orders.push_back(1.0 + x / 10.0);
+  for (int a = 12; a < 64; ++a) orders.push_back(a);
+  struct Row {
+    double sigma;
+    int epochs;
+    double published_eps;
+  };
+  for (const Row& row : {Row{1.12, 60, 2.92}, Row{0.6, 30, 9.74}, Row{1.2, 10, 1.20}}) {
+    RdpAccountant acc = MakeAccountant(orders);
+    ASSERT_TRUE(acc.Steps(256.0 / 60000.0, row.sigma, row.epochs * 60000 / 256).ok());
+    EXPECT_NEAR(acc.EpsilonClassic(1e-5), row.published_eps, 0.01 * row.published_eps)
+        << "sigma " << row.sigma << " epochs " << row.epochs;
+    EXPECT_LT(acc.Epsilon(1e-5), acc.EpsilonClassic(1e-5));
+  }
 }
 
 // [TFP] test_check_composition: two phases with different (q, sigma), fractional orders,
