@@ -14,10 +14,14 @@
 // which we sum in log space (lgamma for the binomials, log-sum-exp for the sum) so that large
 // orders and small sigma do not overflow. For fractional alpha we evaluate the expectation
 // directly: the log integrand is a Gaussian log-density plus alpha * log((1-q) + q e^t), all
-// computed in log space, integrated by the trapezoidal rule on a grid of step sigma/64 covering
-// [-14 sigma, max(alpha, 1) + 14 sigma] (the integrand is at most a Gaussian bump of width sigma
-// centred at or below alpha, so the tails beyond the grid are below e^-98 of the peak; the
-// trapezoidal rule converges exponentially fast for such smooth, decaying integrands). Tests
+// computed in log space, integrated by the trapezoidal rule on a grid of step
+// min(sigma, sigma^2)/32 (at most 2^22 points) covering [-14 sigma, max(alpha, 1) + 14 sigma].
+// The log integrand's slope is at most (alpha - z)/sigma^2 above and at least -z/sigma^2 below,
+// so its peak lies in [0, alpha] and it falls at least like a Gaussian of width sigma outside:
+// the tails beyond the grid are below e^-98 of the peak, and the trapezoidal rule converges
+// exponentially fast for such smooth, decaying integrands. Precision: log(A) is accurate to
+// about 1e-13 absolute, so for tiny q and large sigma (A - 1 below ~1e-9) the per-step RDP of
+// fractional orders has a relative error that grows as A - 1 shrinks (integer orders do not). Tests
 // check both paths against each other at integer orders and against published values.
 //
 // Composition. RDP adds over rounds at each fixed order, so the accountant keeps one running sum

@@ -48,7 +48,8 @@ struct Int8Quantized {
 
 // Quantizes `values`. chunk_size 0 means one scale for the whole vector. Values must be finite.
 Result<Int8Quantized> EncodeInt8(std::span<const float> values, uint32_t chunk_size = 0);
-// Decodes into a vector of q.size elements.
+// Decodes into a vector of q.size elements. REQUIRES: q as EncodeInt8 made it (codes.size() ==
+// size, one scale per chunk); a decoder of bytes from the network must check this first.
 std::vector<float> DecodeInt8(const Int8Quantized& q);
 
 struct TopKSparse {
@@ -60,6 +61,7 @@ struct TopKSparse {
 };
 
 // Keeps the min(k, size) elements of largest magnitude (ties to the lower index).
+// REQUIRES: values.size() < 2^32 (indices are uint32).
 TopKSparse EncodeTopK(std::span<const float> values, uint32_t k);
 // Dense vector of s.size elements, zero except at the kept indices.
 std::vector<float> DecodeTopK(const TopKSparse& s);
