@@ -4,20 +4,17 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
-#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "proto/hybridml_device.pb.h"
 #include "proto/inference.pb.h"
+#include "src/sdk/grpc/wire.h"
 #include "src/server/protocol/v2_grpc_codec.h"
 #include "src/server/protocol/v2_json.h"
 
 namespace hml::sim {
-
-// The SDK's parameters are the protocol's, so converting a tensor is a move.
-static_assert(std::is_same_v<sdk::TensorParameters, server::V2Parameters>);
 
 namespace {
 
@@ -189,15 +186,9 @@ void Respond(const std::shared_ptr<Impl>& impl, sdk::CallId id, const server::Se
   if (!encoded.ok()) return SendError(impl, id, std::move(encoded), what);
   const int64_t bytes =
       static_cast<int64_t>(message.ByteSizeLong()) + impl->options.per_message_overhead_bytes;
-  Result<server::V2InferResponse> decoded = server::DecodeModelInferResponse(message);
-  if (!decoded.ok()) return SendError(impl, id, decoded.status(), what);
-  sdk::InferAnswer answer;
-  answer.model_version = std::move(decoded->model_version);
-  answer.outputs.reserve(decoded->outputs.size());
-  for (server::NamedTensor& t : decoded->outputs) {
-    answer.outputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
-  }
-  SendDown(impl, id, bytes, Result<sdk::InferAnswer>(std::move(answer)), what);
+  Result<sdk::InferAnswer> answer = sdk::DecodeInferAnswer(message);
+  if (!answer.ok()) return SendError(impl, id, answer.status(), what);
+  SendDown(impl, id, bytes, std::move(answer), what);
 }
 
 // Whether call `id` still waits for its answer, with its version and deadline. A call that ended
@@ -430,17 +421,7 @@ sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback do
 
   Status failure = sdk::ValidateInferCall(call);
   auto message = std::make_shared<inference::ModelInferRequest>();
-  if (failure.ok()) {
-    server::V2InferRequest request;
-    request.model_name = call.model;
-    if (call.version != 0) request.model_version = std::to_string(call.version);
-    request.inputs.reserve(call.inputs.size());
-    for (sdk::NamedTensor& t : call.inputs) {
-      request.inputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
-    }
-    failure =
-        server::EncodeModelInferRequest(request, server::V2TensorEncoding::kRaw, message.get());
-  }
+  if (failure.ok()) failure = sdk::EncodeInferCall(call, message.get());
   const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
   return Launch(impl_, std::move(state), std::move(failure), bytes,
                 [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
@@ -455,9 +436,7 @@ sdk::CallId InProcessTransport::Upload(sdk::UploadCall call, sdk::UploadCallback
   state->done = std::move(done);
   Status failure = sdk::ValidateUploadCall(call);
   auto message = std::make_shared<hybridml::v1::UploadBatchRequest>();
-  message->set_idempotency_key(std::move(call.idempotency_key));
-  message->set_sealed_batch(std::move(call.sealed_batch));
-  message->set_sample_count(call.sample_count);
+  sdk::EncodeUploadCall(call, message.get());
   const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
   return Launch(impl_, std::move(state), std::move(failure), bytes,
                 [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
@@ -473,13 +452,7 @@ sdk::CallId InProcessTransport::ReportTelemetry(sdk::TelemetryCall call,
   state->done = std::move(done);
   Status failure = sdk::ValidateTelemetryCall(call);
   auto message = std::make_shared<hybridml::v1::TelemetryReport>();
-  message->set_timestamp_ms(call.timestamp_ms);
-  for (sdk::TelemetryMeasurement& m : call.measurements) {
-    hybridml::v1::Measurement* out = message->add_measurements();
-    out->set_name(std::move(m.name));
-    out->set_value(m.value);
-    for (auto& [key, value] : m.labels) (*out->mutable_labels())[key] = value;
-  }
+  sdk::EncodeTelemetryCall(call, message.get());
   const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
   return Launch(impl_, std::move(state), std::move(failure), bytes,
                 [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {

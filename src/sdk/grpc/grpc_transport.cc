@@ -18,7 +18,6 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
-#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -26,12 +25,9 @@
 #include "hml/env.h"
 #include "proto/hybridml_device.grpc.pb.h"  // the Enroll stub; protobuf SerializationTraits
 #include "proto/inference.pb.h"
-#include "src/protocol/v2_grpc_codec.h"
+#include "src/sdk/grpc/wire.h"
 
 namespace hml::sdk {
-
-// The SDK's tensor parameters are the protocol's, so converting a tensor is a move.
-static_assert(std::is_same_v<TensorParameters, protocol::V2Parameters>);
 
 namespace {
 
@@ -224,18 +220,6 @@ struct TypedCall final : Call, grpc::ClientBidiReactor<Request, Response> {
   Decode decode = nullptr;
   Callback done;
 };
-
-Result<InferAnswer> DecodeInfer(inference::ModelInferResponse& response) {
-  HML_ASSIGN_OR_RETURN(protocol::V2InferResponse decoded,
-                       protocol::DecodeModelInferResponse(response));
-  InferAnswer answer;
-  answer.model_version = std::move(decoded.model_version);
-  answer.outputs.reserve(decoded.outputs.size());
-  for (protocol::NamedTensor& t : decoded.outputs) {
-    answer.outputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
-  }
-  return answer;
-}
 
 Result<UploadAnswer> DecodeUpload(v1::UploadBatchResponse& response) {
   UploadAnswer answer;
@@ -432,19 +416,11 @@ CallId GrpcTransport::Infer(InferCall call, InferCallback done) {
   auto state = std::make_shared<Infer>();
   state->method = "/inference.GRPCInferenceService/ModelInfer";
   state->what = "model '" + call.model + "' at " + impl_->options.target;
-  state->decode = &DecodeInfer;
+  state->decode = &DecodeInferAnswer;
   state->done = std::move(done);
   Status refusal = ValidateInferCall(call);
   if (refusal.ok()) {
-    protocol::V2InferRequest request;
-    request.model_name = std::move(call.model);
-    if (call.version != 0) request.model_version = std::to_string(call.version);
-    request.inputs.reserve(call.inputs.size());
-    for (NamedTensor& t : call.inputs) {
-      request.inputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
-    }
-    refusal = protocol::EncodeModelInferRequest(request, protocol::V2TensorEncoding::kRaw,
-                                                &state->request);
+    refusal = EncodeInferCall(call, &state->request);
     state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
   }
   return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
@@ -459,9 +435,7 @@ CallId GrpcTransport::Upload(UploadCall call, UploadCallback done) {
   state->done = std::move(done);
   Status refusal = ValidateUploadCall(call);
   if (refusal.ok()) {
-    state->request.set_idempotency_key(std::move(call.idempotency_key));
-    state->request.set_sealed_batch(std::move(call.sealed_batch));
-    state->request.set_sample_count(call.sample_count);
+    EncodeUploadCall(call, &state->request);
     state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
   }
   return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
@@ -476,13 +450,7 @@ CallId GrpcTransport::ReportTelemetry(TelemetryCall call, TelemetryCallback done
   state->done = std::move(done);
   Status refusal = ValidateTelemetryCall(call);
   if (refusal.ok()) {
-    state->request.set_timestamp_ms(call.timestamp_ms);
-    for (TelemetryMeasurement& m : call.measurements) {
-      v1::Measurement* out = state->request.add_measurements();
-      out->set_name(std::move(m.name));
-      out->set_value(m.value);
-      for (auto& [key, value] : m.labels) (*out->mutable_labels())[key] = std::move(value);
-    }
+    EncodeTelemetryCall(call, &state->request);
     state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
   }
   return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);

@@ -1,0 +1,55 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+#include "src/sdk/grpc/wire.h"
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "src/protocol/v2_grpc_codec.h"
+#include "src/protocol/v2_types.h"
+
+namespace hml::sdk {
+
+// The SDK's tensor parameters are the protocol's, so converting a tensor is a move.
+static_assert(std::is_same_v<TensorParameters, protocol::V2Parameters>);
+
+Status EncodeInferCall(InferCall& call, inference::ModelInferRequest* out) {
+  protocol::V2InferRequest request;
+  request.model_name = std::move(call.model);
+  if (call.version != 0) request.model_version = std::to_string(call.version);
+  request.inputs.reserve(call.inputs.size());
+  for (NamedTensor& t : call.inputs) {
+    request.inputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
+  }
+  return protocol::EncodeModelInferRequest(request, protocol::V2TensorEncoding::kRaw, out);
+}
+
+Result<InferAnswer> DecodeInferAnswer(inference::ModelInferResponse& response) {
+  HML_ASSIGN_OR_RETURN(protocol::V2InferResponse decoded,
+                       protocol::DecodeModelInferResponse(response));
+  InferAnswer answer;
+  answer.model_version = std::move(decoded.model_version);
+  answer.outputs.reserve(decoded.outputs.size());
+  for (protocol::NamedTensor& t : decoded.outputs) {
+    answer.outputs.push_back({std::move(t.name), std::move(t.tensor), std::move(t.parameters)});
+  }
+  return answer;
+}
+
+void EncodeUploadCall(UploadCall& call, hybridml::v1::UploadBatchRequest* out) {
+  out->set_idempotency_key(std::move(call.idempotency_key));
+  out->set_sealed_batch(std::move(call.sealed_batch));
+  out->set_sample_count(call.sample_count);
+}
+
+void EncodeTelemetryCall(TelemetryCall& call, hybridml::v1::TelemetryReport* out) {
+  out->set_timestamp_ms(call.timestamp_ms);
+  for (TelemetryMeasurement& m : call.measurements) {
+    hybridml::v1::Measurement* measurement = out->add_measurements();
+    measurement->set_name(std::move(m.name));
+    measurement->set_value(m.value);
+    for (auto& [key, value] : m.labels) (*measurement->mutable_labels())[key] = std::move(value);
+  }
+}
+
+}  // namespace hml::sdk
