@@ -1187,6 +1187,10 @@ void hml_records_free(hml_records* records) {
 
 // ---- C++-only entry points (hml_c_internal.h) ------------------------------------------------
 
+hml_status hml_c_null_argument(hml_error** out_error, const char* function, const char* what) {
+  return NullArgument(out_error, function, what);
+}
+
 hml_status hml_c_fail(hml_error** out_error, const hml::Status& status) {
   if (status.ok()) return Ok(out_error);
   return Fail(out_error, status);

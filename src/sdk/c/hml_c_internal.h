@@ -26,4 +26,7 @@ hml_status hml_router_create_with_transport(const hml_router_options* options,
 // reports errors.
 hml_status hml_c_fail(hml_error** out_error, const hml::Status& status);
 
+// HML_INVALID_ARGUMENT "<function>: <what> is NULL", the C ABI's message for a NULL argument.
+hml_status hml_c_null_argument(hml_error** out_error, const char* function, const char* what);
+
 #endif  // HML_SRC_SDK_C_HML_C_INTERNAL_H_
