@@ -291,17 +291,17 @@ Status PinTo(int cpu) {
   return Status::Ok();
 }
 
-// Runs `work(i)` for every device on its own thread (pinned to `cpu` unless -1); the first error
-// (by device order) wins.
+// Runs `work(device, its index)` for every device on its own thread (pinned to `cpu` unless -1);
+// the first error (by device order) wins.
 Status ForEachDevice(std::vector<Device>& devices, int cpu,
-                     const std::function<Status(Device&)>& work) {
+                     const std::function<Status(Device&, size_t)>& work) {
   std::vector<Status> results(devices.size());
   std::vector<std::thread> threads;
   threads.reserve(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
     threads.emplace_back([&, i] {
       results[i] = PinTo(cpu);
-      if (results[i].ok()) results[i] = work(devices[i]);
+      if (results[i].ok()) results[i] = work(devices[i], i);
     });
   }
   for (std::thread& t : threads) t.join();
@@ -376,8 +376,9 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   }
   Tell(options, "installing '" + options.device_model + "' over the air on " +
                     std::to_string(devices.size()) + " devices");
-  HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu,
-                                    [&](Device& d) { return Install(options, shipped_root, d); }));
+  HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d, size_t) {
+    return Install(options, shipped_root, d);
+  }));
   for (Device& d : devices) {
     InProcessTransportOptions t;
     t.backend = options.backend;
@@ -401,12 +402,9 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     const std::string name(sdk::RoutePolicyName(policy));
     const int64_t start = RealClock()->NowNanos();
     std::vector<Outcome> outcomes(samples.size());
-    size_t index = 0;
-    std::map<const Device*, size_t> first;
-    for (const Device& d : devices) first[&d] = index++;
     std::atomic<int64_t> reports_sent{0}, reports_failed{0};
-    HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d) {
-      HML_RETURN_IF_ERROR(Route(options, policy, d, samples, first[&d], stride, outcomes));
+    HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d, size_t i) {
+      HML_RETURN_IF_ERROR(Route(options, policy, d, samples, i, stride, outcomes));
       if (!options.telemetry) return Status::Ok();
       HML_ASSIGN_OR_RETURN(bool sent, FlushTelemetry(d));
       ++(sent ? reports_sent : reports_failed);
@@ -445,10 +443,7 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
   if (options.ingest != nullptr && options.ingest_public_key.has_value()) {
     Tell(options, "collecting labels on every device and syncing them to the ingest service");
     report.sync.resize(devices.size());
-    std::map<const Device*, size_t> index;
-    for (size_t i = 0; i < devices.size(); ++i) index[&devices[i]] = i;
-    HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d) {
-      const size_t i = index[&d];
+    HML_RETURN_IF_ERROR(ForEachDevice(devices, options.device_cpu, [&](Device& d, size_t i) {
       return CollectAndUpload(options, d, samples, i, stride, report.sync[i]);
     }));
   }
