@@ -396,6 +396,15 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     report.installs.push_back(d.install);
   }
 
+  // The distinct link profiles, and the row of each entry of options.link_profiles.
+  std::vector<std::string> links;
+  std::vector<size_t> link_row;
+  for (const std::string& profile : options.link_profiles) {
+    auto it = std::find(links.begin(), links.end(), profile);
+    link_row.push_back(static_cast<size_t>(it - links.begin()));
+    if (it == links.end()) links.push_back(profile);
+  }
+
   // Each policy over the whole fleet.
   const size_t stride = devices.size();
   for (sdk::RoutePolicy policy : options.policies) {
@@ -412,32 +421,23 @@ Result<FleetReport> RunFleet(const FleetOptions& options) {
     }));
     report.telemetry_reports_sent += reports_sent;
     report.telemetry_reports_failed += reports_failed;
+    // One row over all devices, then one per distinct link profile (in the options' order).
     std::vector<const Outcome*> all;
-    std::vector<std::vector<const Outcome*>> by_link(options.link_profiles.size());
+    std::vector<std::vector<const Outcome*>> by_link(links.size());
     for (size_t i = 0; i < outcomes.size(); ++i) {
       all.push_back(&outcomes[i]);
-      by_link[devices[i % stride].link_index].push_back(&outcomes[i]);
+      by_link[link_row[devices[i % stride].link_index]].push_back(&outcomes[i]);
     }
-    report.rows.push_back(Summarize(name, "all", all));
-    for (size_t l = 0; l < by_link.size(); ++l) {
-      // A profile listed twice gets one row.
-      if (std::find(options.link_profiles.begin(), options.link_profiles.begin() + l,
-                    options.link_profiles[l]) != options.link_profiles.begin() + l) {
-        continue;
-      }
-      std::vector<const Outcome*> rows = by_link[l];
-      for (size_t k = l + 1; k < by_link.size(); ++k) {
-        if (options.link_profiles[k] == options.link_profiles[l]) {
-          rows.insert(rows.end(), by_link[k].begin(), by_link[k].end());
-        }
-      }
-      report.rows.push_back(Summarize(name, options.link_profiles[l], rows));
+    const PolicyRow overall = Summarize(name, "all", all);
+    report.rows.push_back(overall);
+    for (size_t l = 0; l < links.size(); ++l) {
+      report.rows.push_back(Summarize(name, links[l], by_link[l]));
     }
     char line[160];
     std::snprintf(line, sizeof(line), "%-13s %zu requests in %.1f s, accuracy %.2f %%",
                   name.c_str(), samples.size(),
                   static_cast<double>(RealClock()->NowNanos() - start) / 1e9,
-                  100.0 * report.rows[report.rows.size() - 1 - by_link.size()].accuracy);
+                  100.0 * overall.accuracy);
     Tell(options, line);
   }
   if (options.ingest != nullptr && options.ingest_public_key.has_value()) {
