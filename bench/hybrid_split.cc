@@ -43,15 +43,11 @@
 // model's (max |difference| over the outputs, reported per row with the outputs' largest |value|).
 //
 // Prints one table per link; with --json PATH also writes the numbers as JSON.
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -70,6 +66,7 @@
 #include "hml/status.h"
 #include "src/sdk/router.h"
 #include "src/server/serving/model_repository.h"
+#include "src/sim/fleet.h"
 #include "src/sim/in_process_transport.h"
 #include "src/sim/link.h"
 #include "src/sim/timer_queue.h"
@@ -220,19 +217,6 @@ double MaxDiff(const std::vector<sdk::NamedTensor>& outputs, const std::vector<T
     }
   }
   return worst;
-}
-
-// Pins the calling thread to CPUs [first, end) (first < 0: leaves it alone).
-Status PinThisThread(int first, int end) {
-  if (first < 0) return Status::Ok();
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (int c = first; c < std::max(end, first + 1); ++c) CPU_SET(c, &set);
-  if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
-    return InternalError("cannot pin a thread to CPUs " + std::to_string(first) +
-                         "..: " + std::strerror(err));
-  }
-  return Status::Ok();
 }
 
 Result<LinkResult> RunLink(const Flags& f, const Model& model, const std::string& link_name,
@@ -512,13 +496,13 @@ Status Run(const Flags& f) {
   // inherit them; then this thread, which runs the device's requests, moves to CPU 0.
   const int cpus = static_cast<int>(std::thread::hardware_concurrency());
   const bool pin = cpus >= 2;
-  HML_RETURN_IF_ERROR(PinThisThread(pin ? 1 : -1, cpus));
+  if (pin) HML_RETURN_IF_ERROR(sim::PinCurrentThread(1, cpus));
   server::ModelRepositoryOptions repo_options;
   repo_options.max_split_tails_per_version = 64;  // every cut's tail stays compiled
   server::ModelRepository repo(repo_options);
   HML_RETURN_IF_ERROR(repo.LoadModel("model", 1, model));
   sim::TimerQueue timers;
-  HML_RETURN_IF_ERROR(PinThisThread(pin ? 0 : -1, 1));
+  if (pin) HML_RETURN_IF_ERROR(sim::PinCurrentThread(0, 1));
 
   std::printf(
       "hybrid_split: %s, device slowdown %.1fx, server speedup guess %.1fx, %s cuts; the local "

@@ -14,8 +14,6 @@
 //      store) and N simulated devices (threads with their own emulated links) that install the
 //      student over the air and route the Fashion-MNIST test images under each policy;
 //   6. print the table and write it as JSON.
-#include <pthread.h>
-#include <sched.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -217,12 +215,7 @@ Status RunDemo(const DemoFlags& f) {
   const int cpus = static_cast<int>(std::thread::hardware_concurrency());
   const bool separate = f.separate_cpus && cpus >= 2;
   if (separate) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int c = 1; c < cpus; ++c) CPU_SET(c, &set);
-    if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
-      return InternalError(std::string("cannot pin the server's threads: ") + std::strerror(err));
-    }
+    HML_RETURN_IF_ERROR(sim::PinCurrentThread(1, cpus));
     std::printf("devices run on CPU 0, the server on CPUs 1-%d\n", cpus - 1);
   }
   server::ModelRepository repository;

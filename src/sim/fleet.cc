@@ -278,19 +278,6 @@ void Tell(const FleetOptions& options, const std::string& line) {
   if (options.progress) options.progress(line);
 }
 
-// Pins the calling thread to `cpu` (-1: leaves it alone).
-Status PinTo(int cpu) {
-  if (cpu < 0) return Status::Ok();
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
-    return InternalError("fleet: cannot pin a device thread to CPU " + std::to_string(cpu) + ": " +
-                         std::strerror(err));
-  }
-  return Status::Ok();
-}
-
 // Runs `work(device, its index)` for every device on its own thread (pinned to `cpu` unless -1);
 // the first error (by device order) wins.
 Status ForEachDevice(std::vector<Device>& devices, int cpu,
@@ -300,7 +287,7 @@ Status ForEachDevice(std::vector<Device>& devices, int cpu,
   threads.reserve(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
     threads.emplace_back([&, i] {
-      results[i] = PinTo(cpu);
+      results[i] = cpu < 0 ? Status::Ok() : PinCurrentThread(cpu, cpu + 1);
       if (results[i].ok()) results[i] = work(devices[i], i);
     });
   }
@@ -315,6 +302,18 @@ Status ForEachDevice(std::vector<Device>& devices, int cpu,
 }
 
 }  // namespace
+
+Status PinCurrentThread(int first_cpu, int end_cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c = first_cpu; c < std::max(end_cpu, first_cpu + 1); ++c) CPU_SET(c, &set);
+  if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
+    return InternalError("cannot pin a thread to CPUs " + std::to_string(first_cpu) + "-" +
+                         std::to_string(std::max(end_cpu, first_cpu + 1) - 1) + ": " +
+                         std::strerror(err));
+  }
+  return Status::Ok();
+}
 
 Status FleetOptions::Validate() const {
   if (registry_dir.empty()) return InvalidArgumentError("fleet: registry_dir is empty");

@@ -179,6 +179,12 @@ struct FleetReport {
   double seconds = 0;  // the whole run
 };
 
+// Pins the calling thread to CPUs [first_cpu, end_cpu) (end_cpu <= first_cpu: first_cpu alone);
+// threads it creates afterwards inherit that. How the demo and the benchmarks keep the simulated
+// devices (CPU 0) and the server (the other CPUs) off each other's cores. kInternal naming the
+// CPUs when the kernel refuses.
+Status PinCurrentThread(int first_cpu, int end_cpu);
+
 // Runs the fleet as the file comment describes. Errors: options.Validate()'s; a device whose
 // install fails (the error names the device); a dataset sample that cannot be read. A request
 // that every allowed route fails is not an error: it counts as unanswered.
