@@ -285,7 +285,13 @@ Status Coordinator::Submit(ModelUpdate update, int64_t wire_bytes, int64_t now_m
     return PermissionDeniedError("coordinator: client '" + update.client_id +
                                  "' is not selected for round " + std::to_string(round_id_));
   }
-  if (static_cast<int64_t>(accepted_.size()) >= config_.clients_per_round) {
+  // A client already accepted gets the validator's duplicate answer, even in a full round, so a
+  // retry after a lost acknowledgement is told the same thing every time.
+  const bool already_accepted =
+      std::any_of(accepted_.begin(), accepted_.end(),
+                  [&](const ModelUpdate& u) { return u.client_id == update.client_id; });
+  if (!already_accepted &&
+      static_cast<int64_t>(accepted_.size()) >= config_.clients_per_round) {
     ++rejections_.over_target;
     return ResourceExhaustedError("coordinator: round " + std::to_string(round_id_) +
                                   " already has its " +

@@ -221,12 +221,16 @@ TEST(CoordinatorTest, TargetReachedClosesEarlyAndRefusesMore) {
   EXPECT_TRUE(c->ShouldClose(200));  // long before the deadline
   EXPECT_EQ(c->Submit(UpdateFor(plan->selected[4], 1), 50, 201).code(),
             StatusCode::kResourceExhausted);
+  // A retry from an accepted client is a duplicate even in a full round.
+  EXPECT_EQ(c->Submit(UpdateFor(plan->selected[3], 1), 0, 202).code(),
+            StatusCode::kAlreadyExists);
   Result<RoundResult> result = c->Close(210);
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->status, RoundStatus::kApplied);
   EXPECT_EQ(result->participants, 4);
   EXPECT_EQ(result->selected, 6);
   EXPECT_EQ(result->rejections.over_target, 1);
+  EXPECT_EQ(result->rejections.validator.duplicate, 1);
   EXPECT_EQ(result->bytes_received, 250);
   EXPECT_EQ(result->bytes_accepted, 200);
   EXPECT_EQ(result->dense_bytes_accepted, 4 * 6 * 4);
