@@ -1,7 +1,9 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/server/fl/task_file.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -235,6 +237,54 @@ Result<FederatedTaskStatus> ParseTaskStatus(std::string_view json) {
   }
   HML_RETURN_IF_ERROR(ReadObject("task status", parsed, fields));
   return status;
+}
+
+std::string FormatStatusTable(const std::vector<FederatedTaskStatus>& tasks, int64_t now_ms) {
+  std::vector<std::vector<std::string>> rows = {{"TASK", "MODEL", "VERSION", "STATE", "ROUND",
+                                                 "WAITING", "SELECTED", "SUBMITTED", "DEADLINE",
+                                                 "ACCURACY", "EPSILON"}};
+  auto number = [](double value, const char* format) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), format, value);
+    return std::string(buffer);
+  };
+  for (const FederatedTaskStatus& t : tasks) {
+    std::string deadline = "-";
+    if (t.state == "open" && t.deadline_ms > 0) {
+      const int64_t left = t.deadline_ms - now_ms;
+      deadline = left < 0 ? "passed" : number(static_cast<double>(left) / 1000.0, "%.0fs");
+    }
+    std::string epsilon = "-";
+    if (t.epsilon) epsilon = std::isinf(*t.epsilon) ? "inf" : number(*t.epsilon, "%.3g");
+    rows.push_back({t.task, t.model, std::to_string(t.model_version), t.state,
+                    t.round_id > 0 ? std::to_string(t.round_id) : "-", std::to_string(t.waiting),
+                    std::to_string(t.selected),
+                    std::to_string(t.submitted) + "/" + std::to_string(t.target), deadline,
+                    t.last_accuracy ? number(*t.last_accuracy * 100.0, "%.2f%%") : "-", epsilon});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  for (const FederatedTaskStatus& t : tasks) {
+    if (!t.error.empty()) {
+      out += t.task + ": error: " + t.error + "\n";
+    } else if (!t.last_round_status.empty()) {
+      out += t.task + ": last round " + t.last_round_status + " (" +
+             std::to_string(t.rounds_applied) + " applied, " + std::to_string(t.rounds_abandoned) +
+             " abandoned)\n";
+    }
+  }
+  return out;
 }
 
 }  // namespace hml::server

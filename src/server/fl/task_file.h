@@ -17,8 +17,10 @@
 #ifndef HML_SRC_SERVER_FL_TASK_FILE_H_
 #define HML_SRC_SERVER_FL_TASK_FILE_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "hml/status.h"
 #include "src/server/fl/federated_tasks.h"
@@ -38,6 +40,13 @@ std::string TaskSpecToJson(const FederatedTaskSpec& spec);
 std::string TaskStatusToJson(const FederatedTaskStatus& status);
 // kInvalidArgument for text that is not a status object.
 Result<FederatedTaskStatus> ParseTaskStatus(std::string_view json);
+
+// The round-progress table `hybridml fl status` prints, one row per task:
+//   TASK MODEL VERSION STATE ROUND WAITING SELECTED SUBMITTED DEADLINE ACCURACY EPSILON
+// SUBMITTED is "accepted/target" of the open round; DEADLINE the time left at `now_ms` (wall ms)
+// ("-" without an open round, "passed" after it); ACCURACY the last published version's; then,
+// under the table, one line per task with a last round status or an error.
+std::string FormatStatusTable(const std::vector<FederatedTaskStatus>& tasks, int64_t now_ms);
 
 }  // namespace hml::server
 

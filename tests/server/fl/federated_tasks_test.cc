@@ -430,5 +430,39 @@ TEST(TaskFileTest, StatusRoundTripsWithInfiniteEpsilon) {
   EXPECT_EQ(parsed->state, "open");
 }
 
+TEST(TaskFileTest, StatusTableShowsRoundProgress) {
+  FederatedTaskStatus open;
+  open.task = "fmnist";
+  open.model = "cnn";
+  open.model_version = 4;
+  open.state = "open";
+  open.round_id = 7;
+  open.selected = 13;
+  open.submitted = 6;
+  open.target = 10;
+  open.deadline_ms = 100000;
+  open.last_accuracy = 0.8512;
+  open.epsilon = 1.234;
+  open.rounds_applied = 5;
+  open.rounds_abandoned = 1;
+  open.last_round_status = "applied";
+  FederatedTaskStatus failed;
+  failed.task = "other";
+  failed.model = "m";
+  failed.state = "failed";
+  failed.target = 3;
+  failed.error = "INTERNAL: disk full";
+  const std::string table = FormatStatusTable({open, failed}, 58000);
+  EXPECT_EQ(table,
+            "TASK    MODEL  VERSION  STATE   ROUND  WAITING  SELECTED  SUBMITTED  DEADLINE  "
+            "ACCURACY  EPSILON\n"
+            "fmnist  cnn    4        open    7      0        13        6/10       42s       "
+            "85.12%    1.23\n"
+            "other   m      0        failed  -      0        0         0/3        -         "
+            "-         -\n"
+            "fmnist: last round applied (5 applied, 1 abandoned)\n"
+            "other: error: INTERNAL: disk full\n");
+}
+
 }  // namespace
 }  // namespace hml::server
