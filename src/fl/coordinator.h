@@ -224,8 +224,7 @@ class Coordinator {
   // `population` is every client id that may ever be eligible; it sets DP's sampling rate and
   // StartRound refuses ids outside it. An empty population is open (any id is eligible) and
   // cannot be combined with DP. kInvalidArgument for an invalid config, layout or weights.
-  static Result<std::unique_ptr<Coordinator>> Create(const RoundConfig& config,
-                                                     UpdateLayout layout,
+  static Result<std::unique_ptr<Coordinator>> Create(const RoundConfig& config, UpdateLayout layout,
                                                      std::vector<float> initial_weights,
                                                      std::vector<std::string> population = {});
 
