@@ -63,16 +63,18 @@ int Start(const FlFlags& f) {
     return Fail("start", s);
   }
   const fl::RoundConfig& r = spec->round;
-  std::printf("registered task %s: model %s from version %lld, %s/%s, %lld clients per round "
-              "(%lld selected, %lld needed), deadline %llds\n",
-              spec->name.c_str(), spec->model.c_str(),
-              static_cast<long long>(model->versions.back().version), r.strategy.c_str(),
-              r.aggregator.c_str(), static_cast<long long>(r.clients_per_round),
-              static_cast<long long>(r.NumToSelect()), static_cast<long long>(r.MinReports()),
-              static_cast<long long>(r.deadline_ms / 1000));
-  std::printf("a server runs it: hybridml serve --registry %s --keys KEYS (a running one picks it "
-              "up within --fl-tick-ms)\n",
-              f.registry_dir.c_str());
+  std::printf(
+      "registered task %s: model %s from version %lld, %s/%s, %lld clients per round "
+      "(%lld selected, %lld needed), deadline %llds\n",
+      spec->name.c_str(), spec->model.c_str(),
+      static_cast<long long>(model->versions.back().version), r.strategy.c_str(),
+      r.aggregator.c_str(), static_cast<long long>(r.clients_per_round),
+      static_cast<long long>(r.NumToSelect()), static_cast<long long>(r.MinReports()),
+      static_cast<long long>(r.deadline_ms / 1000));
+  std::printf(
+      "a server runs it: hybridml serve --registry %s --keys KEYS (a running one picks it "
+      "up within --fl-tick-ms)\n",
+      f.registry_dir.c_str());
   return 0;
 }
 
@@ -114,8 +116,7 @@ int ShowStatus(const FlFlags& f) {
     if (!f.task.empty()) {
       return Fail("status", NotFoundError("no federated task '" + f.task + "' in " + dir));
     }
-    std::printf("no federated tasks in %s (register one with `hybridml fl start`)\n",
-                dir.c_str());
+    std::printf("no federated tasks in %s (register one with `hybridml fl start`)\n", dir.c_str());
     return 0;
   }
   std::fputs(server::FormatStatusTable(rows, RealClock()->WallMicros() / 1000).c_str(), stdout);

@@ -288,12 +288,11 @@ int Serve(const ServeFlags& flags) {
   } else {
     std::printf("auth on: bearer credentials from %s/auth.db%s\n", flags.registry_dir.c_str(),
                 grpc_enabled ? "; device services on the gRPC port" : "");
-    std::printf("federated learning: %s\n",
-                federated != nullptr
-                    ? ("tasks from " + server::FederatedDir(flags.registry_dir) + ", tick " +
-                       std::to_string(flags.fl_tick_ms) + " ms")
-                          .c_str()
-                    : "off (no --keys)");
+    const std::string fl_line = federated == nullptr
+                                    ? "off (no --keys)"
+                                    : "tasks from " + server::FederatedDir(flags.registry_dir) +
+                                          ", tick " + std::to_string(flags.fl_tick_ms) + " ms";
+    std::printf("federated learning: %s\n", fl_line.c_str());
   }
   std::fflush(stdout);
 

@@ -27,8 +27,8 @@ namespace {
 bool ValidName(const std::string& name) {
   if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -89,12 +89,15 @@ std::string PublishMetadata(const FederatedTaskSpec& spec, int64_t parent_versio
                             const fl::RoundResult& result, std::optional<double> accuracy,
                             int64_t abandoned_since_parent) {
   const fl::RoundRejections& r = result.rejections;
-  nlohmann::json rejections = {
-      {"round_mismatch", r.validator.round_mismatch}, {"duplicate", r.validator.duplicate},
-      {"bad_examples", r.validator.bad_examples},     {"layout_mismatch", r.validator.layout_mismatch},
-      {"non_finite", r.validator.non_finite},         {"norm_exceeded", r.validator.norm_exceeded},
-      {"late", r.late},                               {"not_selected", r.not_selected},
-      {"over_target", r.over_target}};
+  nlohmann::json rejections = {{"round_mismatch", r.validator.round_mismatch},
+                               {"duplicate", r.validator.duplicate},
+                               {"bad_examples", r.validator.bad_examples},
+                               {"layout_mismatch", r.validator.layout_mismatch},
+                               {"non_finite", r.validator.non_finite},
+                               {"norm_exceeded", r.validator.norm_exceeded},
+                               {"late", r.late},
+                               {"not_selected", r.not_selected},
+                               {"over_target", r.over_target}};
   nlohmann::json federated = {{"task", spec.name},
                               {"parent_version", parent_version},
                               {"round_id", result.round_id},
@@ -137,6 +140,8 @@ struct FederatedTasks::Task {
   int64_t abandoned_since_parent = 0;
   std::string last_round_status;
   std::string error;
+  // The status.json last written, to skip rewriting an unchanged one.
+  std::string status_written;
 };
 
 FederatedTasks::FederatedTasks(FederatedTasksOptions options) : options_(std::move(options)) {}
@@ -173,8 +178,8 @@ Status FederatedTasks::AddTask(const FederatedTaskSpec& spec) {
   task->spec = spec;
   task->model_version = start.version;
   task->semver = start.semver;
-  HML_ASSIGN_OR_RETURN(std::string bytes, options_.env->ReadFile(options_.registry_dir +
-                                                                 "/blobs/" + start.blob));
+  HML_ASSIGN_OR_RETURN(std::string bytes,
+                       options_.env->ReadFile(options_.registry_dir + "/blobs/" + start.blob));
   Result<runtime::Graph> graph = runtime::ParseOnnxModel(bytes);
   if (!graph.ok()) {
     return graph.status().WithContext(where + ": version " + std::to_string(start.version));
@@ -284,7 +289,6 @@ Result<JoinAnswer> FederatedTasks::Join(const std::string& name, const std::stri
     return answer;
   }
   task->waiting.emplace(device_id, now_ms);  // keeps the first join
-  WriteStatusLocked(*task);
   return answer;
 }
 
@@ -300,8 +304,8 @@ Result<bool> FederatedTasks::Submit(const std::string& name, const std::string& 
   const fl::RoundConfig& config = task->coordinator->config();
   if (fl::WireCodecName(decoded.codec) != config.codec) {
     return InvalidArgumentError("update from device '" + device_id + "' is encoded with " +
-                                std::string(fl::WireCodecName(decoded.codec)) + ", task '" +
-                                name + "' uses " + config.codec);
+                                std::string(fl::WireCodecName(decoded.codec)) + ", task '" + name +
+                                "' uses " + config.codec);
   }
   if (update.round_id != round_id) {
     return InvalidArgumentError("update from device '" + device_id + "' is sealed for round " +
@@ -320,7 +324,6 @@ Result<bool> FederatedTasks::Submit(const std::string& name, const std::string& 
   update.client_id = device_id;
   Status status =
       task->coordinator->Submit(std::move(update), static_cast<int64_t>(sealed.size()), now_ms);
-  WriteStatusLocked(*task);
   if (status.ok()) return true;
   switch (status.code()) {
     case StatusCode::kDeadlineExceeded:    // late
@@ -386,8 +389,8 @@ Status FederatedTasks::TickTask(Task& task, int64_t now_ms) {
 }
 
 Status FederatedTasks::PublishRound(Task& task, const fl::RoundResult& result) {
-  const std::string where = "federated task '" + task.spec.name + "' round " +
-                            std::to_string(result.round_id);
+  const std::string where =
+      "federated task '" + task.spec.name + "' round " + std::to_string(result.round_id);
   // The new weights into a copy of the graph, constant by constant (sizes checked).
   runtime::Graph graph = task.graph;
   const std::vector<float>& weights = task.coordinator->global_weights();
@@ -428,8 +431,8 @@ Status FederatedTasks::PublishRound(Task& task, const fl::RoundResult& result) {
   const std::string semver = ReleasePart(task.semver) + "-fl." +
                              std::to_string(task.model_version) + "." +
                              std::to_string(result.round_id);
-  const std::string metadata = PublishMetadata(task.spec, task.model_version, result, accuracy,
-                                               task.abandoned_since_parent);
+  const std::string metadata =
+      PublishMetadata(task.spec, task.model_version, result, accuracy, task.abandoned_since_parent);
   ModelVersion published;
   {
     std::lock_guard<std::mutex> lock(registry_mu_);
@@ -453,8 +456,8 @@ Status FederatedTasks::PublishRound(Task& task, const fl::RoundResult& result) {
   task.semver = published.semver;
   task.last_accuracy = accuracy;
   HML_LOG(nullptr, kInfo) << where << ": published " << task.spec.model << " version "
-                          << published.version << " (" << result.participants
-                          << " participants" << (accuracy ? ", accuracy " : "")
+                          << published.version << " (" << result.participants << " participants"
+                          << (accuracy ? ", accuracy " : "")
                           << (accuracy ? std::to_string(*accuracy) : "") << ")";
   return Status::Ok();
 }
@@ -491,14 +494,14 @@ FederatedTaskStatus FederatedTasks::StatusLocked(const Task& task) const {
   return s;
 }
 
-void FederatedTasks::WriteStatusLocked(const Task& task) {
+void FederatedTasks::WriteStatusLocked(Task& task) {
   if (!options_.write_status_files) return;
+  std::string json = TaskStatusToJson(StatusLocked(task));
+  if (json == task.status_written) return;  // unchanged: no write, no fsync
   const std::string dir = FederatedTaskDir(options_.registry_dir, task.spec.name);
   Status status = MakeDirs(dir);
-  if (status.ok()) {
-    status = options_.env->WriteFileAtomic(dir + "/status.json",
-                                           TaskStatusToJson(StatusLocked(task)));
-  }
+  if (status.ok()) status = options_.env->WriteFileAtomic(dir + "/status.json", json);
+  if (status.ok()) task.status_written = std::move(json);
   if (!status.ok()) {
     HML_LOG(nullptr, kWarning) << "federated task '" << task.spec.name
                                << "': status file: " << status.ToString();

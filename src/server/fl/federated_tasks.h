@@ -35,7 +35,8 @@
 // otherwise run ahead of the version devices train from.
 //
 // Thread-safe: one mutex per task; Join/Submit of one task are serialised with its Tick, tasks
-// are independent. Publishing happens under the task's mutex and a registry mutex.
+// are independent. Publishing (ONNX write, evaluation, registry) happens under the task's mutex
+// and a registry mutex, so a task's devices wait for it; other tasks do not.
 #ifndef HML_SRC_SERVER_FL_FEDERATED_TASKS_H_
 #define HML_SRC_SERVER_FL_FEDERATED_TASKS_H_
 
@@ -127,7 +128,8 @@ struct FederatedTasksOptions {
   std::string registry_dir;
   // The registry's signing keys (as `hybridml publish --keys`). Required.
   std::string keys_dir;
-  // Write <registry>/fl/<task>/status.json after every change. Default: true.
+  // Write <registry>/fl/<task>/status.json when a task is added and after every Tick that
+  // changed it (not on every Join/Submit: each write is an fsync). Default: true.
   bool write_status_files = true;
   // Default: DefaultEnv(), RealClock() (the clock stamps registry versions; rounds use the
   // now_ms given to each call).
@@ -180,7 +182,7 @@ class FederatedTasks {
   Status TickTask(Task& task, int64_t now_ms);
   Status PublishRound(Task& task, const fl::RoundResult& result);
   FederatedTaskStatus StatusLocked(const Task& task) const;
-  void WriteStatusLocked(const Task& task);
+  void WriteStatusLocked(Task& task);
 
   const FederatedTasksOptions options_;
   std::mutex tasks_mu_;  // guards the map, not the tasks

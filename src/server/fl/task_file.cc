@@ -163,10 +163,11 @@ std::map<std::string, Field> StatusFields(FederatedTaskStatus& s) {
   };
 }
 
-Status ReadObject(std::string_view where, const Json& object,
-                  std::map<std::string, Field>& fields, const char* nested_key = nullptr,
+Status ReadObject(std::string_view where, const Json& object, std::map<std::string, Field>& fields,
+                  const char* nested_key = nullptr,
                   std::map<std::string, Field>* nested = nullptr) {
-  if (!object.is_object()) return InvalidArgumentError(std::string(where) + " is not a JSON object");
+  if (!object.is_object())
+    return InvalidArgumentError(std::string(where) + " is not a JSON object");
   for (const auto& [key, value] : object.items()) {
     if (nested_key != nullptr && key == nested_key) {
       HML_RETURN_IF_ERROR(ReadObject(std::string(where) + " " + key, value, *nested));

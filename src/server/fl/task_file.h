@@ -3,8 +3,8 @@
 // Federated tasks on disk, in the registry directory:
 //   <registry>/fl/<task>/task.json     the FederatedTaskSpec (`hybridml fl start` writes it,
 //                                      `hybridml serve --keys` runs it)
-//   <registry>/fl/<task>/status.json   the FederatedTaskStatus, rewritten by the server after
-//                                      every change (`hybridml fl status` prints it)
+//   <registry>/fl/<task>/status.json   the FederatedTaskStatus, rewritten by the server when a
+//                                      tick changed it (`hybridml fl status` prints it)
 //   <registry>/fl/<task>/round-<R>.onnx  the model each applied round published
 //
 // task.json is one JSON object with the FederatedTaskSpec field names and a "round" object with

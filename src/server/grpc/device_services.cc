@@ -304,8 +304,7 @@ class FederatedLearningService final : public v1::FederatedLearning::Service {
     }
     Result<Principal> caller = AuthenticateDevice(*context, "JoinRound");
     if (!caller.ok()) return ToGrpcStatus(caller.status());
-    Result<JoinAnswer> answer =
-        options_->federated->Join(request->task(), caller->id, NowMs());
+    Result<JoinAnswer> answer = options_->federated->Join(request->task(), caller->id, NowMs());
     if (!answer.ok()) return ToGrpcStatus(answer.status());
     if (answer->round_id > 0) {
       response->set_round_id(std::to_string(answer->round_id));
@@ -324,9 +323,9 @@ class FederatedLearningService final : public v1::FederatedLearning::Service {
     }
     Result<Principal> caller = AuthenticateDevice(*context, "SubmitUpdate");
     if (!caller.ok()) return ToGrpcStatus(caller.status());
-    Result<bool> accepted = options_->federated->Submit(
-        request->task(), caller->id, request->round_id(), request->sealed_update(),
-        request->example_count(), NowMs());
+    Result<bool> accepted =
+        options_->federated->Submit(request->task(), caller->id, request->round_id(),
+                                    request->sealed_update(), request->example_count(), NowMs());
     if (!accepted.ok()) return ToGrpcStatus(accepted.status());
     response->set_accepted(*accepted);
     return grpc::Status::OK;

@@ -127,8 +127,8 @@ class FederatedTasksTest : public ::testing::Test {
     server_ = std::make_unique<GrpcServer>(backend_.get(), grpc_options);
     Result<int> port = server_->Start("127.0.0.1:0");
     ASSERT_TRUE(port.ok()) << port.status().ToString();
-    stub_ = v1::FederatedLearning::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(*port), grpc::InsecureChannelCredentials()));
+    stub_ = v1::FederatedLearning::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(*port),
+                                                               grpc::InsecureChannelCredentials()));
   }
 
   std::unique_ptr<grpc::ClientContext> Context(const std::string& token) {
@@ -139,8 +139,8 @@ class FederatedTasksTest : public ::testing::Test {
   }
 
   // A delta of `value` everywhere, sealed for `round` with int8.
-  static std::string Sealed(const std::string& client, int64_t round, int64_t examples,
-                            float value, const std::string& codec = "int8") {
+  static std::string Sealed(const std::string& client, int64_t round, int64_t examples, float value,
+                            const std::string& codec = "int8") {
     fl::ModelUpdate update;
     update.client_id = client;
     update.round_id = round;
@@ -348,6 +348,35 @@ TEST_F(FederatedTasksTest, RoundBelowTheMinimumPublishesNothing) {
   EXPECT_FALSE(*late);
 }
 
+TEST_F(FederatedTasksTest, APartialCohortStartsOnlyAfterGatherMs) {
+  FederatedTaskSpec spec = Spec();
+  spec.gather_ms = 10000;  // 3 wanted, 2 needed
+  ASSERT_TRUE(tasks_->AddTask(spec).ok());
+  ASSERT_TRUE(tasks_->Join("fmnist", ids_[0], 1000).ok());
+  ASSERT_TRUE(tasks_->Tick(1000).ok());
+  EXPECT_EQ(tasks_->TaskStatus("fmnist")->state, "waiting");  // 1 < the minimum
+  ASSERT_TRUE(tasks_->Join("fmnist", ids_[1], 5000).ok());
+  ASSERT_TRUE(tasks_->Join("fmnist", ids_[0], 6000).ok());  // a second join keeps the first time
+  ASSERT_TRUE(tasks_->Tick(10999).ok());
+  EXPECT_EQ(tasks_->TaskStatus("fmnist")->state, "waiting");
+  EXPECT_EQ(tasks_->TaskStatus("fmnist")->waiting, 2);
+  ASSERT_TRUE(tasks_->Tick(11000).ok());  // the first device has waited gather_ms
+  Result<FederatedTaskStatus> status = tasks_->TaskStatus("fmnist");
+  EXPECT_EQ(status->state, "open");
+  EXPECT_EQ(status->selected, 2);
+  EXPECT_EQ(status->deadline_ms, 11000 + 60000);
+  // A full cohort does not wait.
+  Status added = tasks_->AddTask([&] {
+    FederatedTaskSpec other = spec;
+    other.name = "other";
+    return other;
+  }());
+  ASSERT_TRUE(added.ok()) << added.ToString();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tasks_->Join("other", ids_[i], 20000).ok());
+  ASSERT_TRUE(tasks_->Tick(20000).ok());
+  EXPECT_EQ(tasks_->TaskStatus("other")->state, "open");
+}
+
 TEST_F(FederatedTasksTest, MismatchedSubmissionsAreRefused) {
   Status added = tasks_->AddTask(Spec());
   ASSERT_TRUE(added.ok()) << added.ToString();
@@ -405,14 +434,12 @@ TEST(TaskFileTest, SpecRoundTripsAndRejectsTypos) {
 
   EXPECT_THAT(ParseTaskSpec(R"({"name":"t","model":"m","gathr_ms":5})").status().message(),
               HasSubstr("unknown field 'gathr_ms'"));
-  EXPECT_THAT(ParseTaskSpec(R"({"name":"t","model":"m","round":{"deadline_ms":"x"}})")
-                  .status()
-                  .message(),
-              HasSubstr("'deadline_ms' must be an integer"));
-  EXPECT_THAT(ParseTaskSpec(R"({"name":"t","model":"m","round":{"strategy":"sgd"}})")
-                  .status()
-                  .message(),
-              HasSubstr("strategy 'sgd'"));
+  EXPECT_THAT(
+      ParseTaskSpec(R"({"name":"t","model":"m","round":{"deadline_ms":"x"}})").status().message(),
+      HasSubstr("'deadline_ms' must be an integer"));
+  EXPECT_THAT(
+      ParseTaskSpec(R"({"name":"t","model":"m","round":{"strategy":"sgd"}})").status().message(),
+      HasSubstr("strategy 'sgd'"));
   EXPECT_EQ(ParseTaskSpec("{").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseTaskSpec(R"({"model":"m"})").status().code(), StatusCode::kInvalidArgument);
 }
