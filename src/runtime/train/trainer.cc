@@ -282,6 +282,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
     return InvalidArgumentError("Trainer: input '" + in.name +
                                 "' must be float32 with a declared shape [N, ...]");
   }
+  const int64_t declared_batch = in.shape[0] > 0 ? in.shape[0] : 1;
   in.shape[0] = -1;
   t->input_name_ = in.name;
   t->input_shape_ = in.shape;
@@ -360,8 +361,9 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
   // Every node needs at least a forward kernel; a plan for one example checks the rest
   // (geometry, shapes, logits rank) now rather than at the first step.
   for (size_t n : order) HML_RETURN_IF_ERROR(KindOf(g.nodes[n], n).status());
+  // The declared batch size when there is one (a graph may only make sense for it).
   Shape one = t->input_shape_;
-  one[0] = 1;
+  one[0] = declared_batch;
   for (size_t d = 1; d < one.size(); ++d) {
     if (one[d] < 0) {
       return InvalidArgumentError("Trainer: input '" + t->input_name_ + "' has a dynamic dim " +
