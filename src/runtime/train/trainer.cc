@@ -16,6 +16,9 @@
 #include <set>
 #include <utility>
 
+#include "hml/logging.h"
+#include "hml/runtime/model.h"
+#include "hml/runtime/session.h"
 #include "src/runtime/op_registry.h"
 #include "src/runtime/ops/window_params.h"
 #include "src/runtime/passes.h"
@@ -242,6 +245,10 @@ struct Trainer::Plan {
   Graph graph;
   std::vector<Slot> slots;
   std::vector<Op> ops;
+  // With trainable_layers > 0: the frozen prefix as a runtime Session (XNNPACK where it can),
+  // writing the values the trainable part reads (`frozen_outputs`, views of their slots).
+  std::unique_ptr<Session> frozen;
+  std::vector<Tensor> frozen_outputs;
   ValueId input = kNoValue;
   ValueId logits = kNoValue;
   std::vector<float> col;
@@ -414,8 +421,24 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   }
 
   const std::vector<size_t> order = NodesFor(g, plan->logits);
+  // Which values carry a gradient: parameters, and outputs of nodes reading one.
+  std::vector<bool> carries(g.values.size(), false);
+  for (size_t v = 0; v < g.values.size(); ++v) carries[v] = plan->slots[v].grad != nullptr;
+  for (size_t index : order) {
+    const Node& node = g.nodes[index];
+    bool any = false;
+    for (ValueId in : node.inputs) any = any || (in != kNoValue && carries[static_cast<size_t>(in)]);
+    for (ValueId out : node.outputs) {
+      if (out != kNoValue) carries[static_cast<size_t>(out)] = any;
+    }
+  }
+  std::set<size_t> frozen_nodes;
+  if (options_.trainable_layers > 0) {
+    HML_ASSIGN_OR_RETURN(frozen_nodes, PrepareFrozenSession(*plan, order, carries, input_shape));
+  }
   int64_t col_size = 0;
   for (size_t index : order) {
+    if (frozen_nodes.count(index) != 0) continue;
     const Node& node = g.nodes[index];
     const std::string what = node.Describe(index);
     HML_ASSIGN_OR_RETURN(OpKind kind, KindOf(node, index));
@@ -563,6 +586,61 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   return plan;
 }
 
+Result<std::set<size_t>> Trainer::PrepareFrozenSession(Plan& plan,
+                                                       const std::vector<size_t>& order,
+                                                       const std::vector<bool>& carries,
+                                                       const Shape& input_shape) const {
+  const Graph& g = plan.graph;
+  // The frozen nodes, and the values they hand to the trainable part.
+  std::set<size_t> frozen;
+  std::vector<std::string> boundary;
+  std::set<ValueId> seen;
+  for (size_t index : order) {
+    const Node& node = g.nodes[index];
+    if (node.outputs.empty() || node.outputs[0] == kNoValue) continue;
+    if (!carries[static_cast<size_t>(node.outputs[0])]) {
+      frozen.insert(index);
+      continue;
+    }
+    for (ValueId in : node.inputs) {
+      if (in == kNoValue || carries[static_cast<size_t>(in)] || g.value(in).is_constant() ||
+          in == plan.input || !seen.insert(in).second) {
+        continue;
+      }
+      boundary.push_back(g.value(in).name);
+    }
+  }
+  if (frozen.empty() || boundary.empty()) return std::set<size_t>{};
+  // Any failure (an op the runtime lacks, a backend missing from this build) leaves the
+  // prefix to the trainer's own forward kernels, which cover every op they can train.
+  auto model = Model::FromGraph(graph_);
+  if (!model.ok()) return std::set<size_t>{};
+  const std::map<std::string, Shape> shapes{{input_name_, input_shape}};
+  const std::string inputs[] = {input_name_};
+  auto sliced = model->Slice(inputs, boundary, shapes);
+  if (!sliced.ok()) return std::set<size_t>{};
+  SessionOptions options;
+  options.input_shapes = shapes;
+  options.logger = NullLogger();
+  auto session = Session::Create(*sliced, options);
+  if (!session.ok()) return std::set<size_t>{};
+  std::vector<Tensor> outputs((*session)->num_outputs());
+  for (const std::string& name : boundary) {
+    auto index = (*session)->OutputIndex(name);
+    const ValueId v = g.FindValue(name);
+    if (!index.ok() || v == kNoValue) return std::set<size_t>{};
+    Plan::Slot& s = plan.slot(v);
+    const TensorSpec& spec = (*session)->output_spec(*index);
+    if (spec.shape != s.shape || spec.dtype != DType::kFloat32) return std::set<size_t>{};
+    s.data_buffer.resize(static_cast<size_t>(s.size));
+    s.data = s.data_buffer.data();
+    outputs[*index] = Tensor::View(DType::kFloat32, s.shape, s.data);
+  }
+  plan.frozen = std::move(*session);
+  plan.frozen_outputs = std::move(outputs);
+  return frozen;
+}
+
 Result<Trainer::Plan*> Trainer::PlanFor(const Tensor& inputs) {
   if (inputs.dtype() != DType::kFloat32) {
     return InvalidArgumentError("Trainer: inputs must be float32, got " +
@@ -592,8 +670,11 @@ Result<Trainer::Plan*> Trainer::PlanFor(const Tensor& inputs) {
 
 // ---- Forward.
 
-void Trainer::Forward(Plan& plan, const Tensor& inputs) {
+Status Trainer::Forward(Plan& plan, const Tensor& inputs) {
   plan.slot(plan.input).data = const_cast<float*>(inputs.data<float>());
+  if (plan.frozen != nullptr) {
+    HML_RETURN_IF_ERROR(plan.frozen->Run(std::span<const Tensor>(&inputs, 1), plan.frozen_outputs));
+  }
   for (Plan::Op& op : plan.ops) {
     const Plan::Slot& xs = plan.slot(op.x);
     Plan::Slot& ys = plan.slot(op.y);
@@ -669,6 +750,7 @@ void Trainer::Forward(Plan& plan, const Tensor& inputs) {
         break;
     }
   }
+  return Status::Ok();
 }
 
 // ---- Backward.
@@ -810,7 +892,7 @@ Result<StepResult> Trainer::Compute(const Tensor& inputs, std::span<const int64_
                                   std::to_string(num_classes_) + ")");
     }
   }
-  Forward(*plan, inputs);
+  HML_RETURN_IF_ERROR(Forward(*plan, inputs));
 
   // Softmax cross-entropy through log-sum-exp; d(mean loss)/d(logits) = (softmax - onehot) / N.
   Plan::Slot& ls = plan->slot(plan->logits);
@@ -876,7 +958,7 @@ Result<double> Trainer::LossAndGradients(const Tensor& inputs, std::span<const i
 
 Result<Tensor> Trainer::Logits(const Tensor& inputs) {
   HML_ASSIGN_OR_RETURN(Plan * plan, PlanFor(inputs));
-  Forward(*plan, inputs);
+  HML_RETURN_IF_ERROR(Forward(*plan, inputs));
   const Plan::Slot& ls = plan->slot(plan->logits);
   return Tensor::FromVector<float>(ls.shape, std::span<const float>(ls.data, ls.size));
 }

@@ -318,12 +318,14 @@ TEST(TrainerTest, LastKTrainsOnlyTheHead) {
   std::vector<float> g_head, g_all;
   const double l_head = *(*head)->LossAndGradients(batch.x, batch.labels, &g_head);
   const double l_all = *(*all)->LossAndGradients(batch.x, batch.labels, &g_all);
-  EXPECT_DOUBLE_EQ(l_head, l_all);
+  // The frozen convolutions run in a runtime Session (XNNPACK), the full trainer's on its own
+  // kernels: equal up to float rounding.
+  EXPECT_NEAR(l_head, l_all, 1e-5 * l_all);
   // The head's parameters are the last ones of the full layout.
   ASSERT_EQ(g_head.size(), static_cast<size_t>((*head)->num_parameter_elements()));
   const size_t offset = g_all.size() - g_head.size();
   for (size_t i = 0; i < g_head.size(); ++i) {
-    ASSERT_NEAR(g_head[i], g_all[offset + i], 1e-6) << i;
+    ASSERT_NEAR(g_head[i], g_all[offset + i], 1e-5 + 1e-4 * std::abs(g_all[offset + i])) << i;
   }
   ExpectGradientsMatch(*g, o, batch);
   // A step moves only the head: the frozen conv layers' outputs do not change.
@@ -491,13 +493,17 @@ TEST(TrainerTest, StepsAfterTheFirstOfABatchSizeDoNotAllocate) {
   if (!testing::AllocationCountingEnabled()) GTEST_SKIP() << "sanitizer build";
   auto g = train::BuildArchitecture("student-cnn", {1, 28, 28}, 10, 5);
   ASSERT_TRUE(g.ok());
-  auto t = Trainer::Create(*g, TrainOptions{});
-  ASSERT_TRUE(t.ok());
-  const Batch batch = RandomBatch({8, 1, 28, 28}, 10, 25);
-  ASSERT_TRUE((*t)->Step(batch.x, batch.labels).ok());
-  const int64_t before = testing::AllocationCount();
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*t)->Step(batch.x, batch.labels).ok());
-  EXPECT_EQ(testing::AllocationCount(), before);
+  for (int trainable : {0, 2}) {  // 2: the frozen prefix runs in a runtime Session
+    TrainOptions o;
+    o.trainable_layers = trainable;
+    auto t = Trainer::Create(*g, o);
+    ASSERT_TRUE(t.ok());
+    const Batch batch = RandomBatch({8, 1, 28, 28}, 10, 25);
+    ASSERT_TRUE((*t)->Step(batch.x, batch.labels).ok());
+    const int64_t before = testing::AllocationCount();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*t)->Step(batch.x, batch.labels).ok());
+    EXPECT_EQ(testing::AllocationCount(), before) << "trainable_layers " << trainable;
+  }
 }
 
 // ---- Errors.
