@@ -365,9 +365,8 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
   t->momentum_.assign(t->weights_.size(), 0.0f);
   t->anchor_ = t->weights_;
 
-  // Every node needs at least a forward kernel; a plan for one example checks the rest
-  // (geometry, shapes, logits rank) now rather than at the first step.
-  for (size_t n : order) HML_RETURN_IF_ERROR(KindOf(g.nodes[n], n).status());
+  // A plan for the declared batch checks the ops (a kernel for every node the runtime does not
+  // run), geometry, shapes and the logits' rank now rather than at the first step.
   // The declared batch size when there is one (a graph may only make sense for it).
   Shape one = t->input_shape_;
   one[0] = declared_batch;

@@ -526,6 +526,29 @@ TEST(TrainerErrorTest, UnsupportedOpInTheTrainablePartNamesTheNode) {
       << t.status().ToString();
 }
 
+// The same graph with only the last layer trainable: the Sigmoid is in the frozen prefix, which
+// the runtime runs, so the trainer needs no kernel for it.
+TEST(TrainerTest, FrozenPrefixMayUseOpsTheTrainerLacks) {
+  GraphBuilder b(17);
+  Attributes gemm;
+  gemm.SetInt("transB", 1);
+  b.Input("x", DType::kFloat32, {-1, 3})
+      .Constant("w1", Rand({4, 3}, 1))
+      .Node("Gemm", {"x", "w1"}, {"h"}, gemm)
+      .Node("Sigmoid", {"h"}, {"s"})
+      .Constant("w2", Rand({2, 4}, 2))
+      .Constant("b2", Rand({2}, 3))
+      .Node("Gemm", {"s", "w2", "b2"}, {"logits"}, gemm)
+      .Output("logits");
+  TrainOptions o = Plain();
+  o.trainable_layers = 1;
+  auto t = Trainer::Create(b.Build(), o);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ((*t)->parameters().size(), 2u);
+  EXPECT_EQ((*t)->parameters()[0].name, "w2");
+  ExpectGradientsMatch(b.Build(), o, RandomBatch({5, 3}, 2, 26));
+}
+
 TEST(TrainerErrorTest, BadInputsLabelsAndSizes) {
   auto g = train::BuildArchitecture("student-cnn", {1, 8, 8}, 4, 5);
   ASSERT_TRUE(g.ok());
