@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
         labels.push_back(std::move(y));
       }
       for (int w = 0; w < 5; ++w) {
-        auto r = (*trainer)->Step(inputs[static_cast<size_t>(w % 8)], labels[static_cast<size_t>(w % 8)]);
+        auto r = (*trainer)->Step(inputs[static_cast<size_t>(w % 8)],
+                                  labels[static_cast<size_t>(w % 8)]);
         if (!r.ok()) {
           std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
           return 1;

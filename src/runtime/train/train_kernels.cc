@@ -215,8 +215,7 @@ void AveragePoolForward(const float* x, const Window2& g, bool count_include_pad
   }
 }
 
-void AveragePoolBackwardAdd(const float* dy, const Window2& g, bool count_include_pad,
-                            float* dx) {
+void AveragePoolBackwardAdd(const float* dy, const Window2& g, bool count_include_pad, float* dx) {
   for (int64_t c = 0; c < g.channels; ++c) {
     float* dxc = dx + c * g.in_plane();
     for (int64_t oy = 0; oy < g.out_h; ++oy) {

@@ -264,8 +264,7 @@ struct Trainer::Plan {
 Trainer::Trainer() = default;
 Trainer::~Trainer() = default;
 
-Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
-                                                 const TrainOptions& options) {
+Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph, const TrainOptions& options) {
   HML_RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<Trainer> t(new Trainer());
   t->options_ = options;
@@ -281,8 +280,10 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
     if (!g.value(v).is_constant()) inputs.push_back(v);
   }
   if (inputs.size() != 1) {
-    return InvalidArgumentError("Trainer: the graph must have exactly one (non-constant) input, "
-                                "it has " + std::to_string(inputs.size()));
+    return InvalidArgumentError(
+        "Trainer: the graph must have exactly one (non-constant) input, "
+        "it has " +
+        std::to_string(inputs.size()));
   }
   Value& in = g.value(inputs[0]);
   if (in.dtype != DType::kFloat32 || !in.shape_known || in.shape.empty()) {
@@ -333,12 +334,13 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
                                 t->logits_name_ + "'");
   }
   if (static_cast<size_t>(options.trainable_layers) > layers.size()) {
-    return InvalidArgumentError("Trainer: trainable_layers = " +
-                                std::to_string(options.trainable_layers) + " but the graph has " +
-                                std::to_string(layers.size()) + " Conv/Gemm/MatMul layers");
+    return InvalidArgumentError(
+        "Trainer: trainable_layers = " + std::to_string(options.trainable_layers) +
+        " but the graph has " + std::to_string(layers.size()) + " Conv/Gemm/MatMul layers");
   }
   const size_t first_trainable =
-      options.trainable_layers == 0 ? 0 : layers.size() - static_cast<size_t>(options.trainable_layers);
+      options.trainable_layers == 0 ? 0
+                                    : layers.size() - static_cast<size_t>(options.trainable_layers);
   const std::vector<int> uses = g.UseCounts();
   std::set<ValueId> seen;
   auto add_parameter = [&](ValueId v) {
@@ -411,7 +413,8 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   for (size_t p = 0; p < parameters_.size(); ++p) {
     const ValueId v = g.FindValue(parameters_[p].name);
     if (v == kNoValue) {
-      return InternalError("Trainer: parameter '" + parameters_[p].name + "' vanished in preparing");
+      return InternalError("Trainer: parameter '" + parameters_[p].name +
+                           "' vanished in preparing");
     }
     Plan::Slot& s = plan->slot(v);
     // The flat vectors are never resized after Create(), so these pointers stay valid.
@@ -426,7 +429,8 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   for (size_t index : order) {
     const Node& node = g.nodes[index];
     bool any = false;
-    for (ValueId in : node.inputs) any = any || (in != kNoValue && carries[static_cast<size_t>(in)]);
+    for (ValueId in : node.inputs)
+      any = any || (in != kNoValue && carries[static_cast<size_t>(in)]);
     for (ValueId out : node.outputs) {
       if (out != kNoValue) carries[static_cast<size_t>(out)] = any;
     }
@@ -477,8 +481,20 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
         op.in_channels = xs.shape[1];
         op.out_channels = ws[0];
         op.group = p.group;
-        HML_ASSIGN_OR_RETURN(op.window, train_internal::ToWindow2(p, op.in_channels / op.group, what));
-        col_size = std::max(col_size, op.window.channels * op.window.taps() * op.window.out_plane());
+        if (ws.size() != xs.shape.size() || ws[1] * op.group != op.in_channels ||
+            op.out_channels % op.group != 0) {
+          return InvalidArgumentError(what + ": weight " + ShapeToString(ws) +
+                                      " does not fit input " + ShapeToString(xs.shape) +
+                                      " with group " + std::to_string(op.group));
+        }
+        if (op.b != kNoValue && plan->slot(op.b).size != op.out_channels) {
+          return InvalidArgumentError(what + ": bias " + ShapeToString(plan->slot(op.b).shape) +
+                                      " must hold " + std::to_string(op.out_channels) + " values");
+        }
+        HML_ASSIGN_OR_RETURN(op.window,
+                             train_internal::ToWindow2(p, op.in_channels / op.group, what));
+        col_size =
+            std::max(col_size, op.window.channels * op.window.taps() * op.window.out_plane());
         break;
       }
       case OpKind::kGemm: {
@@ -503,8 +519,8 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
         op.lda = as[1];
         op.ldb = bs[1];
         if ((op.trans_b ? bs[1] : bs[0]) != op.k) {
-          return InvalidArgumentError(what + ": inner dims differ: " + ShapeToString(as) +
-                                      " and " + ShapeToString(bs));
+          return InvalidArgumentError(what + ": inner dims differ: " + ShapeToString(as) + " and " +
+                                      ShapeToString(bs));
         }
         if (op.b != kNoValue) {
           HML_RETURN_IF_ERROR(check_float(op.b, "C"));
@@ -538,17 +554,16 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
       case OpKind::kMaxPool:
       case OpKind::kAveragePool: {
         if (xs.shape.size() < 3) return InvalidArgumentError(what + ": input must be [N, C, ...]");
-        HML_ASSIGN_OR_RETURN(WindowParams p,
-                             ResolveWindow(node, WindowKind::kPool, xs.shape,
-                                           node.attrs.GetInts("kernel_shape")));
+        HML_ASSIGN_OR_RETURN(WindowParams p, ResolveWindow(node, WindowKind::kPool, xs.shape,
+                                                           node.attrs.GetInts("kernel_shape")));
         if (kind == OpKind::kMaxPool && node.attrs.GetInt("storage_order", 0) != 0) {
           return UnimplementedError(what + ": storage_order 1 is not supported");
         }
         op.count_include_pad = node.attrs.GetInt("count_include_pad", 0) != 0;
         HML_ASSIGN_OR_RETURN(op.window,
                              train_internal::ToWindow2(p, xs.shape[0] * xs.shape[1], what));
-        if (kind == OpKind::kMaxPool) op.argmax.resize(static_cast<size_t>(
-            op.window.channels * op.window.out_plane()));
+        if (kind == OpKind::kMaxPool)
+          op.argmax.resize(static_cast<size_t>(op.window.channels * op.window.out_plane()));
         break;
       }
       case OpKind::kGlobalAveragePool:
@@ -574,8 +589,8 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   }
   const Plan::Slot& ls = plan->slot(plan->logits);
   if (ls.shape.size() != 2 || ls.shape[0] != input_shape[0]) {
-    return InvalidArgumentError("Trainer: logits '" + logits_name_ + "' must be [N, classes], got " +
-                                ShapeToString(ls.shape));
+    return InvalidArgumentError("Trainer: logits '" + logits_name_ +
+                                "' must be [N, classes], got " + ShapeToString(ls.shape));
   }
   if (ls.grad == nullptr) {
     return InternalError("Trainer: no trainable parameter reaches the logits");
@@ -585,8 +600,7 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   return plan;
 }
 
-Result<std::set<size_t>> Trainer::PrepareFrozenSession(Plan& plan,
-                                                       const std::vector<size_t>& order,
+Result<std::set<size_t>> Trainer::PrepareFrozenSession(Plan& plan, const std::vector<size_t>& order,
                                                        const std::vector<bool>& carries,
                                                        const Shape& input_shape) const {
   const Graph& g = plan.graph;
@@ -818,8 +832,8 @@ void Trainer::Backward(Plan& plan) {
             Gemm(false, !op.trans_b, op.m, op.k, op.n, op.alpha, dy, op.n, bs.data, op.ldb, 1.0f,
                  dx, op.k, plan.gemm);
           } else {
-            Gemm(op.trans_b, true, op.k, op.m, op.n, op.alpha, bs.data, op.ldb, dy, op.n, 1.0f,
-                 dx, op.m, plan.gemm);
+            Gemm(op.trans_b, true, op.k, op.m, op.n, op.alpha, bs.data, op.ldb, dy, op.n, 1.0f, dx,
+                 op.m, plan.gemm);
           }
         }
         if (bs.grad != nullptr) {
@@ -881,8 +895,8 @@ Result<StepResult> Trainer::Compute(const Tensor& inputs, std::span<const int64_
   HML_ASSIGN_OR_RETURN(Plan * plan, PlanFor(inputs));
   const int64_t batch = inputs.dim(0);
   if (static_cast<int64_t>(labels.size()) != batch) {
-    return InvalidArgumentError("Trainer: " + std::to_string(labels.size()) + " labels for a batch of " +
-                                std::to_string(batch));
+    return InvalidArgumentError("Trainer: " + std::to_string(labels.size()) +
+                                " labels for a batch of " + std::to_string(batch));
   }
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || labels[i] >= num_classes_) {
@@ -995,13 +1009,15 @@ Result<Graph> Trainer::ExportGraph() const {
   Graph g = graph_;
   for (size_t p = 0; p < parameters_.size(); ++p) {
     const ValueId v = g.FindValue(parameters_[p].name);
-    if (v == kNoValue) return InternalError("Trainer: parameter '" + parameters_[p].name + "' lost");
-    const int64_t size = p + 1 < offsets_.size() ? offsets_[p + 1] - offsets_[p]
-                                                 : static_cast<int64_t>(weights_.size()) - offsets_[p];
-    HML_ASSIGN_OR_RETURN(Tensor t, Tensor::FromVector<float>(
-                                       parameters_[p].shape,
-                                       std::span<const float>(weights_.data() + offsets_[p],
-                                                              static_cast<size_t>(size))));
+    if (v == kNoValue)
+      return InternalError("Trainer: parameter '" + parameters_[p].name + "' lost");
+    const int64_t size = p + 1 < offsets_.size()
+                             ? offsets_[p + 1] - offsets_[p]
+                             : static_cast<int64_t>(weights_.size()) - offsets_[p];
+    HML_ASSIGN_OR_RETURN(
+        Tensor t, Tensor::FromVector<float>(parameters_[p].shape,
+                                            std::span<const float>(weights_.data() + offsets_[p],
+                                                                   static_cast<size_t>(size))));
     g.value(v).constant = std::make_shared<const Tensor>(std::move(t));
   }
   return g;

@@ -107,7 +107,8 @@ class Trainer {
   Result<StepResult> Step(const Tensor& inputs, std::span<const int64_t> labels);
 
   // Mean loss (cross-entropy + prox term) and its gradient, flat in parameters() order, without
-  // changing the weights or the optimizer. `gradients` is resized to num_parameter_elements().
+  // changing the weights or the optimizer. `gradients` is resized to num_parameter_elements();
+  // it may be null when only the loss is wanted.
   Result<double> LossAndGradients(const Tensor& inputs, std::span<const int64_t> labels,
                                   std::vector<float>* gradients);
 

@@ -12,9 +12,8 @@ namespace {
 
 // C = alpha * op(A) op(B) + beta * C in double, the oracle.
 std::vector<double> NaiveGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                              const std::vector<float>& a, int64_t lda,
-                              const std::vector<float>& b, int64_t ldb, float beta,
-                              const std::vector<float>& c, int64_t ldc) {
+                              const std::vector<float>& a, int64_t lda, const std::vector<float>& b,
+                              int64_t ldb, float beta, const std::vector<float>& c, int64_t ldc) {
   std::vector<double> out(c.begin(), c.end());
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
@@ -52,13 +51,13 @@ void CheckAll(GemmPath path) {
           if (beta == 0.0f) {
             for (float& v : c) v = NAN;  // beta 0 must ignore C
           }
-          Gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc,
-               scratch, path);
+          Gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc, scratch,
+               path);
           for (int64_t i = 0; i < m; ++i) {
             for (int64_t j = 0; j < n; ++j) {
               ASSERT_NEAR(c[i * ldc + j], want[i * ldc + j], 1e-4 * (1 + k))
-                  << "m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb
-                  << " at " << i << "," << j;
+                  << "m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb << " at "
+                  << i << "," << j;
             }
           }
           ++cases;

@@ -95,8 +95,7 @@ void ExpectGradientsMatch(const Graph& graph, const TrainOptions& options, const
 }
 
 // x [N, c, h, w] -> Conv -> middle(...) -> Flatten -> Gemm(transB) -> Softmax.
-Graph ConvNet(Shape sample, Tensor weight, Attributes conv_attrs, int64_t features,
-              int64_t classes,
+Graph ConvNet(Shape sample, Tensor weight, Attributes conv_attrs, int64_t features, int64_t classes,
               const std::function<void(GraphBuilder&, const std::string&, const std::string&)>&
                   middle = nullptr) {
   GraphBuilder b(17);
@@ -309,8 +308,8 @@ TEST(TrainerTest, LastKTrainsOnlyTheHead) {
   ASSERT_TRUE(head.ok()) << head.status().ToString();
   std::vector<std::string> names;
   for (const ParameterInfo& p : (*head)->parameters()) names.push_back(p.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"fc1.weight", "fc1.bias", "logits.weight",
-                                             "logits.bias"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"fc1.weight", "fc1.bias", "logits.weight", "logits.bias"}));
   EXPECT_EQ((*head)->num_parameter_elements(), 16 * 2 * 2 * 32 + 32 + 32 * 4 + 4);
   auto all = Trainer::Create(*g, Plain());
   ASSERT_TRUE(all.ok());
