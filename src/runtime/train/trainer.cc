@@ -158,6 +158,20 @@ void ForEachRun(const Broadcast& b, F&& f) {
   }
 }
 
+// Sum of n floats in eight interleaved partial sums: the compiler vectorises it (a single
+// running sum is a serial chain of dependent adds, which dominated the bias gradients).
+float SumOf(const float* x, int64_t n) {
+  float lanes[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) lanes[j] += x[i + j];
+  }
+  float s = 0.0f;
+  for (; i < n; ++i) s += x[i];
+  for (float lane : lanes) s += lane;
+  return s;
+}
+
 // y (+)= scale * broadcast(x).
 void BroadcastInto(const Broadcast& b, const float* x, float scale, bool accumulate, float* y) {
   ForEachRun(b, [&](int64_t o, int64_t i, int64_t n, int64_t step) {
@@ -172,9 +186,7 @@ void BroadcastInto(const Broadcast& b, const float* x, float scale, bool accumul
 void ReduceInto(const Broadcast& b, const float* dy, float scale, float* dx) {
   ForEachRun(b, [&](int64_t o, int64_t i, int64_t n, int64_t step) {
     if (step == 0) {
-      float s = 0.0f;
-      for (int64_t j = 0; j < n; ++j) s += dy[o + j];
-      dx[i] += scale * s;
+      dx[i] += scale * SumOf(dy + o, n);
     } else {
       for (int64_t j = 0; j < n; ++j) dx[i + j * step] += scale * dy[o + j];
     }
@@ -752,9 +764,7 @@ Status Trainer::Forward(Plan& plan, const Tensor& inputs) {
       case OpKind::kGlobalAveragePool: {
         const int64_t plane = xs.size / op.batch;
         for (int64_t c = 0; c < op.batch; ++c) {
-          float s = 0.0f;
-          for (int64_t i = 0; i < plane; ++i) s += x[c * plane + i];
-          y[c] = s / static_cast<float>(plane);
+          y[c] = SumOf(x + c * plane, plane) / static_cast<float>(plane);
         }
         break;
       }
@@ -805,11 +815,7 @@ void Trainer::Backward(Plan& plan) {
                    plan.gemm);
             }
             if (db != nullptr) {
-              for (int64_t m = 0; m < mg; ++m) {
-                float s = 0.0f;
-                for (int64_t i = 0; i < p; ++i) s += dyg[m * p + i];
-                db[gi * mg + m] += s;
-              }
+              for (int64_t m = 0; m < mg; ++m) db[gi * mg + m] += SumOf(dyg + m * p, p);
             }
             if (dx != nullptr) {
               if (g.is_pointwise()) {
@@ -854,9 +860,7 @@ void Trainer::Backward(Plan& plan) {
         break;
       case OpKind::kRelu:
         if (dx == nullptr) break;
-        for (int64_t i = 0; i < ys.size; ++i) {
-          if (ys.data[i] > 0.0f) dx[i] += dy[i];
-        }
+        for (int64_t i = 0; i < ys.size; ++i) dx[i] += ys.data[i] > 0.0f ? dy[i] : 0.0f;
         break;
       case OpKind::kClip:
         if (dx == nullptr) break;
