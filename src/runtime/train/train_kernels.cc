@@ -134,11 +134,15 @@ void MaxPool2x2Forward(const float* x, const Window2& g, float* y, int32_t* argm
       const int64_t r0 = 2 * oy * g.width;
       const int64_t r1 = r0 + g.width;
       for (int64_t ox = 0; ox < g.out_w; ++ox) {
+        // Selects instead of branches: on real activations the comparisons are unpredictable.
         int64_t best = r0 + 2 * ox;
-        if (xc[r0 + 2 * ox + 1] > xc[best]) best = r0 + 2 * ox + 1;
-        if (xc[r1 + 2 * ox] > xc[best]) best = r1 + 2 * ox;
-        if (xc[r1 + 2 * ox + 1] > xc[best]) best = r1 + 2 * ox + 1;
-        yc[oy * g.out_w + ox] = xc[best];
+        float v = xc[best];
+        for (const int64_t i : {r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1}) {
+          const bool greater = xc[i] > v;
+          v = greater ? xc[i] : v;
+          best = greater ? i : best;
+        }
+        yc[oy * g.out_w + ox] = v;
         ac[oy * g.out_w + ox] = static_cast<int32_t>(best);
       }
     }
