@@ -305,8 +305,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph, const Train
   }
   if (inputs.size() != 1) {
     return InvalidArgumentError(
-        "Trainer: the graph must have exactly one (non-constant) input, "
-        "it has " +
+        "Trainer: the graph must have exactly one non-constant input, not " +
         std::to_string(inputs.size()));
   }
   Value& in = g.value(inputs[0]);
@@ -391,9 +390,9 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph, const Train
   t->momentum_.assign(t->weights_.size(), 0.0f);
   t->anchor_ = t->weights_;
 
-  // A plan for the declared batch checks the ops (a kernel for every node the runtime does not
-  // run), geometry, shapes and the logits' rank now rather than at the first step.
-  // The declared batch size when there is one (a graph may only make sense for it).
+  // A plan for the declared batch size (1 when dynamic; a graph may only make sense for its own)
+  // checks the ops (a kernel for every node the runtime does not run), geometry, shapes and the
+  // logits' rank now rather than at the first step.
   Shape one = t->input_shape_;
   one[0] = declared_batch;
   for (size_t d = 1; d < one.size(); ++d) {
