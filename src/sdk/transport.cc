@@ -95,8 +95,9 @@ Status ValidateSubmitUpdateCall(const SubmitUpdateCall& call) {
   const std::string what = "submit update to task '" + call.task + "' round " + call.round_id;
   if (call.sealed_update.empty()) return InvalidArgumentError(what + ": the update is empty");
   if (call.example_count == 0) {
-    return InvalidArgumentError(what + ": example_count is 0 (the update's aggregation weight "
-                                       "must be > 0)");
+    return InvalidArgumentError(what +
+                                ": example_count is 0 (the update's aggregation weight "
+                                "must be > 0)");
   }
   if (call.deadline_nanos < 0) {
     return InvalidArgumentError(what + ": deadline " + std::to_string(call.deadline_nanos) +

@@ -284,6 +284,18 @@ void DeliverTelemetry(const std::shared_ptr<Impl>& impl, sdk::CallId id,
   SendDown(impl, id, bytes, Result<sdk::TelemetryAnswer>(sdk::TelemetryAnswer{}), what);
 }
 
+// Sends the service's `response` down: its protobuf size (+ the overhead) travels, and the device
+// reads it with `decode` (sdk/grpc/wire.h), as GrpcTransport does.
+template <typename Response, typename Answer>
+void Reply(const std::shared_ptr<Impl>& impl, sdk::CallId id, Response& response,
+           Result<Answer> (*decode)(Response&), const std::string& what) {
+  const int64_t bytes =
+      static_cast<int64_t>(response.ByteSizeLong()) + impl->options.per_message_overhead_bytes;
+  Result<Answer> answer = decode(response);
+  if (!answer.ok()) return SendError(impl, id, answer.status(), what);
+  SendDown(impl, id, bytes, std::move(answer), what);
+}
+
 // The server side of a join: what FederatedLearning.JoinRound does for an authenticated device.
 void DeliverJoin(const std::shared_ptr<Impl>& impl, sdk::CallId id,
                  const hybridml::v1::JoinRoundRequest& message) {
@@ -292,8 +304,8 @@ void DeliverJoin(const std::shared_ptr<Impl>& impl, sdk::CallId id,
   const std::string what = "join round of task '" + message.task() + "'";
   const InProcessTransportOptions& options = impl->options;
   if (options.federated == nullptr) {
-    return SendError(impl, id,
-                     UnimplementedError(what + ": the server runs no federated tasks"), what);
+    return SendError(impl, id, UnimplementedError(what + ": the server runs no federated tasks"),
+                     what);
   }
   Result<server::JoinAnswer> joined =
       options.federated->Join(message.task(), options.device_id, impl->clock->WallMicros() / 1000);
@@ -305,11 +317,7 @@ void DeliverJoin(const std::shared_ptr<Impl>& impl, sdk::CallId id,
     response.mutable_config()->insert(joined->config.begin(), joined->config.end());
   }
   response.set_model_version(std::to_string(joined->model_version));
-  const int64_t bytes =
-      static_cast<int64_t>(response.ByteSizeLong()) + options.per_message_overhead_bytes;
-  Result<sdk::JoinRoundAnswer> answer = sdk::DecodeJoinRoundAnswer(response);
-  if (!answer.ok()) return SendError(impl, id, answer.status(), what);
-  SendDown(impl, id, bytes, std::move(answer), what);
+  Reply(impl, id, response, &sdk::DecodeJoinRoundAnswer, what);
 }
 
 // The server side of an update: what FederatedLearning.SubmitUpdate does for an authenticated
@@ -318,12 +326,11 @@ void DeliverSubmit(const std::shared_ptr<Impl>& impl, sdk::CallId id,
                    const hybridml::v1::SubmitUpdateRequest& message) {
   int64_t version = 0, deadline = 0;
   if (!StillPending(*impl, id, &version, &deadline)) return;
-  const std::string what =
-      "update of task '" + message.task() + "' round " + message.round_id();
+  const std::string what = "update of task '" + message.task() + "' round " + message.round_id();
   const InProcessTransportOptions& options = impl->options;
   if (options.federated == nullptr) {
-    return SendError(impl, id,
-                     UnimplementedError(what + ": the server runs no federated tasks"), what);
+    return SendError(impl, id, UnimplementedError(what + ": the server runs no federated tasks"),
+                     what);
   }
   Result<bool> accepted = options.federated->Submit(
       message.task(), options.device_id, message.round_id(), message.sealed_update(),
@@ -331,9 +338,7 @@ void DeliverSubmit(const std::shared_ptr<Impl>& impl, sdk::CallId id,
   if (!accepted.ok()) return SendError(impl, id, accepted.status(), what);
   hybridml::v1::SubmitUpdateResponse response;
   response.set_accepted(*accepted);
-  const int64_t bytes =
-      static_cast<int64_t>(response.ByteSizeLong()) + options.per_message_overhead_bytes;
-  SendDown(impl, id, bytes, sdk::DecodeSubmitUpdateAnswer(response), what);
+  Reply(impl, id, response, &sdk::DecodeSubmitUpdateAnswer, what);
 }
 
 }  // namespace

@@ -31,7 +31,9 @@
 // arrival's wall time (the link clock's WallMicros() / 1000, the rounds' milliseconds since the
 // Unix epoch). Its errors come back with their code unchanged, as gRPC carries them; its answer is
 // encoded as the service encodes it (JoinRoundResponse: the round id as a decimal string, none
-// for "no round", the model version always) and decoded by the device (sdk/grpc/wire.h).
+// for "no round", the model version always) and decoded by the device (sdk/grpc/wire.h). Join and
+// Submit run on the queue's thread and take the task's lock, which a Tick() that publishes a
+// round holds for the publish: calls arriving meanwhile (and every device sharing the queue) wait.
 //
 // Failures, as the caller sees them:
 //   - Deadline: at InferCall::deadline_nanos the callback runs with kDeadlineExceeded unless the

@@ -3,10 +3,10 @@
 // One call, step by step: the typed front (Infer/Upload/ReportTelemetry/JoinRound/SubmitUpdate)
 // validates and encodes the request, then Impl::Start() registers the call under a new id and
 // either starts the RPC (a callback-API reactor, TypedCall) or, for a call refused on the device,
-// sets a gRPC alarm that fails it at once. Whichever ends the call (the reactor's OnDone, after an answer, an error, a
-// TryCancel from Cancel() or the destructor; or the alarm) does so through Impl::Finish(), which
-// removes the call from `calls` under the lock: the one that removes it runs the callback, so each
-// callback runs exactly once.
+// sets a gRPC alarm that fails it at once. Whichever ends the call (the reactor's OnDone, after an
+// answer, an error, a TryCancel from Cancel() or the destructor; or the alarm) does so through
+// Impl::Finish(), which removes the call from `calls` under the lock: the one that removes it runs
+// the callback, so each callback runs exactly once.
 #include "src/sdk/grpc/grpc_transport.h"
 
 #include <grpcpp/alarm.h>
@@ -475,8 +475,8 @@ CallId GrpcTransport::SubmitUpdate(SubmitUpdateCall call, SubmitUpdateCallback d
   using Submit = TypedCall<v1::SubmitUpdateRequest, v1::SubmitUpdateResponse, SubmitUpdateAnswer>;
   auto state = std::make_shared<Submit>();
   state->method = "/hybridml.v1.FederatedLearning/SubmitUpdate";
-  state->what = "update of task '" + call.task + "' round " + call.round_id + " at " +
-                impl_->options.target;
+  state->what =
+      "update of task '" + call.task + "' round " + call.round_id + " at " + impl_->options.target;
   state->decode = &DecodeSubmitUpdateAnswer;
   state->done = std::move(done);
   Status refusal = ValidateSubmitUpdateCall(call);

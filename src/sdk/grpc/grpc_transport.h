@@ -40,10 +40,11 @@
 // error the server sent, 0 otherwise. start/end_nanos are on options.clock.
 //
 // Threads: the gRPC callback API. Infer(), Upload(), ReportTelemetry(), JoinRound() and
-// SubmitUpdate() start the RPC and return; the callback runs exactly once on one of gRPC's threads. Callbacks of different calls
-// may run concurrently. Thread-safe. The destructor cancels every pending call, waits until each
-// callback has run (with kCancelled unless its answer was already being delivered) and returns;
-// no callback of this transport runs afterwards. Do not destroy the transport from its callback.
+// SubmitUpdate() start the RPC and return; the callback runs exactly once on one of gRPC's threads.
+// Callbacks of different calls may run concurrently. Thread-safe. The destructor cancels every
+// pending call, waits until each callback has run (with kCancelled unless its answer was already
+// being delivered) and returns; no callback of this transport runs afterwards. Do not destroy the
+// transport from its callback.
 //
 // Footprint: this target (hml_sdk_grpc) links gRPC++; hml_sdk does not. Applications that talk
 // to a server link hml_sdk_grpc; those that only run models locally link hml_sdk alone.

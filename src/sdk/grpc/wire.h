@@ -3,9 +3,10 @@
 // The device side of the wire: the Transport's calls as the protobuf messages `hybridml serve`
 // receives (v2 ModelInferRequest, UploadBatchRequest, TelemetryReport, JoinRoundRequest,
 // SubmitUpdateRequest) and the answers back (the v2 answer as an InferAnswer, the federated
-// service's JoinRoundResponse and SubmitUpdateResponse). One encoding for every transport: GrpcTransport sends these messages, and the
-// simulator's in-process transport (src/sim/) builds the very same ones to count the bytes the
-// real wire would carry. Each Encode* consumes its call (tensors and strings are moved).
+// service's JoinRoundResponse and SubmitUpdateResponse). One encoding for every transport:
+// GrpcTransport sends these messages, and the simulator's in-process transport (src/sim/) builds
+// the very same ones to count the bytes the real wire would carry. Each Encode* consumes its call
+// (tensors and strings are moved).
 #ifndef HML_SRC_SDK_GRPC_WIRE_H_
 #define HML_SRC_SDK_GRPC_WIRE_H_
 
