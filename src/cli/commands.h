@@ -14,6 +14,8 @@ void AddAuthCommands(CLI::App& app, int& exit_code);  // auth_command.cc
 // certs: a development CA and server/client certificates for TLS.
 void AddCertsCommand(CLI::App& app, int& exit_code);     // certs_command.cc
 void AddCompressCommand(CLI::App& app, int& exit_code);  // compress_command.cc
+// fl start|status: register a federated task in a registry; its rounds' progress.
+void AddFlCommands(CLI::App& app, int& exit_code);  // fl_command.cc
 // ingest keygen|export: the ingest key pair; uploaded batches -> a sample directory.
 void AddIngestCommands(CLI::App& app, int& exit_code);  // ingest_command.cc
 // loadgen: open-loop load on a v2 inference server (gRPC or HTTP), latency percentiles.

@@ -312,6 +312,7 @@ int main(int argc, char** argv) {
   AddAuthCommands(app, exit_code);
   AddCertsCommand(app, exit_code);
   AddCompressCommand(app, exit_code);
+  AddFlCommands(app, exit_code);
   AddIngestCommands(app, exit_code);
   AddLoadgenCommand(app, exit_code);
   AddRegistryCommands(app, exit_code);

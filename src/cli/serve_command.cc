@@ -20,21 +20,36 @@
 // (src/server/telemetry/telemetry_aggregator.h). --no-auth
 // turns all of that off explicitly: every route is open and the device services are not served.
 //
+// Federated learning: with --keys (the registry's signing keys, as `hybridml publish --keys`)
+// the server runs the federated tasks registered in <registry>/fl/ (`hybridml fl start`):
+// FederatedLearning.JoinRound/SubmitUpdate on the gRPC port, and a timer thread that every
+// --fl-tick-ms loads newly registered tasks and calls FederatedTasks::Tick (closes rounds that
+// are due, publishes applied ones to the registry, starts new ones), which also rewrites each
+// task's status.json for `hybridml fl status`. Without --keys, FederatedLearning answers
+// UNIMPLEMENTED. --keys needs authentication: devices are known by their credentials.
+//
 // Batching: --max-batch, --batch-delay-us, --instances, --max-queue and --no-batching set the
 // BatchingOptions of every model's batcher (defaults: BatchingOptions' own); --http-threads the
 // HTTP front end's worker threads, each of which holds one request (or one kept-alive
 // connection) at a time.
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "hml/env.h"
 #include "src/cli/commands.h"
 #include "src/server/auth/auth_store.h"
 #include "src/server/ingest/ingest_store.h"
 #include "src/server/auth/authenticator.h"
+#include "src/server/fl/federated_tasks.h"
+#include "src/server/fl/task_file.h"
 #include "src/server/grpc/device_services.h"
 #include "src/server/grpc/grpc_server.h"
 #include "src/server/http/http_server.h"
@@ -63,6 +78,55 @@ struct ServeFlags {
   int max_split_tails = 4;  // split-inference tails kept per model version; 0 = no split
   int http_threads = server::HttpServerOptions{}.threads;
   int64_t reload_interval_ms = 2000;  // 0: do not follow the registry
+  std::string keys_dir;               // registry keys; enables federated tasks
+  int64_t fl_tick_ms = 1000;          // how often federated rounds are driven
+};
+
+// Drives the federated tasks from a thread: every `tick_ms`, loads tasks registered since the
+// last tick and calls Tick(now). Stop() (or the destructor) joins the thread.
+class FederatedDriver {
+ public:
+  FederatedDriver(server::FederatedTasks* tasks, int64_t tick_ms)
+      : tasks_(tasks), tick_ms_(tick_ms), thread_([this] { Run(); }) {}
+  ~FederatedDriver() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      std::vector<std::string> errors;
+      for (const std::string& name : tasks_->AddTasksFromRegistry(&errors)) {
+        std::printf("federated task '%s' loaded\n", name.c_str());
+        std::fflush(stdout);
+      }
+      for (const std::string& error : errors) {
+        if (reported_.insert(error).second) {
+          std::fprintf(stderr, "hybridml serve: federated task: %s\n", error.c_str());
+        }
+      }
+      // Publish failures are logged by the tasks and shown in their status.
+      (void)tasks_->Tick(RealClock()->WallMicros() / 1000);
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::milliseconds(tick_ms_), [this] { return stop_; });
+    }
+  }
+
+  server::FederatedTasks* const tasks_;
+  const int64_t tick_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::set<std::string> reported_;  // task file errors already printed
+  std::thread thread_;
 };
 
 int Fail(const Status& s) {
@@ -88,6 +152,11 @@ int Serve(const ServeFlags& flags) {
   if (flags.grpc_port < -1 || flags.grpc_port > 65535) {
     return Fail(InvalidArgumentError("--grpc-port " + std::to_string(flags.grpc_port) +
                                      " is not -1 (disabled) or in [0, 65535]"));
+  }
+  if (!flags.keys_dir.empty() && flags.no_auth) {
+    return Fail(InvalidArgumentError(
+        "--keys (federated learning) needs authentication: devices are known by their "
+        "credentials; drop --no-auth"));
   }
   if (tls && flags.insecure) {
     return Fail(InvalidArgumentError("--insecure contradicts --tls-cert/--tls-key"));
@@ -123,6 +192,7 @@ int Serve(const ServeFlags& flags) {
   std::unique_ptr<server::DeviceServices> device_services;
   std::unique_ptr<server::IngestStore> ingest;
   std::unique_ptr<server::TelemetryAggregator> telemetry;
+  std::unique_ptr<server::FederatedTasks> federated;
   if (!flags.no_auth) {
     auto opened = server::AuthStore::OpenInRegistry(flags.registry_dir, *RealClock());
     if (!opened.ok()) return Fail(opened.status());
@@ -139,6 +209,15 @@ int Serve(const ServeFlags& flags) {
     if (!aggregator.ok()) return Fail(aggregator.status());
     telemetry = std::move(*aggregator);
     device_options.telemetry = telemetry.get();
+    if (!flags.keys_dir.empty()) {
+      server::FederatedTasksOptions fl_options;
+      fl_options.registry_dir = flags.registry_dir;
+      fl_options.keys_dir = flags.keys_dir;
+      auto tasks = server::FederatedTasks::Create(fl_options);
+      if (!tasks.ok()) return Fail(tasks.status());
+      federated = std::move(*tasks);
+      device_options.federated = federated.get();
+    }
     auto services = server::DeviceServices::Create(authenticator.get(), device_options);
     if (!services.ok()) return Fail(services.status());
     device_services = std::move(*services);
@@ -184,6 +263,10 @@ int Serve(const ServeFlags& flags) {
   if (flags.reload_interval_ms > 0) {
     if (Status s = watcher.Start(); !s.ok()) return Fail(s);
   }
+  std::unique_ptr<FederatedDriver> federated_driver;
+  if (federated != nullptr) {
+    federated_driver = std::make_unique<FederatedDriver>(federated.get(), flags.fl_tick_ms);
+  }
   for (const server::ServedModel& m : repository.ListModels()) {
     std::printf("serving model '%s' version %lld\n", m.name.c_str(),
                 static_cast<long long>(m.version));
@@ -205,6 +288,11 @@ int Serve(const ServeFlags& flags) {
   } else {
     std::printf("auth on: bearer credentials from %s/auth.db%s\n", flags.registry_dir.c_str(),
                 grpc_enabled ? "; device services on the gRPC port" : "");
+    const std::string fl_line = federated == nullptr
+                                    ? "off (no --keys)"
+                                    : "tasks from " + server::FederatedDir(flags.registry_dir) +
+                                          ", tick " + std::to_string(flags.fl_tick_ms) + " ms";
+    std::printf("federated learning: %s\n", fl_line.c_str());
   }
   std::fflush(stdout);
 
@@ -212,6 +300,7 @@ int Serve(const ServeFlags& flags) {
   sigwait(&stop_signals, &signal_number);
   std::printf("signal %d: draining\n", signal_number);
   std::fflush(stdout);
+  if (federated_driver != nullptr) federated_driver->Stop();
   watcher.Stop();
   http.Stop();  // stop accepting, finish the requests being handled
   if (grpc_enabled) grpc.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -264,6 +353,14 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                     "How often to follow the registry (publish/rollout/rollback by other "
                     "processes are served without restart); 0 disables. Default 2000")
       ->check(CLI::Range(int64_t{0}, int64_t{3600} * 1000));
+  serve->add_option("--keys", flags->keys_dir,
+                    "Registry key directory (as `hybridml publish --keys`): runs the federated "
+                    "tasks registered with `hybridml fl start` and publishes their rounds. "
+                    "Default: none (federated learning off)");
+  serve->add_option("--fl-tick-ms", flags->fl_tick_ms,
+                    "How often federated rounds are driven (closed, published, started) and new "
+                    "tasks loaded. Default 1000")
+      ->check(CLI::Range(int64_t{10}, int64_t{60} * 1000));
   serve->callback([flags, &exit_code] { exit_code = Serve(*flags); });
 }
 

@@ -147,8 +147,8 @@ int64_t RoundConfig::NumToSelect() const {
 }
 
 int64_t RoundConfig::MinReports() const {
-  return std::max<int64_t>(
-      1, CeilCount(min_report_fraction * static_cast<double>(clients_per_round)));
+  return std::max<int64_t>(1,
+                           CeilCount(min_report_fraction * static_cast<double>(clients_per_round)));
 }
 
 std::map<std::string, std::string> RoundConfig::ClientConfig() const {
@@ -285,11 +285,15 @@ Status Coordinator::Submit(ModelUpdate update, int64_t wire_bytes, int64_t now_m
     return PermissionDeniedError("coordinator: client '" + update.client_id +
                                  "' is not selected for round " + std::to_string(round_id_));
   }
-  if (static_cast<int64_t>(accepted_.size()) >= config_.clients_per_round) {
+  // A client already accepted gets the validator's duplicate answer, even in a full round, so a
+  // retry after a lost acknowledgement is told the same thing every time.
+  const bool already_accepted =
+      std::any_of(accepted_.begin(), accepted_.end(),
+                  [&](const ModelUpdate& u) { return u.client_id == update.client_id; });
+  if (!already_accepted && static_cast<int64_t>(accepted_.size()) >= config_.clients_per_round) {
     ++rejections_.over_target;
     return ResourceExhaustedError("coordinator: round " + std::to_string(round_id_) +
-                                  " already has its " +
-                                  std::to_string(config_.clients_per_round) +
+                                  " already has its " + std::to_string(config_.clients_per_round) +
                                   " updates; update from client '" + update.client_id +
                                   "' not used");
   }

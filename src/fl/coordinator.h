@@ -11,7 +11,8 @@
 //     with our own unbiased bounded draw, so a seed gives the same cohort on every platform and
 //     a round's cohort does not depend on what happened in earlier rounds.
 //   - Submit gates each update: late (after the deadline), from a client not selected, after the
-//     target count was reached, then UpdateValidator's checks (round id, duplicate/replay,
+//     target count was reached (unless the client's update was already accepted: a retry is
+//     always a duplicate), then UpdateValidator's checks (round id, duplicate/replay,
 //     examples, layout, NaN/Inf, norm bound). Every rejection is counted by reason and reported
 //     in the RoundResult.
 //   - Close applies the round only when at least ceil(min_report_fraction * clients_per_round)
@@ -223,8 +224,7 @@ class Coordinator {
   // `population` is every client id that may ever be eligible; it sets DP's sampling rate and
   // StartRound refuses ids outside it. An empty population is open (any id is eligible) and
   // cannot be combined with DP. kInvalidArgument for an invalid config, layout or weights.
-  static Result<std::unique_ptr<Coordinator>> Create(const RoundConfig& config,
-                                                     UpdateLayout layout,
+  static Result<std::unique_ptr<Coordinator>> Create(const RoundConfig& config, UpdateLayout layout,
                                                      std::vector<float> initial_weights,
                                                      std::vector<std::string> population = {});
 

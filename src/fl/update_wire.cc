@@ -72,9 +72,7 @@ class Reader {
   std::string_view bytes_;
 };
 
-Status Malformed(const std::string& what) {
-  return InvalidArgumentError("update wire: " + what);
-}
+Status Malformed(const std::string& what) { return InvalidArgumentError("update wire: " + what); }
 
 std::array<unsigned char, kChecksumSize> Checksum(std::string_view bytes) {
   std::array<unsigned char, kChecksumSize> out;
@@ -115,8 +113,8 @@ Result<std::string> EncodeUpdate(const ModelUpdate& update, const WireEncodeOpti
   }
   if (n > int64_t{UINT32_MAX}) return Malformed("more than 2^32 - 1 values");
   if (update.client_id.size() > kMaxClientIdSize) {
-    return Malformed("client id of " + std::to_string(update.client_id.size()) +
-                     " bytes exceeds " + std::to_string(kMaxClientIdSize));
+    return Malformed("client id of " + std::to_string(update.client_id.size()) + " bytes exceeds " +
+                     std::to_string(kMaxClientIdSize));
   }
   if (update.layout.size() > kMaxTensors) {
     return Malformed(std::to_string(update.layout.size()) + " tensors exceed " +
@@ -237,14 +235,13 @@ Result<DecodedUpdate> DecodeUpdate(std::string_view bytes, const WireDecodeOptio
     tensor.name = std::string(name);
     HML_ASSIGN_OR_RETURN(uint32_t rank, r.Int<uint32_t>("tensor rank"));
     if (rank > kMaxRank) {
-      return Malformed("tensor '" + tensor.name + "': rank " + std::to_string(rank) +
-                       " exceeds " + std::to_string(kMaxRank));
+      return Malformed("tensor '" + tensor.name + "': rank " + std::to_string(rank) + " exceeds " +
+                       std::to_string(kMaxRank));
     }
     for (uint32_t d = 0; d < rank; ++d) {
       HML_ASSIGN_OR_RETURN(int64_t dim, r.Int<int64_t>("tensor dimension"));
       if (dim < 0) {
-        return Malformed("tensor '" + tensor.name + "': negative dimension " +
-                         std::to_string(dim));
+        return Malformed("tensor '" + tensor.name + "': negative dimension " + std::to_string(dim));
       }
       tensor.shape.push_back(dim);
     }
@@ -266,8 +263,8 @@ Result<DecodedUpdate> DecodeUpdate(std::string_view bytes, const WireDecodeOptio
   switch (out.codec) {
     case WireCodec::kNone: {
       if (payload_size != 4 * un) {
-        return Malformed("dense payload of " + std::to_string(payload_size) + " bytes, the layout " +
-                         "needs " + std::to_string(4 * un));
+        return Malformed("dense payload of " + std::to_string(payload_size) +
+                         " bytes, the layout " + "needs " + std::to_string(4 * un));
       }
       update.delta.resize(un);
       for (float& value : update.delta) {
@@ -284,7 +281,8 @@ Result<DecodedUpdate> DecodeUpdate(std::string_view bytes, const WireDecodeOptio
                          "holds " + std::to_string(un));
       }
       if (q.chunk_size == 0 && q.size != 0) return Malformed("int8 chunk size is 0");
-      const uint64_t chunks = q.size == 0 ? 0 : (uint64_t{q.size} + q.chunk_size - 1) / q.chunk_size;
+      const uint64_t chunks =
+          q.size == 0 ? 0 : (uint64_t{q.size} + q.chunk_size - 1) / q.chunk_size;
       if (payload_size != 8 + 4 * chunks + un) {
         return Malformed("int8 payload of " + std::to_string(payload_size) + " bytes, expected " +
                          std::to_string(8 + 4 * chunks + un));

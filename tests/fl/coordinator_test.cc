@@ -56,7 +56,7 @@ bool BitwiseEqual(const std::vector<float>& a, const std::vector<float>& b) {
 RoundConfig SmallConfig() {
   RoundConfig config;
   config.clients_per_round = 4;
-  config.over_selection = 1.5;  // selects 6
+  config.over_selection = 1.5;        // selects 6
   config.min_report_fraction = 0.75;  // needs 3
   config.deadline_ms = 1000;
   return config;
@@ -221,12 +221,15 @@ TEST(CoordinatorTest, TargetReachedClosesEarlyAndRefusesMore) {
   EXPECT_TRUE(c->ShouldClose(200));  // long before the deadline
   EXPECT_EQ(c->Submit(UpdateFor(plan->selected[4], 1), 50, 201).code(),
             StatusCode::kResourceExhausted);
+  // A retry from an accepted client is a duplicate even in a full round.
+  EXPECT_EQ(c->Submit(UpdateFor(plan->selected[3], 1), 0, 202).code(), StatusCode::kAlreadyExists);
   Result<RoundResult> result = c->Close(210);
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->status, RoundStatus::kApplied);
   EXPECT_EQ(result->participants, 4);
   EXPECT_EQ(result->selected, 6);
   EXPECT_EQ(result->rejections.over_target, 1);
+  EXPECT_EQ(result->rejections.validator.duplicate, 1);
   EXPECT_EQ(result->bytes_received, 250);
   EXPECT_EQ(result->bytes_accepted, 200);
   EXPECT_EQ(result->dense_bytes_accepted, 4 * 6 * 4);

@@ -89,7 +89,8 @@ TEST(UpdateWireTest, Int8RoundTripWithinHalfAScaleAndAtLeast3_5xSmaller) {
   for (size_t chunk = 0; chunk < 40; ++chunk) {
     float max_abs = 0.0f;
     const size_t end = std::min<size_t>(10000, (chunk + 1) * 256);
-    for (size_t i = chunk * 256; i < end; ++i) max_abs = std::max(max_abs, std::fabs(update.delta[i]));
+    for (size_t i = chunk * 256; i < end; ++i)
+      max_abs = std::max(max_abs, std::fabs(update.delta[i]));
     const float half_scale = max_abs / 127.0f / 2.0f;
     for (size_t i = chunk * 256; i < end; ++i) {
       ASSERT_LE(std::fabs(decoded->update.delta[i] - update.delta[i]), half_scale * 1.0001f)

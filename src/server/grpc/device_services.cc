@@ -294,18 +294,57 @@ class TelemetryService final : public v1::Telemetry::Service {
 
 class FederatedLearningService final : public v1::FederatedLearning::Service {
  public:
-  explicit FederatedLearningService(const Authenticator* auth) : auth_(auth) {}
-  grpc::Status JoinRound(grpc::ServerContext* context, const v1::JoinRoundRequest*,
-                         v1::JoinRoundResponse*) override {
-    return Seam(*auth_, *context, "FederatedLearning.JoinRound", "the federated learning issue");
+  FederatedLearningService(const Authenticator* auth, const DeviceServicesOptions* options)
+      : auth_(auth), options_(options) {}
+
+  grpc::Status JoinRound(grpc::ServerContext* context, const v1::JoinRoundRequest* request,
+                         v1::JoinRoundResponse* response) override {
+    if (options_->federated == nullptr) {
+      return Seam(*auth_, *context, "FederatedLearning.JoinRound", "the federated learning issue");
+    }
+    Result<Principal> caller = AuthenticateDevice(*context, "JoinRound");
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    Result<JoinAnswer> answer = options_->federated->Join(request->task(), caller->id, NowMs());
+    if (!answer.ok()) return ToGrpcStatus(answer.status());
+    if (answer->round_id > 0) {
+      response->set_round_id(std::to_string(answer->round_id));
+      response->set_deadline_ms(answer->deadline_ms);
+      response->mutable_config()->insert(answer->config.begin(), answer->config.end());
+    }
+    response->set_model_version(std::to_string(answer->model_version));
+    return grpc::Status::OK;
   }
-  grpc::Status SubmitUpdate(grpc::ServerContext* context, const v1::SubmitUpdateRequest*,
-                            v1::SubmitUpdateResponse*) override {
-    return Seam(*auth_, *context, "FederatedLearning.SubmitUpdate", "the federated learning issue");
+
+  grpc::Status SubmitUpdate(grpc::ServerContext* context, const v1::SubmitUpdateRequest* request,
+                            v1::SubmitUpdateResponse* response) override {
+    if (options_->federated == nullptr) {
+      return Seam(*auth_, *context, "FederatedLearning.SubmitUpdate",
+                  "the federated learning issue");
+    }
+    Result<Principal> caller = AuthenticateDevice(*context, "SubmitUpdate");
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    Result<bool> accepted =
+        options_->federated->Submit(request->task(), caller->id, request->round_id(),
+                                    request->sealed_update(), request->example_count(), NowMs());
+    if (!accepted.ok()) return ToGrpcStatus(accepted.status());
+    response->set_accepted(*accepted);
+    return grpc::Status::OK;
   }
 
  private:
+  // Rounds belong to devices: an admin key has no local data to train on.
+  Result<Principal> AuthenticateDevice(const grpc::ServerContext& context, std::string_view rpc) {
+    HML_ASSIGN_OR_RETURN(Principal caller, AuthenticateCall(*auth_, context));
+    if (caller.is_admin()) {
+      return PermissionDeniedError("FederatedLearning." + std::string(rpc) +
+                                   ": only devices take part in rounds, not " + caller.ToString());
+    }
+    return caller;
+  }
+  int64_t NowMs() const { return options_->clock->WallMicros() / 1000; }
+
   const Authenticator* const auth_;
+  const DeviceServicesOptions* const options_;
 };
 
 }  // namespace
@@ -332,7 +371,7 @@ struct DeviceServices::Impl {
         devices(auth),
         ingest(auth, &options),
         telemetry(auth, &options),
-        federated(auth) {}
+        federated(auth, &options) {}
 
   const DeviceServicesOptions options;
   EnrollmentService enrollment;

@@ -23,8 +23,16 @@
 //                             only counts reporting devices); a refused report is
 //                             INVALID_ARGUMENT naming the measurement. Without an aggregator:
 //                             UNIMPLEMENTED
-//   FederatedLearning         authenticated, then UNIMPLEMENTED naming the issue that will fill
-//                             it in (the seam)
+//   FederatedLearning         devices only (an admin key is PERMISSION_DENIED), over the
+//                             FederatedTasks (src/server/fl/federated_tasks.h). JoinRound: the
+//                             round for the caller in the named task, or an empty round id (ask
+//                             again later). SubmitUpdate: the sealed update (fl/update_wire.h)
+//                             under the caller's device id; accepted = false when it came too
+//                             late (deadline passed, round closed or full), INVALID_ARGUMENT for
+//                             undecodable or mismatching bytes, PERMISSION_DENIED when the caller
+//                             is not selected, ALREADY_EXISTS for a second update in a round
+//                             (also what a retry after a lost answer gets). An unknown task is
+//                             NOT_FOUND. Without FederatedTasks: UNIMPLEMENTED
 //
 // Authentication: every RPC but Enroll starts with AuthenticateCall (src/server/grpc/grpc_auth.h)
 // on the `authorization` metadata and then the authorization rule above; a refused call returns
@@ -52,6 +60,7 @@
 #include "hml/status.h"
 #include "hml/clock.h"
 #include "src/server/auth/authenticator.h"
+#include "src/server/fl/federated_tasks.h"
 #include "src/server/ingest/ingest_store.h"
 #include "src/server/telemetry/telemetry_aggregator.h"
 
@@ -77,7 +86,11 @@ struct DeviceServicesOptions {
   // Where device telemetry reports go; null = Telemetry.Report answers UNIMPLEMENTED. Must
   // outlive the services. Default: null.
   TelemetryAggregator* telemetry = nullptr;
-  // Stamps received batches. Default: RealClock().
+  // The federated learning tasks; null = FederatedLearning answers UNIMPLEMENTED. Must outlive
+  // the services. Default: null.
+  FederatedTasks* federated = nullptr;
+  // Stamps received batches, and is the federated rounds' time (WallMicros / 1000: deadlines
+  // are wall milliseconds since the Unix epoch). Default: RealClock().
   Clock* clock = RealClock();
   // Tests only: called after a batch is committed, before it is acknowledged; returning false
   // drops the acknowledgement (the call fails UNAVAILABLE), as a server dying there would.
