@@ -22,8 +22,8 @@
 // 94.0 % after 100 rounds, 10 clients, alpha 0.3) and the process's peak resident memory.
 //
 // Usage: federated [--clients 10] [--per-round 10] [--rounds 100] [--alpha 0.3]
-//                  [--local-steps 50] [--batch 32] [--lr 0.05] [--momentum 0.9]
-//                  [--prox-mu 0.01] [--adam-lr 0.01] [--runs central,fedavg,fedprox,fedadam,fedavg-int8]
+//                  [--local-steps 50] [--batch 32] [--lr 0.02] [--momentum 0.9]
+//                  [--prox-mu 0.01] [--adam-lr 0.05] [--min-samples 10] [--runs central,fedavg,fedprox,fedadam,fedavg-int8]
 //                  [--threads 2] [--eval-every 1] [--print-every 10] [--seed 1]
 //                  [--data DIR] [--json PATH] [--name NAME]
 // JSON goes to bench/results/federated[-NAME].json.
@@ -61,10 +61,11 @@ struct Flags {
   double alpha = 0.3;
   int64_t local_steps = 50;
   int64_t batch = 32;
-  double lr = 0.05;
+  double lr = 0.02;
   float momentum = 0.9f;
   double prox_mu = 0.01;
-  double adam_lr = 0.01;
+  double adam_lr = 0.05;
+  int64_t min_samples = 10;
   std::vector<std::string> runs = {"central", "fedavg", "fedprox", "fedadam", "fedavg-int8"};
   int threads = 2;
   int eval_every = 1;
@@ -102,6 +103,7 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     else if (arg == "--momentum") f->momentum = static_cast<float>(std::atof(v.c_str()));
     else if (arg == "--prox-mu") f->prox_mu = std::atof(v.c_str());
     else if (arg == "--adam-lr") f->adam_lr = std::atof(v.c_str());
+    else if (arg == "--min-samples") f->min_samples = std::atoll(v.c_str());
     else if (arg == "--runs") f->runs = SplitCommas(v);
     else if (arg == "--threads") f->threads = std::atoi(v.c_str());
     else if (arg == "--eval-every") f->eval_every = std::atoi(v.c_str());
@@ -336,7 +338,7 @@ int Main(int argc, char** argv) {
   hml::data::DirichletOptions split;
   split.alpha = f.alpha;
   split.seed = f.seed;
-  split.min_samples = std::min<int64_t>(10, data->train->size() / f.clients / 2);
+  split.min_samples = f.min_samples;
   auto parts = hml::data::DirichletPartition(data->train->labels(), 10, f.clients, split);
   if (!parts.ok()) {
     std::fprintf(stderr, "federated: %s\n", parts.status().ToString().c_str());
@@ -369,6 +371,25 @@ int Main(int argc, char** argv) {
       return 1;
     }
     runs.push_back(std::move(*run));
+  }
+
+  // Accuracy per round, one column per run.
+  std::printf("\n%5s", "round");
+  for (const RunResult& r : runs) std::printf(" %12s", r.name.c_str());
+  std::printf("\n%5d", 0);
+  for (const RunResult& r : runs) std::printf(" %11.2f%%", 100 * r.initial_accuracy);
+  std::printf("\n");
+  for (int round = 1; round <= f.rounds; ++round) {
+    std::printf("%5d", round);
+    for (const RunResult& r : runs) {
+      const double a = r.accuracy[static_cast<size_t>(round - 1)];
+      if (a >= 0) {
+        std::printf(" %11.2f%%", 100 * a);
+      } else {
+        std::printf(" %12s", "-");
+      }
+    }
+    std::printf("\n");
   }
 
   const RunResult* fedavg = Find(runs, "fedavg");

@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "hml/clock.h"
 #include "hml/sdk/platform.h"
@@ -42,7 +43,7 @@ Result<double> Score(runtime::Trainer& trainer, const data::Dataset& dataset) {
     for (int64_t d : dataset.feature_shape()) shape.push_back(d);
     HML_ASSIGN_OR_RETURN(Tensor inputs, Tensor::FromVector<float>(shape, features));
     HML_ASSIGN_OR_RETURN(Tensor logits, trainer.Logits(inputs));
-    const std::span<const float> values = logits.data<float>();
+    const std::span<const float> values = std::as_const(logits).values<float>();
     const size_t classes = values.size() / static_cast<size_t>(n);
     for (int64_t i = 0; i < n; ++i) {
       const auto row = values.subspan(static_cast<size_t>(i) * classes, classes);
