@@ -32,8 +32,8 @@ void TileNNPortable(const float* a, int64_t lda, const float* b, int64_t ldb, in
 
 template <int R>
 __attribute__((target("avx2,fma"))) void TileNNAvx2(const float* a, int64_t lda, const float* b,
-                                                     int64_t ldb, int64_t k, float alpha, float* c,
-                                                     int64_t ldc) {
+                                                    int64_t ldb, int64_t k, float alpha, float* c,
+                                                    int64_t ldc) {
   __m256 acc0[R];
   __m256 acc1[R];
   for (int r = 0; r < R; ++r) {
@@ -138,8 +138,8 @@ __attribute__((target("avx2,fma"))) inline float HorizontalSum(__m256 v) {
 
 template <int RI, int RJ>
 __attribute__((target("avx2,fma"))) void TileNTAvx2(const float* a, int64_t lda, const float* b,
-                                                     int64_t ldb, int64_t k, float alpha, float* c,
-                                                     int64_t ldc) {
+                                                    int64_t ldb, int64_t k, float alpha, float* c,
+                                                    int64_t ldc) {
   __m256 acc[RI][RJ];
   for (int i = 0; i < RI; ++i) {
     for (int j = 0; j < RJ; ++j) acc[i][j] = _mm256_setzero_ps();

@@ -16,6 +16,9 @@
 #include <set>
 #include <utility>
 
+#include "hml/logging.h"
+#include "hml/runtime/model.h"
+#include "hml/runtime/session.h"
 #include "src/runtime/op_registry.h"
 #include "src/runtime/ops/window_params.h"
 #include "src/runtime/passes.h"
@@ -155,6 +158,32 @@ void ForEachRun(const Broadcast& b, F&& f) {
   }
 }
 
+// Sum of n floats in eight interleaved partial sums: the compiler vectorises it (a single
+// running sum is a serial chain of dependent adds, which dominated the bias gradients).
+float SumOf(const float* x, int64_t n) {
+  float lanes[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) lanes[j] += x[i + j];
+  }
+  float s = 0.0f;
+  for (; i < n; ++i) s += x[i];
+  for (float lane : lanes) s += lane;
+  return s;
+}
+
+// Element-wise loops with non-aliasing operands spelled out, so they vectorise.
+void ReluForward(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+void ReluBackwardAdd(const float* __restrict y, const float* __restrict dy, float* __restrict dx,
+                     int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+}
+void AddInto(const float* __restrict dy, float* __restrict dx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += dy[i];
+}
+
 // y (+)= scale * broadcast(x).
 void BroadcastInto(const Broadcast& b, const float* x, float scale, bool accumulate, float* y) {
   ForEachRun(b, [&](int64_t o, int64_t i, int64_t n, int64_t step) {
@@ -169,9 +198,7 @@ void BroadcastInto(const Broadcast& b, const float* x, float scale, bool accumul
 void ReduceInto(const Broadcast& b, const float* dy, float scale, float* dx) {
   ForEachRun(b, [&](int64_t o, int64_t i, int64_t n, int64_t step) {
     if (step == 0) {
-      float s = 0.0f;
-      for (int64_t j = 0; j < n; ++j) s += dy[o + j];
-      dx[i] += scale * s;
+      dx[i] += scale * SumOf(dy + o, n);
     } else {
       for (int64_t j = 0; j < n; ++j) dx[i + j * step] += scale * dy[o + j];
     }
@@ -242,6 +269,10 @@ struct Trainer::Plan {
   Graph graph;
   std::vector<Slot> slots;
   std::vector<Op> ops;
+  // With trainable_layers > 0: the frozen prefix as a runtime Session (XNNPACK where it can),
+  // writing the values the trainable part reads (`frozen_outputs`, views of their slots).
+  std::unique_ptr<Session> frozen;
+  std::vector<Tensor> frozen_outputs;
   ValueId input = kNoValue;
   ValueId logits = kNoValue;
   std::vector<float> col;
@@ -257,8 +288,7 @@ struct Trainer::Plan {
 Trainer::Trainer() = default;
 Trainer::~Trainer() = default;
 
-Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
-                                                 const TrainOptions& options) {
+Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph, const TrainOptions& options) {
   HML_RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<Trainer> t(new Trainer());
   t->options_ = options;
@@ -274,14 +304,16 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
     if (!g.value(v).is_constant()) inputs.push_back(v);
   }
   if (inputs.size() != 1) {
-    return InvalidArgumentError("Trainer: the graph must have exactly one (non-constant) input, "
-                                "it has " + std::to_string(inputs.size()));
+    return InvalidArgumentError(
+        "Trainer: the graph must have exactly one non-constant input, not " +
+        std::to_string(inputs.size()));
   }
   Value& in = g.value(inputs[0]);
   if (in.dtype != DType::kFloat32 || !in.shape_known || in.shape.empty()) {
     return InvalidArgumentError("Trainer: input '" + in.name +
                                 "' must be float32 with a declared shape [N, ...]");
   }
+  const int64_t declared_batch = in.shape[0] > 0 ? in.shape[0] : 1;
   in.shape[0] = -1;
   t->input_name_ = in.name;
   t->input_shape_ = in.shape;
@@ -325,12 +357,13 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
                                 t->logits_name_ + "'");
   }
   if (static_cast<size_t>(options.trainable_layers) > layers.size()) {
-    return InvalidArgumentError("Trainer: trainable_layers = " +
-                                std::to_string(options.trainable_layers) + " but the graph has " +
-                                std::to_string(layers.size()) + " Conv/Gemm/MatMul layers");
+    return InvalidArgumentError(
+        "Trainer: trainable_layers = " + std::to_string(options.trainable_layers) +
+        " but the graph has " + std::to_string(layers.size()) + " Conv/Gemm/MatMul layers");
   }
   const size_t first_trainable =
-      options.trainable_layers == 0 ? 0 : layers.size() - static_cast<size_t>(options.trainable_layers);
+      options.trainable_layers == 0 ? 0
+                                    : layers.size() - static_cast<size_t>(options.trainable_layers);
   const std::vector<int> uses = g.UseCounts();
   std::set<ValueId> seen;
   auto add_parameter = [&](ValueId v) {
@@ -357,11 +390,11 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Graph& graph,
   t->momentum_.assign(t->weights_.size(), 0.0f);
   t->anchor_ = t->weights_;
 
-  // Every node needs at least a forward kernel; a plan for one example checks the rest
-  // (geometry, shapes, logits rank) now rather than at the first step.
-  for (size_t n : order) HML_RETURN_IF_ERROR(KindOf(g.nodes[n], n).status());
+  // A plan for the declared batch size (1 when dynamic; a graph may only make sense for its own)
+  // checks the ops (a kernel for every node the runtime does not run), geometry, shapes and the
+  // logits' rank now rather than at the first step.
   Shape one = t->input_shape_;
-  one[0] = 1;
+  one[0] = declared_batch;
   for (size_t d = 1; d < one.size(); ++d) {
     if (one[d] < 0) {
       return InvalidArgumentError("Trainer: input '" + t->input_name_ + "' has a dynamic dim " +
@@ -403,7 +436,8 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   for (size_t p = 0; p < parameters_.size(); ++p) {
     const ValueId v = g.FindValue(parameters_[p].name);
     if (v == kNoValue) {
-      return InternalError("Trainer: parameter '" + parameters_[p].name + "' vanished in preparing");
+      return InternalError("Trainer: parameter '" + parameters_[p].name +
+                           "' vanished in preparing");
     }
     Plan::Slot& s = plan->slot(v);
     // The flat vectors are never resized after Create(), so these pointers stay valid.
@@ -412,8 +446,25 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   }
 
   const std::vector<size_t> order = NodesFor(g, plan->logits);
+  // Which values carry a gradient: parameters, and outputs of nodes reading one.
+  std::vector<bool> carries(g.values.size(), false);
+  for (size_t v = 0; v < g.values.size(); ++v) carries[v] = plan->slots[v].grad != nullptr;
+  for (size_t index : order) {
+    const Node& node = g.nodes[index];
+    bool any = false;
+    for (ValueId in : node.inputs)
+      any = any || (in != kNoValue && carries[static_cast<size_t>(in)]);
+    for (ValueId out : node.outputs) {
+      if (out != kNoValue) carries[static_cast<size_t>(out)] = any;
+    }
+  }
+  std::set<size_t> frozen_nodes;
+  if (options_.trainable_layers > 0) {
+    HML_ASSIGN_OR_RETURN(frozen_nodes, PrepareFrozenSession(*plan, order, carries, input_shape));
+  }
   int64_t col_size = 0;
   for (size_t index : order) {
+    if (frozen_nodes.count(index) != 0) continue;
     const Node& node = g.nodes[index];
     const std::string what = node.Describe(index);
     HML_ASSIGN_OR_RETURN(OpKind kind, KindOf(node, index));
@@ -453,8 +504,20 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
         op.in_channels = xs.shape[1];
         op.out_channels = ws[0];
         op.group = p.group;
-        HML_ASSIGN_OR_RETURN(op.window, train_internal::ToWindow2(p, op.in_channels / op.group, what));
-        col_size = std::max(col_size, op.window.channels * op.window.taps() * op.window.out_plane());
+        if (ws.size() != xs.shape.size() || ws[1] * op.group != op.in_channels ||
+            op.out_channels % op.group != 0) {
+          return InvalidArgumentError(what + ": weight " + ShapeToString(ws) +
+                                      " does not fit input " + ShapeToString(xs.shape) +
+                                      " with group " + std::to_string(op.group));
+        }
+        if (op.b != kNoValue && plan->slot(op.b).size != op.out_channels) {
+          return InvalidArgumentError(what + ": bias " + ShapeToString(plan->slot(op.b).shape) +
+                                      " must hold " + std::to_string(op.out_channels) + " values");
+        }
+        HML_ASSIGN_OR_RETURN(op.window,
+                             train_internal::ToWindow2(p, op.in_channels / op.group, what));
+        col_size =
+            std::max(col_size, op.window.channels * op.window.taps() * op.window.out_plane());
         break;
       }
       case OpKind::kGemm: {
@@ -479,8 +542,8 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
         op.lda = as[1];
         op.ldb = bs[1];
         if ((op.trans_b ? bs[1] : bs[0]) != op.k) {
-          return InvalidArgumentError(what + ": inner dims differ: " + ShapeToString(as) +
-                                      " and " + ShapeToString(bs));
+          return InvalidArgumentError(what + ": inner dims differ: " + ShapeToString(as) + " and " +
+                                      ShapeToString(bs));
         }
         if (op.b != kNoValue) {
           HML_RETURN_IF_ERROR(check_float(op.b, "C"));
@@ -514,17 +577,16 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
       case OpKind::kMaxPool:
       case OpKind::kAveragePool: {
         if (xs.shape.size() < 3) return InvalidArgumentError(what + ": input must be [N, C, ...]");
-        HML_ASSIGN_OR_RETURN(WindowParams p,
-                             ResolveWindow(node, WindowKind::kPool, xs.shape,
-                                           node.attrs.GetInts("kernel_shape")));
+        HML_ASSIGN_OR_RETURN(WindowParams p, ResolveWindow(node, WindowKind::kPool, xs.shape,
+                                                           node.attrs.GetInts("kernel_shape")));
         if (kind == OpKind::kMaxPool && node.attrs.GetInt("storage_order", 0) != 0) {
           return UnimplementedError(what + ": storage_order 1 is not supported");
         }
         op.count_include_pad = node.attrs.GetInt("count_include_pad", 0) != 0;
         HML_ASSIGN_OR_RETURN(op.window,
                              train_internal::ToWindow2(p, xs.shape[0] * xs.shape[1], what));
-        if (kind == OpKind::kMaxPool) op.argmax.resize(static_cast<size_t>(
-            op.window.channels * op.window.out_plane()));
+        if (kind == OpKind::kMaxPool)
+          op.argmax.resize(static_cast<size_t>(op.window.channels * op.window.out_plane()));
         break;
       }
       case OpKind::kGlobalAveragePool:
@@ -550,8 +612,8 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   }
   const Plan::Slot& ls = plan->slot(plan->logits);
   if (ls.shape.size() != 2 || ls.shape[0] != input_shape[0]) {
-    return InvalidArgumentError("Trainer: logits '" + logits_name_ + "' must be [N, classes], got " +
-                                ShapeToString(ls.shape));
+    return InvalidArgumentError("Trainer: logits '" + logits_name_ +
+                                "' must be [N, classes], got " + ShapeToString(ls.shape));
   }
   if (ls.grad == nullptr) {
     return InternalError("Trainer: no trainable parameter reaches the logits");
@@ -559,6 +621,60 @@ Result<std::unique_ptr<Trainer::Plan>> Trainer::BuildPlan(const Shape& input_sha
   plan->col.resize(static_cast<size_t>(col_size));
   plan->dcol.resize(static_cast<size_t>(col_size));
   return plan;
+}
+
+Result<std::set<size_t>> Trainer::PrepareFrozenSession(Plan& plan, const std::vector<size_t>& order,
+                                                       const std::vector<bool>& carries,
+                                                       const Shape& input_shape) const {
+  const Graph& g = plan.graph;
+  // The frozen nodes, and the values they hand to the trainable part.
+  std::set<size_t> frozen;
+  std::vector<std::string> boundary;
+  std::set<ValueId> seen;
+  for (size_t index : order) {
+    const Node& node = g.nodes[index];
+    if (node.outputs.empty() || node.outputs[0] == kNoValue) continue;
+    if (!carries[static_cast<size_t>(node.outputs[0])]) {
+      frozen.insert(index);
+      continue;
+    }
+    for (ValueId in : node.inputs) {
+      if (in == kNoValue || carries[static_cast<size_t>(in)] || g.value(in).is_constant() ||
+          in == plan.input || !seen.insert(in).second) {
+        continue;
+      }
+      boundary.push_back(g.value(in).name);
+    }
+  }
+  if (frozen.empty() || boundary.empty()) return std::set<size_t>{};
+  // Any failure (an op the runtime lacks, a backend missing from this build) leaves the
+  // prefix to the trainer's own forward kernels, which cover every op they can train.
+  auto model = Model::FromGraph(graph_);
+  if (!model.ok()) return std::set<size_t>{};
+  const std::map<std::string, Shape> shapes{{input_name_, input_shape}};
+  const std::string inputs[] = {input_name_};
+  auto sliced = model->Slice(inputs, boundary, shapes);
+  if (!sliced.ok()) return std::set<size_t>{};
+  SessionOptions options;
+  options.input_shapes = shapes;
+  options.logger = NullLogger();
+  auto session = Session::Create(*sliced, options);
+  if (!session.ok()) return std::set<size_t>{};
+  std::vector<Tensor> outputs((*session)->num_outputs());
+  for (const std::string& name : boundary) {
+    auto index = (*session)->OutputIndex(name);
+    const ValueId v = g.FindValue(name);
+    if (!index.ok() || v == kNoValue) return std::set<size_t>{};
+    Plan::Slot& s = plan.slot(v);
+    const TensorSpec& spec = (*session)->output_spec(*index);
+    if (spec.shape != s.shape || spec.dtype != DType::kFloat32) return std::set<size_t>{};
+    s.data_buffer.resize(static_cast<size_t>(s.size));
+    s.data = s.data_buffer.data();
+    outputs[*index] = Tensor::View(DType::kFloat32, s.shape, s.data);
+  }
+  plan.frozen = std::move(*session);
+  plan.frozen_outputs = std::move(outputs);
+  return frozen;
 }
 
 Result<Trainer::Plan*> Trainer::PlanFor(const Tensor& inputs) {
@@ -590,8 +706,11 @@ Result<Trainer::Plan*> Trainer::PlanFor(const Tensor& inputs) {
 
 // ---- Forward.
 
-void Trainer::Forward(Plan& plan, const Tensor& inputs) {
+Status Trainer::Forward(Plan& plan, const Tensor& inputs) {
   plan.slot(plan.input).data = const_cast<float*>(inputs.data<float>());
+  if (plan.frozen != nullptr) {
+    HML_RETURN_IF_ERROR(plan.frozen->Run(std::span<const Tensor>(&inputs, 1), plan.frozen_outputs));
+  }
   for (Plan::Op& op : plan.ops) {
     const Plan::Slot& xs = plan.slot(op.x);
     Plan::Slot& ys = plan.slot(op.y);
@@ -642,7 +761,7 @@ void Trainer::Forward(Plan& plan, const Tensor& inputs) {
         BroadcastInto(op.w_bc, plan.slot(op.w).data, 1.0f, true, y);
         break;
       case OpKind::kRelu:
-        for (int64_t i = 0; i < ys.size; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        ReluForward(x, y, ys.size);
         break;
       case OpKind::kClip:
         for (int64_t i = 0; i < ys.size; ++i) y[i] = std::min(std::max(x[i], op.lo), op.hi);
@@ -656,9 +775,7 @@ void Trainer::Forward(Plan& plan, const Tensor& inputs) {
       case OpKind::kGlobalAveragePool: {
         const int64_t plane = xs.size / op.batch;
         for (int64_t c = 0; c < op.batch; ++c) {
-          float s = 0.0f;
-          for (int64_t i = 0; i < plane; ++i) s += x[c * plane + i];
-          y[c] = s / static_cast<float>(plane);
+          y[c] = SumOf(x + c * plane, plane) / static_cast<float>(plane);
         }
         break;
       }
@@ -667,6 +784,7 @@ void Trainer::Forward(Plan& plan, const Tensor& inputs) {
         break;
     }
   }
+  return Status::Ok();
 }
 
 // ---- Backward.
@@ -708,11 +826,7 @@ void Trainer::Backward(Plan& plan) {
                    plan.gemm);
             }
             if (db != nullptr) {
-              for (int64_t m = 0; m < mg; ++m) {
-                float s = 0.0f;
-                for (int64_t i = 0; i < p; ++i) s += dyg[m * p + i];
-                db[gi * mg + m] += s;
-              }
+              for (int64_t m = 0; m < mg; ++m) db[gi * mg + m] += SumOf(dyg + m * p, p);
             }
             if (dx != nullptr) {
               if (g.is_pointwise()) {
@@ -735,8 +849,8 @@ void Trainer::Backward(Plan& plan) {
             Gemm(false, !op.trans_b, op.m, op.k, op.n, op.alpha, dy, op.n, bs.data, op.ldb, 1.0f,
                  dx, op.k, plan.gemm);
           } else {
-            Gemm(op.trans_b, true, op.k, op.m, op.n, op.alpha, bs.data, op.ldb, dy, op.n, 1.0f,
-                 dx, op.m, plan.gemm);
+            Gemm(op.trans_b, true, op.k, op.m, op.n, op.alpha, bs.data, op.ldb, dy, op.n, 1.0f, dx,
+                 op.m, plan.gemm);
           }
         }
         if (bs.grad != nullptr) {
@@ -757,9 +871,7 @@ void Trainer::Backward(Plan& plan) {
         break;
       case OpKind::kRelu:
         if (dx == nullptr) break;
-        for (int64_t i = 0; i < ys.size; ++i) {
-          if (ys.data[i] > 0.0f) dx[i] += dy[i];
-        }
+        ReluBackwardAdd(ys.data, dy, dx, ys.size);
         break;
       case OpKind::kClip:
         if (dx == nullptr) break;
@@ -785,8 +897,7 @@ void Trainer::Backward(Plan& plan) {
         break;
       }
       case OpKind::kCopy:
-        if (dx == nullptr) break;
-        for (int64_t i = 0; i < ys.size; ++i) dx[i] += dy[i];
+        if (dx != nullptr) AddInto(dy, dx, ys.size);
         break;
     }
   }
@@ -798,8 +909,8 @@ Result<StepResult> Trainer::Compute(const Tensor& inputs, std::span<const int64_
   HML_ASSIGN_OR_RETURN(Plan * plan, PlanFor(inputs));
   const int64_t batch = inputs.dim(0);
   if (static_cast<int64_t>(labels.size()) != batch) {
-    return InvalidArgumentError("Trainer: " + std::to_string(labels.size()) + " labels for a batch of " +
-                                std::to_string(batch));
+    return InvalidArgumentError("Trainer: " + std::to_string(labels.size()) +
+                                " labels for a batch of " + std::to_string(batch));
   }
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || labels[i] >= num_classes_) {
@@ -808,7 +919,7 @@ Result<StepResult> Trainer::Compute(const Tensor& inputs, std::span<const int64_
                                   std::to_string(num_classes_) + ")");
     }
   }
-  Forward(*plan, inputs);
+  HML_RETURN_IF_ERROR(Forward(*plan, inputs));
 
   // Softmax cross-entropy through log-sum-exp; d(mean loss)/d(logits) = (softmax - onehot) / N.
   Plan::Slot& ls = plan->slot(plan->logits);
@@ -874,7 +985,7 @@ Result<double> Trainer::LossAndGradients(const Tensor& inputs, std::span<const i
 
 Result<Tensor> Trainer::Logits(const Tensor& inputs) {
   HML_ASSIGN_OR_RETURN(Plan * plan, PlanFor(inputs));
-  Forward(*plan, inputs);
+  HML_RETURN_IF_ERROR(Forward(*plan, inputs));
   const Plan::Slot& ls = plan->slot(plan->logits);
   return Tensor::FromVector<float>(ls.shape, std::span<const float>(ls.data, ls.size));
 }
@@ -945,13 +1056,15 @@ Result<Graph> Trainer::ExportGraph() const {
   Graph g = graph_;
   for (size_t p = 0; p < parameters_.size(); ++p) {
     const ValueId v = g.FindValue(parameters_[p].name);
-    if (v == kNoValue) return InternalError("Trainer: parameter '" + parameters_[p].name + "' lost");
-    const int64_t size = p + 1 < offsets_.size() ? offsets_[p + 1] - offsets_[p]
-                                                 : static_cast<int64_t>(weights_.size()) - offsets_[p];
-    HML_ASSIGN_OR_RETURN(Tensor t, Tensor::FromVector<float>(
-                                       parameters_[p].shape,
-                                       std::span<const float>(weights_.data() + offsets_[p],
-                                                              static_cast<size_t>(size))));
+    if (v == kNoValue)
+      return InternalError("Trainer: parameter '" + parameters_[p].name + "' lost");
+    const int64_t size = p + 1 < offsets_.size()
+                             ? offsets_[p + 1] - offsets_[p]
+                             : static_cast<int64_t>(weights_.size()) - offsets_[p];
+    HML_ASSIGN_OR_RETURN(
+        Tensor t, Tensor::FromVector<float>(parameters_[p].shape,
+                                            std::span<const float>(weights_.data() + offsets_[p],
+                                                                   static_cast<size_t>(size))));
     g.value(v).constant = std::make_shared<const Tensor>(std::move(t));
   }
   return g;

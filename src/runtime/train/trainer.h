@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -45,7 +46,9 @@ struct TrainOptions {
   // the last SetProxAnchor(). Default: 0 (off). Must be >= 0.
   float prox_mu = 0.0f;
   // 0 = train every parameterised layer; K > 0 = only the last K Conv/Gemm/MatMul nodes in
-  // topological order (and the Add bias right after each). The frozen prefix runs forward only.
+  // topological order (and the Add bias right after each). The frozen prefix runs forward only:
+  // in a runtime Session (default backend: XNNPACK where built) when the runtime can run it,
+  // else on the trainer's own kernels.
   // Default: 0. Must be >= 0 and at most the number of such layers (checked in Create()).
   int trainable_layers = 0;
   // The value whose softmax cross-entropy is the loss. "" = the input of the graph's last
@@ -114,7 +117,8 @@ class Trainer {
   Result<StepResult> Step(const Tensor& inputs, std::span<const int64_t> labels);
 
   // Mean loss (cross-entropy + prox term) and its gradient, flat in parameters() order, without
-  // changing the weights or the optimizer. `gradients` is resized to num_parameter_elements().
+  // changing the weights or the optimizer. `gradients` is resized to num_parameter_elements();
+  // it may be null when only the loss is wanted.
   Result<double> LossAndGradients(const Tensor& inputs, std::span<const int64_t> labels,
                                   std::vector<float>* gradients);
 
@@ -136,7 +140,13 @@ class Trainer {
   // on first use.
   Result<Plan*> PlanFor(const Tensor& inputs);
   Result<std::unique_ptr<Plan>> BuildPlan(const Shape& input_shape) const;
-  void Forward(Plan& plan, const Tensor& inputs);
+  // With trainable_layers > 0: moves the frozen prefix of `order` into a runtime Session (the
+  // default backend, XNNPACK where built) and returns those nodes; returns none when there is
+  // no prefix or the runtime cannot run it (the trainer's kernels then do).
+  Result<std::set<size_t>> PrepareFrozenSession(Plan& plan, const std::vector<size_t>& order,
+                                                const std::vector<bool>& carries,
+                                                const Shape& input_shape) const;
+  Status Forward(Plan& plan, const Tensor& inputs);
   void Backward(Plan& plan);
   // Forward + loss + backward, leaving the mean gradient (with the prox term) in gradients_.
   Result<StepResult> Compute(const Tensor& inputs, std::span<const int64_t> labels);
