@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 7's federated-learning benchmark: three runs of bench/federated on Fashion-MNIST split
 # Dirichlet(0.3) across simulated clients (see bench/federated.cc for what each prints).
-#   1. 10 clients, all 10 per round, 100 rounds: central, FedAvg, FedProx, FedAdam and FedAvg
-#      with int8 updates -> bench/results/federated-10-clients.json
+#   1. 10 clients, all 10 per round, 100 rounds: central, FedAvg, FedProx, FedAdam, FedAvgM and
+#      FedAvg with int8 updates -> bench/results/federated-10-clients.json
 #   2. 100 clients, 10 per round, 100 rounds, FedAvg -> federated-100-clients.json
 #   3. 1,000 clients, 10 per round, 20 rounds, FedAvg: the memory check (clients hold as few as
 #      one sample, so min-samples is 1) -> federated-1000-clients.json
@@ -20,7 +20,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   ninja -C "$BUILD" federated
 fi
 mkdir -p bench/results
-"$BUILD/bench/federated" --rounds "$ROUNDS" --threads "$THREADS" --name 10-clients
+"$BUILD/bench/federated" --rounds "$ROUNDS" --threads "$THREADS" --name 10-clients \
+  --runs central,fedavg,fedprox,fedadam,fedavgm,fedavg-int8
 "$BUILD/bench/federated" --clients 100 --per-round 10 --rounds "$ROUNDS" --threads "$THREADS" \
   --runs fedavg --name 100-clients
 "$BUILD/bench/federated" --clients 1000 --per-round 10 --rounds 20 --local-steps 20 \

@@ -6,44 +6,13 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
-#include <random>
 #include <vector>
 
-#include "tests/testing/graph_builder.h"
+#include "tests/testing/datasets.h"
 #include "tests/testing/models.h"
 
 namespace hml::sdk {
 namespace {
-
-// input [N,4] -> Gemm (4->3, transB) "logits" -> Softmax "probs".
-runtime::Graph LinearClassifier() {
-  testing::GraphBuilder b(13);
-  b.Input("x", DType::kFloat32, {-1, 4});
-  b.Constant("fc.w", testing::RandomTensor({3, 4}, 5, 0.1f));
-  b.Constant("fc.b", testing::RandomTensor({3}, 6, 0.1f));
-  runtime::Attributes gemm;
-  gemm.SetInt("transB", 1);
-  b.Node("Gemm", {"x", "fc.w", "fc.b"}, {"logits"}, gemm);
-  runtime::Attributes softmax;
-  softmax.SetInt("axis", 1);
-  b.Node("Softmax", {"logits"}, {"probs"}, softmax);
-  b.Output("probs");
-  return b.Build();
-}
-
-// Three well separated clusters in 4-D, `n` samples.
-std::shared_ptr<data::InMemoryDataset> Clusters(int64_t n) {
-  std::mt19937_64 rng(3);
-  std::normal_distribution<float> noise(0.0f, 0.3f);
-  std::vector<float> features;
-  std::vector<int64_t> labels;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t label = i % 3;
-    for (int64_t d = 0; d < 4; ++d) features.push_back((d == label ? 2.0f : 0.0f) + noise(rng));
-    labels.push_back(label);
-  }
-  return *data::InMemoryDataset::Create({4}, 3, std::move(features), std::move(labels));
-}
 
 // A plugged-in, idle device on Wi-Fi.
 std::unique_ptr<StaticPlatform> ReadyPlatform() {
@@ -83,7 +52,7 @@ class SecondPerRead final : public Clock {
 class LocalTrainingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto t = runtime::Trainer::Create(LinearClassifier(), runtime::TrainOptions{});
+    auto t = runtime::Trainer::Create(testing::LinearClassifierGraph(), runtime::TrainOptions{});
     ASSERT_TRUE(t.ok()) << t.status().ToString();
     trainer_ = std::move(*t);
     global_ = trainer_->GetParameters();
@@ -94,7 +63,7 @@ class LocalTrainingTest : public ::testing::Test {
 
   std::unique_ptr<runtime::Trainer> trainer_;
   std::vector<float> global_;
-  std::shared_ptr<data::InMemoryDataset> data_ = Clusters(300);
+  std::shared_ptr<data::InMemoryDataset> data_ = testing::Blobs(300, 3);
   LocalTrainingConfig config_;
   TrainingBudget budget_;
 };
