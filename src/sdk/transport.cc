@@ -77,4 +77,33 @@ Status ValidateTelemetryCall(const TelemetryCall& call) {
   return Status::Ok();
 }
 
+Status ValidateJoinRoundCall(const JoinRoundCall& call) {
+  if (call.task.empty()) return InvalidArgumentError("join round: the task name is empty");
+  if (call.deadline_nanos < 0) {
+    return InvalidArgumentError("join round of task '" + call.task + "': deadline " +
+                                std::to_string(call.deadline_nanos) +
+                                " is negative (0 means none)");
+  }
+  return Status::Ok();
+}
+
+Status ValidateSubmitUpdateCall(const SubmitUpdateCall& call) {
+  if (call.task.empty()) return InvalidArgumentError("submit update: the task name is empty");
+  if (call.round_id.empty()) {
+    return InvalidArgumentError("submit update to task '" + call.task + "': the round id is empty");
+  }
+  const std::string what = "submit update to task '" + call.task + "' round " + call.round_id;
+  if (call.sealed_update.empty()) return InvalidArgumentError(what + ": the update is empty");
+  if (call.example_count == 0) {
+    return InvalidArgumentError(what +
+                                ": example_count is 0 (the update's aggregation weight "
+                                "must be > 0)");
+  }
+  if (call.deadline_nanos < 0) {
+    return InvalidArgumentError(what + ": deadline " + std::to_string(call.deadline_nanos) +
+                                " is negative (0 means none)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace hml::sdk

@@ -18,11 +18,12 @@
 // times it started and finished. Telemetry reports them, and the energy estimate multiplies them
 // by the radio's joules per byte, so they count what the radio really moved, failures included.
 //
-// Three kinds of call share that shape: Infer() (one remote inference), Upload() (one sealed
-// data batch for the ingest service, with its idempotency key) and ReportTelemetry() (one batch of
-// device measurements). Each takes a plain request struct and answers through a callback with
-// Result<answer> and CallStats, exactly once, on a transport thread; each returns a CallId that
-// Cancel() accepts. The federated-learning exchange (issue 7) will follow the same shape.
+// Five kinds of call share that shape: Infer() (one remote inference), Upload() (one sealed
+// data batch for the ingest service, with its idempotency key), ReportTelemetry() (one batch of
+// device measurements), and the federated-learning exchange (issue 7): JoinRound() (ask for a
+// round of a federated task) and SubmitUpdate() (send the sealed model update trained for it).
+// Each takes a plain request struct and answers through a callback with Result<answer> and
+// CallStats, exactly once, on a transport thread; each returns a CallId that Cancel() accepts.
 //
 // This header is part of the device target (hml_sdk): it must not include server headers. Its
 // NamedTensor mirrors the server's protocol model (src/server/protocol/v2_json.h) field for
@@ -155,6 +156,68 @@ struct TelemetryAnswer {};
 using TelemetryCallback =
     std::function<void(Result<TelemetryAnswer> answer, const CallStats& stats)>;
 
+// Asks the federated-learning service for a round of one task (FederatedLearning.JoinRound).
+struct JoinRoundCall {
+  // The federated task the device takes part in, as the server names it. Required, non-empty.
+  std::string task;
+  // As InferCall::deadline_nanos. Default: 0 (none).
+  int64_t deadline_nanos = 0;
+};
+
+// The server's answer to JoinRound.
+struct JoinRoundAnswer {
+  // The round this device was selected for; empty = no round for this device now (none open,
+  // or it was not selected and waits in the pool for the next one): ask again later.
+  // Default: "".
+  std::string round_id;
+  // The global model version to start local training from (fetched over the air like any model
+  // version); the task's current version, also when there is no round. Default: 0.
+  int64_t model_version = 0;
+  // The last moment the round accepts an update, wall milliseconds since the Unix epoch; 0 with
+  // no round. Default: 0.
+  int64_t deadline_ms = 0;
+  // Local training settings (fl::RoundConfig::ClientConfig(): local_epochs, batch_size,
+  // learning_rate, codec, ...); empty with no round. Default: empty.
+  std::map<std::string, std::string> config;
+};
+
+// The callback of JoinRound(). Errors besides Infer()'s transport errors: kInvalidArgument
+// (ValidateJoinRoundCall), kNotFound (the server has no such task), kPermissionDenied (the device
+// is outside the task's population, or the caller is not a device), kUnauthenticated (a missing
+// or revoked credential), kUnimplemented (the server runs no federated tasks).
+using JoinRoundCallback =
+    std::function<void(Result<JoinRoundAnswer> answer, const CallStats& stats)>;
+
+// Sends the update trained for a round (FederatedLearning.SubmitUpdate).
+struct SubmitUpdateCall {
+  // The task and the round (JoinRoundAnswer::round_id) the update answers. Required, non-empty.
+  std::string task;
+  std::string round_id;
+  // The update as src/fl/update_wire.h encodes it (opaque bytes here; its sealed round id and
+  // example count must equal this call's). Required, non-empty.
+  std::string sealed_update;
+  // Local examples the update was trained on (its aggregation weight). Required, > 0.
+  // Default: 0 (invalid).
+  uint64_t example_count = 0;
+  // As InferCall::deadline_nanos. Default: 0 (none).
+  int64_t deadline_nanos = 0;
+};
+
+struct SubmitUpdateAnswer {
+  // False when the round had already closed (deadline passed, round closed or full): the update
+  // was not used. Default: false.
+  bool accepted = false;
+};
+
+// The callback of SubmitUpdate(). Errors besides Infer()'s transport errors: kInvalidArgument
+// (ValidateSubmitUpdateCall, or the server could not decode the update or found it mismatching
+// the call or the task), kPermissionDenied (the device was not selected for the round, or the
+// update was sealed by another client), kAlreadyExists (an update of this device in this round
+// was already received: also what a retry after a lost answer gets), kNotFound (no such task),
+// kUnauthenticated, kUnimplemented (the server runs no federated tasks).
+using SubmitUpdateCallback =
+    std::function<void(Result<SubmitUpdateAnswer> answer, const CallStats& stats)>;
+
 // Identifies a call for Cancel(); never 0.
 using CallId = uint64_t;
 
@@ -185,6 +248,16 @@ class Transport {
   // measurement), the transport errors, kUnimplemented (the server does not collect telemetry).
   virtual CallId ReportTelemetry(TelemetryCall call, TelemetryCallback done) = 0;
 
+  // Asks for a round of a federated task (JoinRoundCallback lists the errors); as Infer() for
+  // the callback and Cancel(). A call without a round (empty round_id) is an answer, not an
+  // error: the device asks again later.
+  virtual CallId JoinRound(JoinRoundCall call, JoinRoundCallback done) = 0;
+
+  // Sends a round's update (SubmitUpdateCallback lists the errors); as Infer() for the callback
+  // and Cancel(). Not idempotent on the server: after a lost answer, a retry of an update the
+  // server did accept fails kAlreadyExists.
+  virtual CallId SubmitUpdate(SubmitUpdateCall call, SubmitUpdateCallback done) = 0;
+
   // The clock deadlines and CallStats are measured on. Lives as long as the transport.
   virtual Clock* clock() const = 0;
 };
@@ -202,6 +275,14 @@ Status ValidateUploadCall(const UploadCall& call);
 // Checks a telemetry batch before sending: at least one measurement, each with a non-empty name
 // and a finite value, and a deadline >= 0. kInvalidArgument naming the measurement.
 Status ValidateTelemetryCall(const TelemetryCall& call);
+
+// Checks a JoinRound call before sending: a non-empty task and a deadline >= 0.
+// kInvalidArgument naming the task.
+Status ValidateJoinRoundCall(const JoinRoundCall& call);
+
+// Checks a SubmitUpdate call before sending: a non-empty task and round id, a non-empty update,
+// example_count > 0 and a deadline >= 0. kInvalidArgument naming the task and round.
+Status ValidateSubmitUpdateCall(const SubmitUpdateCall& call);
 
 }  // namespace hml::sdk
 

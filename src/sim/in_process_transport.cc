@@ -284,6 +284,63 @@ void DeliverTelemetry(const std::shared_ptr<Impl>& impl, sdk::CallId id,
   SendDown(impl, id, bytes, Result<sdk::TelemetryAnswer>(sdk::TelemetryAnswer{}), what);
 }
 
+// Sends the service's `response` down: its protobuf size (+ the overhead) travels, and the device
+// reads it with `decode` (sdk/grpc/wire.h), as GrpcTransport does.
+template <typename Response, typename Answer>
+void Reply(const std::shared_ptr<Impl>& impl, sdk::CallId id, Response& response,
+           Result<Answer> (*decode)(Response&), const std::string& what) {
+  const int64_t bytes =
+      static_cast<int64_t>(response.ByteSizeLong()) + impl->options.per_message_overhead_bytes;
+  Result<Answer> answer = decode(response);
+  if (!answer.ok()) return SendError(impl, id, answer.status(), what);
+  SendDown(impl, id, bytes, std::move(answer), what);
+}
+
+// The server side of a join: what FederatedLearning.JoinRound does for an authenticated device.
+void DeliverJoin(const std::shared_ptr<Impl>& impl, sdk::CallId id,
+                 const hybridml::v1::JoinRoundRequest& message) {
+  int64_t version = 0, deadline = 0;
+  if (!StillPending(*impl, id, &version, &deadline)) return;
+  const std::string what = "join round of task '" + message.task() + "'";
+  const InProcessTransportOptions& options = impl->options;
+  if (options.federated == nullptr) {
+    return SendError(impl, id, UnimplementedError(what + ": the server runs no federated tasks"),
+                     what);
+  }
+  Result<server::JoinAnswer> joined =
+      options.federated->Join(message.task(), options.device_id, impl->clock->WallMicros() / 1000);
+  if (!joined.ok()) return SendError(impl, id, joined.status(), what);
+  hybridml::v1::JoinRoundResponse response;
+  if (joined->round_id > 0) {
+    response.set_round_id(std::to_string(joined->round_id));
+    response.set_deadline_ms(joined->deadline_ms);
+    response.mutable_config()->insert(joined->config.begin(), joined->config.end());
+  }
+  response.set_model_version(std::to_string(joined->model_version));
+  Reply(impl, id, response, &sdk::DecodeJoinRoundAnswer, what);
+}
+
+// The server side of an update: what FederatedLearning.SubmitUpdate does for an authenticated
+// device.
+void DeliverSubmit(const std::shared_ptr<Impl>& impl, sdk::CallId id,
+                   const hybridml::v1::SubmitUpdateRequest& message) {
+  int64_t version = 0, deadline = 0;
+  if (!StillPending(*impl, id, &version, &deadline)) return;
+  const std::string what = "update of task '" + message.task() + "' round " + message.round_id();
+  const InProcessTransportOptions& options = impl->options;
+  if (options.federated == nullptr) {
+    return SendError(impl, id, UnimplementedError(what + ": the server runs no federated tasks"),
+                     what);
+  }
+  Result<bool> accepted = options.federated->Submit(
+      message.task(), options.device_id, message.round_id(), message.sealed_update(),
+      message.example_count(), impl->clock->WallMicros() / 1000);
+  if (!accepted.ok()) return SendError(impl, id, accepted.status(), what);
+  hybridml::v1::SubmitUpdateResponse response;
+  response.set_accepted(*accepted);
+  Reply(impl, id, response, &sdk::DecodeSubmitUpdateAnswer, what);
+}
+
 }  // namespace
 
 Status InProcessTransportOptions::Validate() const {
@@ -457,6 +514,37 @@ sdk::CallId InProcessTransport::ReportTelemetry(sdk::TelemetryCall call,
   return Launch(impl_, std::move(state), std::move(failure), bytes,
                 [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
                   DeliverTelemetry(impl, id, *message);
+                });
+}
+
+sdk::CallId InProcessTransport::JoinRound(sdk::JoinRoundCall call, sdk::JoinRoundCallback done) {
+  auto state = std::make_unique<TypedCall<sdk::JoinRoundAnswer>>();
+  state->what = "join round of task '" + call.task + "'";
+  state->deadline_nanos = call.deadline_nanos;
+  state->done = std::move(done);
+  Status failure = sdk::ValidateJoinRoundCall(call);
+  auto message = std::make_shared<hybridml::v1::JoinRoundRequest>();
+  sdk::EncodeJoinRoundCall(call, message.get());
+  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
+  return Launch(impl_, std::move(state), std::move(failure), bytes,
+                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
+                  DeliverJoin(impl, id, *message);
+                });
+}
+
+sdk::CallId InProcessTransport::SubmitUpdate(sdk::SubmitUpdateCall call,
+                                             sdk::SubmitUpdateCallback done) {
+  auto state = std::make_unique<TypedCall<sdk::SubmitUpdateAnswer>>();
+  state->what = "update of task '" + call.task + "' round " + call.round_id;
+  state->deadline_nanos = call.deadline_nanos;
+  state->done = std::move(done);
+  Status failure = sdk::ValidateSubmitUpdateCall(call);
+  auto message = std::make_shared<hybridml::v1::SubmitUpdateRequest>();
+  sdk::EncodeSubmitUpdateCall(call, message.get());
+  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
+  return Launch(impl_, std::move(state), std::move(failure), bytes,
+                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
+                  DeliverSubmit(impl, id, *message);
                 });
 }
 

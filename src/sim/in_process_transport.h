@@ -25,6 +25,16 @@
 // put into the IngestStore (once per idempotency key) or the report is handed to the telemetry
 // service; the response message's size comes down.
 //
+// JoinRound() and SubmitUpdate() too: JoinRoundRequest / SubmitUpdateRequest go up, and at their
+// arrival the server side is FederatedLearning's handler for an authenticated device: Join /
+// Submit of the FederatedTasks (InProcessTransportOptions::federated) with device_id and the
+// arrival's wall time (the link clock's WallMicros() / 1000, the rounds' milliseconds since the
+// Unix epoch). Its errors come back with their code unchanged, as gRPC carries them; its answer is
+// encoded as the service encodes it (JoinRoundResponse: the round id as a decimal string, none
+// for "no round", the model version always) and decoded by the device (sdk/grpc/wire.h). Join and
+// Submit run on the queue's thread and take the task's lock, which a Tick() that publishes a
+// round holds for the publish: calls arriving meanwhile (and every device sharing the queue) wait.
+//
 // Failures, as the caller sees them:
 //   - Deadline: at InferCall::deadline_nanos the callback runs with kDeadlineExceeded unless the
 //     answer arrived first. When the request could only arrive after the deadline, it is never
@@ -68,6 +78,7 @@
 #include "hml/clock.h"
 #include "hml/status.h"
 #include "src/sdk/transport.h"
+#include "src/server/fl/federated_tasks.h"
 #include "src/server/ingest/ingest_store.h"
 #include "src/server/serving/inference_backend.h"
 #include "src/sim/link.h"
@@ -113,6 +124,10 @@ struct InProcessTransportOptions {
   // kUnimplemented. Default: none.
   std::function<Status(std::string_view device_id, const hybridml::v1::TelemetryReport& report)>
       telemetry;
+  // The federated-learning tasks: JoinRound() and SubmitUpdate() reach their Join and Submit.
+  // Null: both answer kUnimplemented, as a server without federated tasks. Must outlive the
+  // transport. Default: null.
+  server::FederatedTasks* federated = nullptr;
 
   // kInvalidArgument naming the field.
   Status Validate() const;
@@ -129,6 +144,8 @@ class InProcessTransport final : public sdk::Transport {
   sdk::CallId Infer(sdk::InferCall call, sdk::InferCallback done) override;
   sdk::CallId Upload(sdk::UploadCall call, sdk::UploadCallback done) override;
   sdk::CallId ReportTelemetry(sdk::TelemetryCall call, sdk::TelemetryCallback done) override;
+  sdk::CallId JoinRound(sdk::JoinRoundCall call, sdk::JoinRoundCallback done) override;
+  sdk::CallId SubmitUpdate(sdk::SubmitUpdateCall call, sdk::SubmitUpdateCallback done) override;
   bool Cancel(sdk::CallId id) override;
   Clock* clock() const override;
 

@@ -64,5 +64,68 @@ TEST(ValidateInferCallTest, RefusesMalformedCallsNamingTheProblem) {
   EXPECT_NE(message_of(negative).find("deadline -3"), std::string::npos);
 }
 
+TEST(ValidateJoinRoundCallTest, NeedsATaskAndADeadlineOfZeroOrMore) {
+  JoinRoundCall call;
+  call.task = "fmnist";
+  EXPECT_TRUE(ValidateJoinRoundCall(call).ok());
+  call.deadline_nanos = 5;
+  EXPECT_TRUE(ValidateJoinRoundCall(call).ok());
+
+  call.deadline_nanos = -1;
+  Status negative = ValidateJoinRoundCall(call);
+  EXPECT_EQ(negative.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(negative.message().find("task 'fmnist': deadline -1 is negative"), std::string::npos)
+      << negative.message();
+
+  JoinRoundCall no_task;
+  Status empty = ValidateJoinRoundCall(no_task);
+  EXPECT_EQ(empty.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(empty.message().find("task name is empty"), std::string::npos) << empty.message();
+}
+
+SubmitUpdateCall GoodUpdate() {
+  SubmitUpdateCall call;
+  call.task = "fmnist";
+  call.round_id = "3";
+  call.sealed_update = "HMLU...";
+  call.example_count = 12;
+  return call;
+}
+
+TEST(ValidateSubmitUpdateCallTest, AcceptsAWellFormedCall) {
+  EXPECT_TRUE(ValidateSubmitUpdateCall(GoodUpdate()).ok());
+  SubmitUpdateCall with_deadline = GoodUpdate();
+  with_deadline.deadline_nanos = 1;
+  EXPECT_TRUE(ValidateSubmitUpdateCall(with_deadline).ok());
+}
+
+TEST(ValidateSubmitUpdateCallTest, RefusesMalformedCallsNamingTheProblem) {
+  auto message_of = [](const SubmitUpdateCall& call) {
+    Status s = ValidateSubmitUpdateCall(call);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    return std::string(s.message());
+  };
+  SubmitUpdateCall no_task = GoodUpdate();
+  no_task.task.clear();
+  EXPECT_NE(message_of(no_task).find("task name is empty"), std::string::npos);
+
+  SubmitUpdateCall no_round = GoodUpdate();
+  no_round.round_id.clear();
+  EXPECT_NE(message_of(no_round).find("task 'fmnist': the round id is empty"), std::string::npos);
+
+  SubmitUpdateCall no_update = GoodUpdate();
+  no_update.sealed_update.clear();
+  EXPECT_NE(message_of(no_update).find("task 'fmnist' round 3: the update is empty"),
+            std::string::npos);
+
+  SubmitUpdateCall no_examples = GoodUpdate();
+  no_examples.example_count = 0;
+  EXPECT_NE(message_of(no_examples).find("example_count is 0"), std::string::npos);
+
+  SubmitUpdateCall negative = GoodUpdate();
+  negative.deadline_nanos = -7;
+  EXPECT_NE(message_of(negative).find("deadline -7 is negative"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hml::sdk

@@ -7,7 +7,8 @@
 //   kCommitThenFail store, then answer `status` (the server died after its commit, before the
 //                   ack: the device sees a failure although the batch is stored)
 // Calls beyond the script are kAck. Callbacks run on a thread of the fake, never inside
-// Upload(), as the Transport contract says. Infer and ReportTelemetry answer kUnimplemented.
+// Upload(), as the Transport contract says. Infer, ReportTelemetry, JoinRound and SubmitUpdate
+// answer kUnimplemented.
 #ifndef HML_TESTS_TESTING_UPLOAD_FAKES_H_
 #define HML_TESTS_TESTING_UPLOAD_FAKES_H_
 
@@ -107,6 +108,16 @@ class FakeIngestTransport final : public sdk::Transport {
     });
   }
   sdk::CallId ReportTelemetry(sdk::TelemetryCall, sdk::TelemetryCallback done) override {
+    return Unimplemented([done = std::move(done)](sdk::CallStats s) {
+      done(UnimplementedError("fake ingest transport"), s);
+    });
+  }
+  sdk::CallId JoinRound(sdk::JoinRoundCall, sdk::JoinRoundCallback done) override {
+    return Unimplemented([done = std::move(done)](sdk::CallStats s) {
+      done(UnimplementedError("fake ingest transport"), s);
+    });
+  }
+  sdk::CallId SubmitUpdate(sdk::SubmitUpdateCall, sdk::SubmitUpdateCallback done) override {
     return Unimplemented([done = std::move(done)](sdk::CallStats s) {
       done(UnimplementedError("fake ingest transport"), s);
     });

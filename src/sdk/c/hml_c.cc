@@ -267,6 +267,13 @@ class NoTransport final : public hml::sdk::Transport {
                                    hml::sdk::TelemetryCallback done) override {
     return Refuse("telemetry report", std::move(done));
   }
+  hml::sdk::CallId JoinRound(hml::sdk::JoinRoundCall, hml::sdk::JoinRoundCallback done) override {
+    return Refuse("join round", std::move(done));
+  }
+  hml::sdk::CallId SubmitUpdate(hml::sdk::SubmitUpdateCall,
+                                hml::sdk::SubmitUpdateCallback done) override {
+    return Refuse("model update", std::move(done));
+  }
   hml::Clock* clock() const override { return hml::RealClock(); }
 
  private:

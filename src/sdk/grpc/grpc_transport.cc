@@ -1,12 +1,12 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// One call, step by step: the typed front (Infer/Upload/ReportTelemetry) validates and encodes the
-// request, then Impl::Start() registers the call under a new id and either starts the RPC (a
-// callback-API reactor, TypedCall) or, for a call refused on the device, sets a gRPC alarm that
-// fails it at once. Whichever ends the call (the reactor's OnDone, after an answer, an error, a
-// TryCancel from Cancel() or the destructor; or the alarm) does so through Impl::Finish(), which
-// removes the call from `calls` under the lock: the one that removes it runs the callback, so each
-// callback runs exactly once.
+// One call, step by step: the typed front (Infer/Upload/ReportTelemetry/JoinRound/SubmitUpdate)
+// validates and encodes the request, then Impl::Start() registers the call under a new id and
+// either starts the RPC (a callback-API reactor, TypedCall) or, for a call refused on the device,
+// sets a gRPC alarm that fails it at once. Whichever ends the call (the reactor's OnDone, after an
+// answer, an error, a TryCancel from Cancel() or the destructor; or the alarm) does so through
+// Impl::Finish(), which removes the call from `calls` under the lock: the one that removes it runs
+// the callback, so each callback runs exactly once.
 #include "src/sdk/grpc/grpc_transport.h"
 
 #include <grpcpp/alarm.h>
@@ -451,6 +451,37 @@ CallId GrpcTransport::ReportTelemetry(TelemetryCall call, TelemetryCallback done
   Status refusal = ValidateTelemetryCall(call);
   if (refusal.ok()) {
     EncodeTelemetryCall(call, &state->request);
+    state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
+  }
+  return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
+}
+
+CallId GrpcTransport::JoinRound(JoinRoundCall call, JoinRoundCallback done) {
+  using Join = TypedCall<v1::JoinRoundRequest, v1::JoinRoundResponse, JoinRoundAnswer>;
+  auto state = std::make_shared<Join>();
+  state->method = "/hybridml.v1.FederatedLearning/JoinRound";
+  state->what = "join round of task '" + call.task + "' at " + impl_->options.target;
+  state->decode = &DecodeJoinRoundAnswer;
+  state->done = std::move(done);
+  Status refusal = ValidateJoinRoundCall(call);
+  if (refusal.ok()) {
+    EncodeJoinRoundCall(call, &state->request);
+    state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
+  }
+  return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
+}
+
+CallId GrpcTransport::SubmitUpdate(SubmitUpdateCall call, SubmitUpdateCallback done) {
+  using Submit = TypedCall<v1::SubmitUpdateRequest, v1::SubmitUpdateResponse, SubmitUpdateAnswer>;
+  auto state = std::make_shared<Submit>();
+  state->method = "/hybridml.v1.FederatedLearning/SubmitUpdate";
+  state->what =
+      "update of task '" + call.task + "' round " + call.round_id + " at " + impl_->options.target;
+  state->decode = &DecodeSubmitUpdateAnswer;
+  state->done = std::move(done);
+  Status refusal = ValidateSubmitUpdateCall(call);
+  if (refusal.ok()) {
+    EncodeSubmitUpdateCall(call, &state->request);
     state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
   }
   return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);

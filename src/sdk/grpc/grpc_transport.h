@@ -11,6 +11,10 @@
 //                      model_version is the server's.
 //   Upload()           hybridml.v1.Ingest/UploadBatch, after ValidateUploadCall.
 //   ReportTelemetry()  hybridml.v1.Telemetry/Report, after ValidateTelemetryCall.
+//   JoinRound()        hybridml.v1.FederatedLearning/JoinRound, after ValidateJoinRoundCall;
+//                      the answer's model version string becomes a number (wire.h).
+//   SubmitUpdate()     hybridml.v1.FederatedLearning/SubmitUpdate, after
+//                      ValidateSubmitUpdateCall.
 //   Cancel()           grpc::ClientContext::TryCancel; the callback runs with kCancelled.
 // and, for the one-time setup, EnrollDevice() (hybridml.v1.DeviceEnrollment/Enroll) turns the
 // fleet's enrollment secret into this device's credential.
@@ -35,11 +39,12 @@
 // bytes_received is the response's ByteSizeLong for an answer, the status message's length for an
 // error the server sent, 0 otherwise. start/end_nanos are on options.clock.
 //
-// Threads: the gRPC callback API. Infer(), Upload() and ReportTelemetry() start the RPC and
-// return; the callback runs exactly once on one of gRPC's threads. Callbacks of different calls
-// may run concurrently. Thread-safe. The destructor cancels every pending call, waits until each
-// callback has run (with kCancelled unless its answer was already being delivered) and returns;
-// no callback of this transport runs afterwards. Do not destroy the transport from its callback.
+// Threads: the gRPC callback API. Infer(), Upload(), ReportTelemetry(), JoinRound() and
+// SubmitUpdate() start the RPC and return; the callback runs exactly once on one of gRPC's threads.
+// Callbacks of different calls may run concurrently. Thread-safe. The destructor cancels every
+// pending call, waits until each callback has run (with kCancelled unless its answer was already
+// being delivered) and returns; no callback of this transport runs afterwards. Do not destroy the
+// transport from its callback.
 //
 // Footprint: this target (hml_sdk_grpc) links gRPC++; hml_sdk does not. Applications that talk
 // to a server link hml_sdk_grpc; those that only run models locally link hml_sdk alone.
@@ -116,6 +121,8 @@ class GrpcTransport final : public Transport {
   CallId Infer(InferCall call, InferCallback done) override;
   CallId Upload(UploadCall call, UploadCallback done) override;
   CallId ReportTelemetry(TelemetryCall call, TelemetryCallback done) override;
+  CallId JoinRound(JoinRoundCall call, JoinRoundCallback done) override;
+  CallId SubmitUpdate(SubmitUpdateCall call, SubmitUpdateCallback done) override;
   bool Cancel(CallId id) override;
   Clock* clock() const override;
 

@@ -1,6 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/sdk/grpc/wire.h"
 
+#include <algorithm>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -50,6 +51,43 @@ void EncodeTelemetryCall(TelemetryCall& call, hybridml::v1::TelemetryReport* out
     measurement->set_value(m.value);
     for (auto& [key, value] : m.labels) (*measurement->mutable_labels())[key] = std::move(value);
   }
+}
+
+void EncodeJoinRoundCall(JoinRoundCall& call, hybridml::v1::JoinRoundRequest* out) {
+  out->set_task(std::move(call.task));
+}
+
+Result<JoinRoundAnswer> DecodeJoinRoundAnswer(hybridml::v1::JoinRoundResponse& response) {
+  JoinRoundAnswer answer;
+  const std::string& version = response.model_version();
+  // At most 18 digits: any int64 the registry hands out, and no overflow here.
+  if (version.size() > 18 ||
+      !std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return InternalError("the server's answer has model_version '" + version +
+                         "', not a version number");
+  }
+  for (char c : version) answer.model_version = answer.model_version * 10 + (c - '0');
+  answer.round_id = std::move(*response.mutable_round_id());
+  if (!answer.round_id.empty() && response.deadline_ms() <= 0) {
+    return InternalError("the server's answer has round " + answer.round_id +
+                         " without a deadline");
+  }
+  answer.deadline_ms = response.deadline_ms();
+  for (auto& [key, value] : *response.mutable_config()) answer.config[key] = std::move(value);
+  return answer;
+}
+
+void EncodeSubmitUpdateCall(SubmitUpdateCall& call, hybridml::v1::SubmitUpdateRequest* out) {
+  out->set_task(std::move(call.task));
+  out->set_round_id(std::move(call.round_id));
+  out->set_sealed_update(std::move(call.sealed_update));
+  out->set_example_count(call.example_count);
+}
+
+Result<SubmitUpdateAnswer> DecodeSubmitUpdateAnswer(hybridml::v1::SubmitUpdateResponse& response) {
+  SubmitUpdateAnswer answer;
+  answer.accepted = response.accepted();
+  return answer;
 }
 
 }  // namespace hml::sdk

@@ -12,7 +12,10 @@
 // refused on the device; telemetry reaching the server's aggregator (and refused by it); the
 // destructor cancelling pending calls; concurrent calls and cancels; the Router falling back
 // locally when the server goes; a split request with an INT8 cut tensor; TLS and mutual TLS with
-// the dev certificates of src/server/tls.
+// the dev certificates of src/server/tls. The federated-learning calls against FederatedTasks
+// over a real registry: join, a round, updates sealed with fl::EncodeUpdate accepted, the tick
+// publishing the next version; a late update not accepted; their errors (credentials, unknown
+// task, undecodable, refused on the device) and a server without tasks.
 #include "src/sdk/grpc/grpc_transport.h"
 
 #include <arpa/inet.h>
@@ -40,6 +43,7 @@
 #include "proto/hybridml_device.pb.h"
 #include "proto/inference.grpc.pb.h"
 #include "src/protocol/v2_grpc_codec.h"
+#include "src/sdk/grpc/wire.h"
 #include "src/sdk/router.h"
 #include "src/server/grpc/device_services.h"
 #include "src/server/grpc/grpc_server.h"
@@ -49,6 +53,7 @@
 #include "src/server/telemetry/telemetry_aggregator.h"
 #include "src/server/tls/certs.h"
 #include "tests/testing/auth_fixture.h"
+#include "tests/testing/federated_fixture.h"
 #include "tests/testing/models.h"
 #include "tests/testing/serving_fakes.h"
 #include "tests/testing/split_requests.h"
@@ -1014,6 +1019,250 @@ TEST_F(GrpcTransportTest, CAbiRouterOverTheGrpcTransportAnswersFromTheCloud) {
   hml_tensor_list_free(inputs);
   hml_router_free(router);
   hml_transport_free(transport);
+}
+
+// ---- The federated-learning exchange (issue 7) ----------------------------------------------
+//
+// The server also runs FederatedTasks over a real registry (tests/testing/federated_fixture.h:
+// the test CNN as version 1 of "cnn", task "fmnist" with two devices per round, both needed).
+// Devices A and B of the auth fixture take part, each through its own GrpcTransport.
+class GrpcTransportFederatedTest : public GrpcTransportTest {
+ protected:
+  void SetUp() override {
+    GrpcTransportTest::SetUp();
+    ASSERT_FALSE(HasFatalFailure());
+    const std::string registry = fixture_.dir + "/registry";
+    std::filesystem::create_directories(registry);
+    ASSERT_NO_FATAL_FAILURE(federated_.Create(registry, /*clients=*/2));
+    server::DeviceServicesOptions services;
+    services.repo_dir = fixture_.dir + "/repo";
+    services.federated = federated_.tasks.get();
+    auto created = server::DeviceServices::Create(fixture_.authenticator.get(), services);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    services_ = std::move(*created);
+    target_ = StartServer();
+  }
+  void TearDown() override {
+    GrpcTransportTest::TearDown();  // the server goes before the tasks it serves
+    federated_.tasks.reset();
+  }
+
+  std::unique_ptr<GrpcTransport> Device(const std::string& credential) {
+    GrpcTransportOptions options = Plain(target_);
+    options.device_credential = credential;
+    auto transport = GrpcTransport::Create(options);
+    EXPECT_TRUE(transport.ok()) << transport.status().ToString();
+    return transport.ok() ? std::move(*transport) : nullptr;
+  }
+
+  struct Joined {
+    Result<JoinRoundAnswer> answer = UnknownError("not joined");
+    CallStats stats;
+  };
+  static Joined Join(GrpcTransport& device, const std::string& task = testing::kFederatedTask) {
+    JoinRoundCall call;
+    call.task = task;
+    Waiter<JoinRoundAnswer> waiter;
+    device.JoinRound(std::move(call), waiter.Callback());
+    Result<JoinRoundAnswer> answer = std::move(waiter.Await());
+    EXPECT_EQ(waiter.calls(), 1);
+    return {std::move(answer), waiter.stats()};
+  }
+
+  static SubmitUpdateCall Update(const std::string& round_id, std::string sealed) {
+    SubmitUpdateCall call;
+    call.task = testing::kFederatedTask;
+    call.round_id = round_id;
+    call.sealed_update = std::move(sealed);
+    call.example_count = 10;
+    return call;
+  }
+
+  static int64_t NowMs() { return RealClock()->WallMicros() / 1000; }
+
+  testing::FederatedServer federated_;
+  std::string target_;
+};
+
+TEST_F(GrpcTransportFederatedTest, JoinSubmitAndTheTickPublishesTheNextVersion) {
+  std::unique_ptr<GrpcTransport> a = Device(fixture_.device_a);
+  std::unique_ptr<GrpcTransport> b = Device(fixture_.device_b);
+  ASSERT_TRUE(a != nullptr && b != nullptr);
+  hybridml::v1::JoinRoundRequest join_message;
+  join_message.set_task(testing::kFederatedTask);
+
+  // No round is open: both wait in the pool, told the version they would start from.
+  for (GrpcTransport* device : {a.get(), b.get()}) {
+    Joined joined = Join(*device);
+    ASSERT_TRUE(joined.answer.ok()) << joined.answer.status().ToString();
+    EXPECT_EQ(joined.answer->round_id, "");
+    EXPECT_EQ(joined.answer->model_version, 1);
+    EXPECT_EQ(joined.answer->deadline_ms, 0);
+    EXPECT_TRUE(joined.answer->config.empty());
+    EXPECT_EQ(joined.stats.bytes_sent, static_cast<int64_t>(join_message.ByteSizeLong()));
+    hybridml::v1::JoinRoundResponse no_round;
+    no_round.set_model_version("1");
+    EXPECT_EQ(joined.stats.bytes_received, static_cast<int64_t>(no_round.ByteSizeLong()));
+  }
+  EXPECT_EQ(federated_.TaskStatus().waiting, 2);
+  ASSERT_TRUE(federated_.tasks->Tick(NowMs()).ok());
+  EXPECT_EQ(federated_.TaskStatus().state, "open");
+  EXPECT_EQ(federated_.TaskStatus().selected, 2);
+
+  // Both were selected: they get round 1 with its deadline and training config, and submit.
+  const std::pair<GrpcTransport*, std::string> devices[] = {{a.get(), fixture_.device_a_id},
+                                                            {b.get(), fixture_.device_b_id}};
+  for (const auto& [device, id] : devices) {
+    Joined joined = Join(*device);
+    ASSERT_TRUE(joined.answer.ok()) << joined.answer.status().ToString();
+    EXPECT_EQ(joined.answer->round_id, "1");
+    EXPECT_EQ(joined.answer->model_version, 1);
+    EXPECT_GT(joined.answer->deadline_ms, NowMs());
+    EXPECT_LE(joined.answer->deadline_ms, NowMs() + 60000);
+    EXPECT_EQ(joined.answer->config.at("codec"), "int8");
+
+    SubmitUpdateCall call =
+        Update(joined.answer->round_id, testing::FederatedServer::Sealed(id, 1, 10, 0.01f));
+    hybridml::v1::SubmitUpdateRequest message;
+    message.set_round_id(call.round_id);
+    message.set_sealed_update(call.sealed_update);
+    message.set_example_count(call.example_count);
+    message.set_task(call.task);
+    Waiter<SubmitUpdateAnswer> submitted;
+    device->SubmitUpdate(call, submitted.Callback());
+    ASSERT_TRUE(submitted.Await().ok()) << submitted.Await().status().ToString();
+    EXPECT_TRUE(submitted.Await()->accepted);
+    EXPECT_EQ(submitted.stats().bytes_sent, static_cast<int64_t>(message.ByteSizeLong()));
+    EXPECT_EQ(submitted.stats().bytes_received, 2);  // accepted: field 1, varint 1
+    EXPECT_NE(submitted.thread(), std::this_thread::get_id());
+
+    // A retry after a lost answer is ALREADY_EXISTS, with what the call was in the message.
+    Waiter<SubmitUpdateAnswer> retried;
+    device->SubmitUpdate(std::move(call), retried.Callback());
+    const Status again = retried.Await().status();
+    EXPECT_EQ(again.code(), StatusCode::kAlreadyExists) << again.ToString();
+    EXPECT_THAT(std::string(again.message()),
+                HasSubstr("update of task 'fmnist' round 1 at " + target_));
+  }
+  EXPECT_EQ(federated_.TaskStatus().submitted, 2);
+
+  // The cohort reported: the tick applies the round and publishes version 2, which the next join
+  // names.
+  ASSERT_TRUE(federated_.tasks->Tick(NowMs()).ok());
+  const server::FederatedTaskStatus status = federated_.TaskStatus();
+  EXPECT_EQ(status.rounds_applied, 1);
+  EXPECT_EQ(status.model_version, 2);
+  EXPECT_EQ(status.last_round_status, "applied");
+  Joined next = Join(*a);
+  ASSERT_TRUE(next.answer.ok()) << next.answer.status().ToString();
+  EXPECT_EQ(next.answer->round_id, "");
+  EXPECT_EQ(next.answer->model_version, 2);
+}
+
+TEST_F(GrpcTransportFederatedTest, ErrorsKeepTheServersCodes) {
+  // Without a credential, or with a revoked one: UNAUTHENTICATED, and nobody joined the pool.
+  for (const std::string& credential : {std::string(), fixture_.revoked}) {
+    std::unique_ptr<GrpcTransport> device = Device(credential);
+    ASSERT_TRUE(device != nullptr);
+    const Status status = Join(*device).answer.status();
+    EXPECT_EQ(status.code(), StatusCode::kUnauthenticated) << status.ToString();
+    Waiter<SubmitUpdateAnswer> submitted;
+    device->SubmitUpdate(Update("1", "x"), submitted.Callback());
+    EXPECT_EQ(submitted.Await().status().code(), StatusCode::kUnauthenticated);
+  }
+  EXPECT_EQ(federated_.TaskStatus().waiting, 0);
+
+  std::unique_ptr<GrpcTransport> a = Device(fixture_.device_a);
+  ASSERT_TRUE(a != nullptr);
+  // An unknown task: NOT_FOUND, naming the call.
+  Joined unknown = Join(*a, "no_such_task");
+  EXPECT_EQ(unknown.answer.status().code(), StatusCode::kNotFound)
+      << unknown.answer.status().ToString();
+  EXPECT_THAT(std::string(unknown.answer.status().message()),
+              HasSubstr("join round of task 'no_such_task' at " + target_));
+  EXPECT_GT(unknown.stats.bytes_received, 0);  // the error's message came back
+
+  // An update for a round that is not open is no error: it came too late, accepted = false.
+  // Undecodable bytes: INVALID_ARGUMENT from the server (the bytes were sent).
+  Waiter<SubmitUpdateAnswer> too_late;
+  a->SubmitUpdate(Update("1", testing::FederatedServer::Sealed(fixture_.device_a_id, 1, 10, 0.1f)),
+                  too_late.Callback());
+  ASSERT_TRUE(too_late.Await().ok()) << too_late.Await().status().ToString();
+  EXPECT_FALSE(too_late.Await()->accepted);
+  EXPECT_EQ(too_late.stats().bytes_received, 0);  // proto3: `accepted: false` encodes to nothing
+  Waiter<SubmitUpdateAnswer> garbage;
+  a->SubmitUpdate(Update("1", "not an update"), garbage.Callback());
+  EXPECT_EQ(garbage.Await().status().code(), StatusCode::kInvalidArgument)
+      << garbage.Await().status().ToString();
+  EXPECT_GT(garbage.stats().bytes_sent, 0);
+
+  // Malformed calls and passed deadlines are refused on the device: nothing is sent.
+  Waiter<SubmitUpdateAnswer> no_examples;
+  SubmitUpdateCall zero = Update("1", "bytes");
+  zero.example_count = 0;
+  a->SubmitUpdate(std::move(zero), no_examples.Callback());
+  EXPECT_EQ(no_examples.Await().status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(no_examples.stats().bytes_sent, 0);
+  EXPECT_NE(no_examples.thread(), std::this_thread::get_id());
+  Waiter<JoinRoundAnswer> late;
+  JoinRoundCall past;
+  past.task = testing::kFederatedTask;
+  past.deadline_nanos = 1;
+  a->JoinRound(std::move(past), late.Callback());
+  EXPECT_EQ(late.Await().status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(late.stats().bytes_sent, 0);
+  EXPECT_EQ(federated_.TaskStatus().waiting, 0);
+}
+
+// A server without federated tasks answers UNIMPLEMENTED (after authenticating the device).
+TEST_F(GrpcTransportTest, FederatedCallsWithoutTasksAreUnimplemented) {
+  StartEnrolled();
+  ASSERT_FALSE(HasFatalFailure());
+  JoinRoundCall join;
+  join.task = "t";
+  Waiter<JoinRoundAnswer> joined;
+  transport_->JoinRound(std::move(join), joined.Callback());
+  EXPECT_EQ(joined.Await().status().code(), StatusCode::kUnimplemented)
+      << joined.Await().status().ToString();
+  SubmitUpdateCall update;
+  update.task = "t";
+  update.round_id = "1";
+  update.sealed_update = "u";
+  update.example_count = 1;
+  Waiter<SubmitUpdateAnswer> submitted;
+  transport_->SubmitUpdate(std::move(update), submitted.Callback());
+  EXPECT_EQ(submitted.Await().status().code(), StatusCode::kUnimplemented);
+}
+
+// The JoinRoundResponse decoding both transports share (wire.h).
+TEST(FederatedWireTest, JoinRoundAnswerDecodesTheVersionAndRefusesNonsense) {
+  hybridml::v1::JoinRoundResponse response;
+  response.set_round_id("7");
+  response.set_model_version("12");
+  response.set_deadline_ms(1234);
+  (*response.mutable_config())["codec"] = "topk";
+  Result<JoinRoundAnswer> answer = DecodeJoinRoundAnswer(response);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  EXPECT_EQ(answer->round_id, "7");
+  EXPECT_EQ(answer->model_version, 12);
+  EXPECT_EQ(answer->deadline_ms, 1234);
+  EXPECT_EQ(answer->config.at("codec"), "topk");
+
+  hybridml::v1::JoinRoundResponse empty;
+  answer = DecodeJoinRoundAnswer(empty);
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(answer->model_version, 0);
+  EXPECT_EQ(answer->round_id, "");
+
+  for (const char* version : {"-1", "1.5", "v2", "1234567890123456789"}) {
+    hybridml::v1::JoinRoundResponse bad;
+    bad.set_model_version(version);
+    EXPECT_EQ(DecodeJoinRoundAnswer(bad).status().code(), StatusCode::kInternal) << version;
+  }
+  hybridml::v1::JoinRoundResponse no_deadline;
+  no_deadline.set_round_id("3");
+  no_deadline.set_model_version("1");
+  EXPECT_EQ(DecodeJoinRoundAnswer(no_deadline).status().code(), StatusCode::kInternal);
 }
 
 }  // namespace

@@ -32,6 +32,14 @@ class FakeTransport final : public Transport {
     done(UnimplementedError("fake"), {});
     return 0;
   }
+  CallId JoinRound(JoinRoundCall, JoinRoundCallback done) override {
+    done(UnimplementedError("fake"), {});
+    return 0;
+  }
+  CallId SubmitUpdate(SubmitUpdateCall, SubmitUpdateCallback done) override {
+    done(UnimplementedError("fake"), {});
+    return 0;
+  }
   CallId ReportTelemetry(TelemetryCall call, TelemetryCallback done) override {
     std::lock_guard lock(mu_);
     EXPECT_TRUE(ValidateTelemetryCall(call).ok());

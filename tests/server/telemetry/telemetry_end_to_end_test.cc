@@ -41,6 +41,14 @@ class AggregatorTransport final : public sdk::Transport {
     queue_.push_back({std::move(call), std::move(done)});
     return ++next_id_;
   }
+  sdk::CallId JoinRound(sdk::JoinRoundCall, sdk::JoinRoundCallback done) override {
+    done(UnimplementedError("telemetry only"), {});
+    return 0;
+  }
+  sdk::CallId SubmitUpdate(sdk::SubmitUpdateCall, sdk::SubmitUpdateCallback done) override {
+    done(UnimplementedError("telemetry only"), {});
+    return 0;
+  }
   bool Cancel(sdk::CallId) override { return false; }
   Clock* clock() const override { return clock_; }
 
