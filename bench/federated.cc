@@ -23,10 +23,13 @@
 //
 // Usage: federated [--clients 10] [--per-round 10] [--rounds 100] [--alpha 0.3]
 //                  [--local-steps 50] [--batch 32] [--lr 0.02] [--momentum 0.9]
-//                  [--prox-mu 0.01] [--adam-lr 0.05] [--min-samples 10] [--runs central,fedavg,fedprox,fedadam,fedavg-int8]
+//                  [--prox-mu 0.01] [--adam-lr 0.05] [--min-samples 10] [--runs
+//                  central,fedavg,fedprox,fedadam,fedavg-int8]
 //                  [--threads 2] [--eval-every 1] [--print-every 10] [--seed 1]
 //                  [--data DIR] [--json PATH] [--name NAME]
 // JSON goes to bench/results/federated[-NAME].json.
+#include "src/sim/federated.h"
+
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -46,7 +49,6 @@
 #include "src/data/dataset.h"
 #include "src/data/partition.h"
 #include "src/runtime/train/trainer.h"
-#include "src/sim/federated.h"
 #include "src/train/zoo.h"
 
 namespace {
@@ -93,25 +95,44 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       return false;
     }
     const std::string v = argv[++i];
-    if (arg == "--clients") f->clients = std::atoi(v.c_str());
-    else if (arg == "--per-round") f->per_round = std::atoi(v.c_str());
-    else if (arg == "--rounds") f->rounds = std::atoi(v.c_str());
-    else if (arg == "--alpha") f->alpha = std::atof(v.c_str());
-    else if (arg == "--local-steps") f->local_steps = std::atoll(v.c_str());
-    else if (arg == "--batch") f->batch = std::atoll(v.c_str());
-    else if (arg == "--lr") f->lr = std::atof(v.c_str());
-    else if (arg == "--momentum") f->momentum = static_cast<float>(std::atof(v.c_str()));
-    else if (arg == "--prox-mu") f->prox_mu = std::atof(v.c_str());
-    else if (arg == "--adam-lr") f->adam_lr = std::atof(v.c_str());
-    else if (arg == "--min-samples") f->min_samples = std::atoll(v.c_str());
-    else if (arg == "--runs") f->runs = SplitCommas(v);
-    else if (arg == "--threads") f->threads = std::atoi(v.c_str());
-    else if (arg == "--eval-every") f->eval_every = std::atoi(v.c_str());
-    else if (arg == "--print-every") f->print_every = std::atoi(v.c_str());
-    else if (arg == "--seed") f->seed = std::strtoull(v.c_str(), nullptr, 10);
-    else if (arg == "--data") f->data_dir = v;
-    else if (arg == "--json") f->json_path = v;
-    else if (arg == "--name") f->name = v;
+    if (arg == "--clients")
+      f->clients = std::atoi(v.c_str());
+    else if (arg == "--per-round")
+      f->per_round = std::atoi(v.c_str());
+    else if (arg == "--rounds")
+      f->rounds = std::atoi(v.c_str());
+    else if (arg == "--alpha")
+      f->alpha = std::atof(v.c_str());
+    else if (arg == "--local-steps")
+      f->local_steps = std::atoll(v.c_str());
+    else if (arg == "--batch")
+      f->batch = std::atoll(v.c_str());
+    else if (arg == "--lr")
+      f->lr = std::atof(v.c_str());
+    else if (arg == "--momentum")
+      f->momentum = static_cast<float>(std::atof(v.c_str()));
+    else if (arg == "--prox-mu")
+      f->prox_mu = std::atof(v.c_str());
+    else if (arg == "--adam-lr")
+      f->adam_lr = std::atof(v.c_str());
+    else if (arg == "--min-samples")
+      f->min_samples = std::atoll(v.c_str());
+    else if (arg == "--runs")
+      f->runs = SplitCommas(v);
+    else if (arg == "--threads")
+      f->threads = std::atoi(v.c_str());
+    else if (arg == "--eval-every")
+      f->eval_every = std::atoi(v.c_str());
+    else if (arg == "--print-every")
+      f->print_every = std::atoi(v.c_str());
+    else if (arg == "--seed")
+      f->seed = std::strtoull(v.c_str(), nullptr, 10);
+    else if (arg == "--data")
+      f->data_dir = v;
+    else if (arg == "--json")
+      f->json_path = v;
+    else if (arg == "--name")
+      f->name = v;
     else {
       std::fprintf(stderr, "federated: unknown flag %s (see the usage in bench/federated.cc)\n",
                    arg.c_str());
@@ -141,8 +162,8 @@ struct Data {
   std::shared_ptr<hml::data::InMemoryDataset> test;
 };
 
-Result<std::shared_ptr<hml::data::InMemoryDataset>> Normalise(
-    const hml::data::InMemoryDataset& d, const hml::data::Normalization& n) {
+Result<std::shared_ptr<hml::data::InMemoryDataset>> Normalise(const hml::data::InMemoryDataset& d,
+                                                              const hml::data::Normalization& n) {
   std::vector<float> features(d.features().begin(), d.features().end());
   for (float& x : features) x = (x - n.mean[0]) / n.stddev[0];
   return hml::data::InMemoryDataset::Create(
@@ -152,10 +173,10 @@ Result<std::shared_ptr<hml::data::InMemoryDataset>> Normalise(
 
 Result<Data> LoadData(const std::string& dir) {
   hml::Env& env = *hml::DefaultEnv();
-  HML_ASSIGN_OR_RETURN(auto train, hml::data::LoadFashionMnist(env, dir,
-                                                              hml::data::FashionMnistPart::kTrain));
-  HML_ASSIGN_OR_RETURN(auto test, hml::data::LoadFashionMnist(env, dir,
-                                                             hml::data::FashionMnistPart::kTest));
+  HML_ASSIGN_OR_RETURN(auto train,
+                       hml::data::LoadFashionMnist(env, dir, hml::data::FashionMnistPart::kTrain));
+  HML_ASSIGN_OR_RETURN(auto test,
+                       hml::data::LoadFashionMnist(env, dir, hml::data::FashionMnistPart::kTest));
   HML_ASSIGN_OR_RETURN(hml::data::Normalization n, hml::data::ComputeNormalization(*train));
   Data data;
   HML_ASSIGN_OR_RETURN(data.train, Normalise(*train, n));
@@ -177,7 +198,8 @@ struct RunResult {
 // Last scored accuracy at or before round `r` (1-based); -1 when none.
 double AccuracyAt(const RunResult& run, int r) {
   for (int i = std::min<int>(r, static_cast<int>(run.accuracy.size())); i >= 1; --i) {
-    if (run.accuracy[static_cast<size_t>(i - 1)] >= 0) return run.accuracy[static_cast<size_t>(i - 1)];
+    if (run.accuracy[static_cast<size_t>(i - 1)] >= 0)
+      return run.accuracy[static_cast<size_t>(i - 1)];
   }
   return -1;
 }
@@ -203,8 +225,7 @@ Result<RunResult> RunCentral(const hml::runtime::Graph& model, const Data& data,
   HML_ASSIGN_OR_RETURN(auto trainer, hml::runtime::Trainer::Create(model, options));
   RunResult run;
   run.name = "central";
-  HML_ASSIGN_OR_RETURN(run.initial_accuracy,
-                       hml::sim::EvaluateWeights(model, {}, *data.test));
+  HML_ASSIGN_OR_RETURN(run.initial_accuracy, hml::sim::EvaluateWeights(model, {}, *data.test));
   const int64_t steps_per_round = static_cast<int64_t>(f.per_round) * f.local_steps;
   const int64_t feature_size = data.train->feature_size();
   std::mt19937_64 rng(f.seed);
@@ -221,11 +242,11 @@ Result<RunResult> RunCentral(const hml::runtime::Graph& model, const Data& data,
           order = hml::data::ShuffledIndices(data.train->size(), rng);
           next = 0;
         }
-        HML_ASSIGN_OR_RETURN(labels[static_cast<size_t>(b)],
-                             data.train->Get(order[next++],
-                                             std::span<float>(features).subspan(
-                                                 static_cast<size_t>(b * feature_size),
-                                                 static_cast<size_t>(feature_size))));
+        HML_ASSIGN_OR_RETURN(
+            labels[static_cast<size_t>(b)],
+            data.train->Get(order[next++], std::span<float>(features).subspan(
+                                               static_cast<size_t>(b * feature_size),
+                                               static_cast<size_t>(feature_size))));
       }
       HML_ASSIGN_OR_RETURN(hml::Tensor inputs,
                            hml::Tensor::FromVector<float>({f.batch, 1, 28, 28}, features));
@@ -235,8 +256,8 @@ Result<RunResult> RunCentral(const hml::runtime::Graph& model, const Data& data,
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     double acc = -1;
     if (r % f.eval_every == 0 || r == f.rounds) {
-      HML_ASSIGN_OR_RETURN(acc, hml::sim::EvaluateWeights(model, trainer->GetParameters(),
-                                                           *data.test));
+      HML_ASSIGN_OR_RETURN(acc,
+                           hml::sim::EvaluateWeights(model, trainer->GetParameters(), *data.test));
     }
     run.accuracy.push_back(acc);
     if (acc >= 0 && (r % f.print_every == 0 || r == 1)) {
@@ -353,11 +374,11 @@ int Main(int argc, char** argv) {
     if (!subset.ok()) return 1;
     clients.push_back({"client-" + std::to_string(c), *subset});
   }
-  std::printf("federated: %d clients (Dirichlet alpha %.2f: %zu to %zu samples each), %d per "
-              "round, %d rounds, %lld local steps of %lld, lr %.3g, momentum %.2f\n",
-              f.clients, f.alpha, smallest, largest, f.per_round, f.rounds,
-              static_cast<long long>(f.local_steps), static_cast<long long>(f.batch), f.lr,
-              f.momentum);
+  std::printf(
+      "federated: %d clients (Dirichlet alpha %.2f: %zu to %zu samples each), %d per "
+      "round, %d rounds, %lld local steps of %lld, lr %.3g, momentum %.2f\n",
+      f.clients, f.alpha, smallest, largest, f.per_round, f.rounds,
+      static_cast<long long>(f.local_steps), static_cast<long long>(f.batch), f.lr, f.momentum);
 
   std::vector<RunResult> runs;
   for (const std::string& name : f.runs) {
@@ -394,8 +415,8 @@ int Main(int argc, char** argv) {
 
   const RunResult* fedavg = Find(runs, "fedavg");
   const double fedavg60 = fedavg != nullptr ? AccuracyAt(*fedavg, 60) : -1;
-  std::printf("\n%-12s %8s %8s %8s %8s %10s %12s %8s %8s %8s\n", "run", "acc@0", "acc@60",
-              "final", "best", "to fa@60", "bytes/round", "x dense", "s/round", "Flower");
+  std::printf("\n%-12s %8s %8s %8s %8s %10s %12s %8s %8s %8s\n", "run", "acc@0", "acc@60", "final",
+              "best", "to fa@60", "bytes/round", "x dense", "s/round", "Flower");
   for (const RunResult& r : runs) {
     const int to = fedavg60 > 0 ? RoundsTo(r, fedavg60) : 0;
     const auto anchor = kFlowerAnchor.find(r.name);
@@ -413,8 +434,7 @@ int Main(int argc, char** argv) {
   // The targets, when the runs they need are present.
   nlohmann::json targets = nlohmann::json::array();
   auto target = [&](const std::string& what, bool met, const std::string& measured) {
-    std::printf("target: %-64s %s (%s)\n", what.c_str(), met ? "MET" : "MISSED",
-                measured.c_str());
+    std::printf("target: %-64s %s (%s)\n", what.c_str(), met ? "MET" : "MISSED", measured.c_str());
     targets.push_back({{"target", what}, {"met", met}, {"measured", measured}});
   };
   char buf[256];
@@ -444,10 +464,9 @@ int Main(int argc, char** argv) {
     target("int8 updates: >= 3.5x fewer bytes per round", plain_ratio >= 3.5, buf);
     const double diff = AccuracyAt(*fedavg, f.rounds) - AccuracyAt(*q, f.rounds);
     std::snprintf(buf, sizeof buf, "final %.2f %% vs %.2f %%: %.2f pt",
-                  100 * AccuracyAt(*q, f.rounds), 100 * AccuracyAt(*fedavg, f.rounds),
-                  100 * diff);
-    target("int8 updates: final accuracy within 0.5 pt of dense", std::abs(diff) <= 0.005 ||
-                                                                      diff < 0, buf);
+                  100 * AccuracyAt(*q, f.rounds), 100 * AccuracyAt(*fedavg, f.rounds), 100 * diff);
+    target("int8 updates: final accuracy within 0.5 pt of dense",
+           std::abs(diff) <= 0.005 || diff < 0, buf);
   }
   const int64_t peak = PeakRssBytes();
   std::printf("peak resident memory: %.1f MiB\n", static_cast<double>(peak) / (1 << 20));
@@ -459,13 +478,20 @@ int Main(int argc, char** argv) {
 
   nlohmann::json out;
   out["benchmark"] = "federated";
-  out["config"] = {{"clients", f.clients},   {"per_round", f.per_round},
-                   {"rounds", f.rounds},     {"alpha", f.alpha},
-                   {"local_steps", f.local_steps}, {"batch", f.batch},
-                   {"lr", f.lr},             {"momentum", f.momentum},
-                   {"prox_mu", f.prox_mu},   {"adam_lr", f.adam_lr},
-                   {"threads", f.threads},   {"seed", f.seed},
-                   {"client_samples_min", smallest}, {"client_samples_max", largest}};
+  out["config"] = {{"clients", f.clients},
+                   {"per_round", f.per_round},
+                   {"rounds", f.rounds},
+                   {"alpha", f.alpha},
+                   {"local_steps", f.local_steps},
+                   {"batch", f.batch},
+                   {"lr", f.lr},
+                   {"momentum", f.momentum},
+                   {"prox_mu", f.prox_mu},
+                   {"adam_lr", f.adam_lr},
+                   {"threads", f.threads},
+                   {"seed", f.seed},
+                   {"client_samples_min", smallest},
+                   {"client_samples_max", largest}};
   out["runs"] = nlohmann::json::array();
   for (const RunResult& r : runs) {
     out["runs"].push_back({{"name", r.name},

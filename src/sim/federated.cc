@@ -101,7 +101,7 @@ Result<FederatedSimResult> RunFederatedSimulation(const runtime::Graph& model,
   std::map<std::string, size_t> index;
   std::vector<std::string> ids;
   for (size_t i = 0; i < clients.size(); ++i) {
-    if (clients[i].data == nullptr) {
+    if (clients[i].data == nullptr || clients[i].data->size() == 0) {
       return InvalidArgumentError("client '" + clients[i].id + "' has no data");
     }
     if (!index.emplace(clients[i].id, i).second) {
@@ -209,8 +209,8 @@ Result<FederatedSimResult> RunFederatedSimulation(const runtime::Graph& model,
     }
     FederatedRoundRecord record;
     HML_ASSIGN_OR_RETURN(record.result, coordinator->Close(now_ms + 2));
-    record.mean_local_loss = trained_clients > 0 ? loss_sum / static_cast<double>(trained_clients)
-                                                 : 0.0;
+    record.mean_local_loss =
+        trained_clients > 0 ? loss_sum / static_cast<double>(trained_clients) : 0.0;
     record.seconds = Seconds(std::chrono::steady_clock::now() - started).count();
     if ((r + 1) % options.eval_every == 0 || r + 1 == options.rounds) {
       HML_RETURN_IF_ERROR(scorer.SetParameters(coordinator->global_weights()));

@@ -64,7 +64,8 @@ Status FederatedFleetOptions::Validate() const {
     }
   }
   if (link_profiles.empty()) return InvalidArgumentError("federated fleet: no link profiles");
-  for (const std::string& name : link_profiles) HML_RETURN_IF_ERROR(NamedLinkProfile(name).status());
+  for (const std::string& name : link_profiles)
+    HML_RETURN_IF_ERROR(NamedLinkProfile(name).status());
   if (join_interval_ms < 1 || tick_interval_ms < 1 || timeout_ms < 1) {
     return InvalidArgumentError(
         "federated fleet: join_interval_ms, tick_interval_ms and timeout_ms must be >= 1");
@@ -91,8 +92,8 @@ Result<FederatedFleetReport> RunFederatedFleet(const FederatedFleetOptions& opti
     link_options.profile = *NamedLinkProfile(profile);
     link_options.seed = 1000 + i;
     HML_ASSIGN_OR_RETURN(d->link, LinkEmulator::Create(std::move(link_options)));
-    d->fetcher = std::make_unique<LinkFetcher>(*DefaultEnv(), options.registry_dir + "/repo",
-                                               d->link.get());
+    d->fetcher =
+        std::make_unique<LinkFetcher>(*DefaultEnv(), options.registry_dir + "/repo", d->link.get());
     const std::string dir = options.work_dir + "/" + d->row.device_id;
     HML_RETURN_IF_ERROR(MakeDirs(dir));
     sdk::UpdaterOptions updater;
@@ -140,20 +141,18 @@ Result<FederatedFleetReport> RunFederatedFleet(const FederatedFleetOptions& opti
       if (status.ok()) {
         if (status->round_id != last_round || status->state != last_state) {
           char line[256];
-          std::snprintf(line, sizeof(line),
-                        "round %lld %s: %lld selected, %lld submitted of %lld (min %lld); model "
-                        "v%lld%s%s",
-                        static_cast<long long>(status->round_id), status->state.c_str(),
-                        static_cast<long long>(status->selected),
-                        static_cast<long long>(status->submitted),
-                        static_cast<long long>(status->target),
-                        static_cast<long long>(status->min_reports),
-                        static_cast<long long>(status->model_version),
-                        status->last_accuracy ? ", last accuracy " : "",
-                        status->last_accuracy
-                            ? (std::to_string(100 * *status->last_accuracy).substr(0, 5) + " %")
-                                  .c_str()
-                            : "");
+          std::snprintf(
+              line, sizeof(line),
+              "round %lld %s: %lld selected, %lld submitted of %lld (min %lld); model "
+              "v%lld%s%s",
+              static_cast<long long>(status->round_id), status->state.c_str(),
+              static_cast<long long>(status->selected), static_cast<long long>(status->submitted),
+              static_cast<long long>(status->target), static_cast<long long>(status->min_reports),
+              static_cast<long long>(status->model_version),
+              status->last_accuracy ? ", last accuracy " : "",
+              status->last_accuracy
+                  ? (std::to_string(100 * *status->last_accuracy).substr(0, 5) + " %").c_str()
+                  : "");
           Tell(options, line);
           last_round = status->round_id;
           last_state = status->state;
@@ -215,8 +214,8 @@ Result<FederatedFleetReport> RunFederatedFleet(const FederatedFleetOptions& opti
   FederatedFleetReport report;
   for (auto& d : devices) {
     if (!d->status.ok()) {
-      return Status(d->status.code(), "device " + d->row.device_id + ": " +
-                                          std::string(d->status.message()));
+      return Status(d->status.code(),
+                    "device " + d->row.device_id + ": " + std::string(d->status.message()));
     }
     report.devices.push_back(d->row);
   }

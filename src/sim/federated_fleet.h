@@ -74,14 +74,14 @@ struct FederatedFleetOptions {
 // One device's part in the run.
 struct FederatedDeviceRow {
   std::string device_id;
-  int64_t samples = 0;           // local labelled samples
-  int64_t rounds_trained = 0;    // updates submitted
-  int64_t rounds_accepted = 0;   // of those, used by their round
-  int64_t update_bytes = 0;      // sealed updates sent
-  int64_t wire_bytes_sent = 0;   // JoinRound + SubmitUpdate through the link
-  int64_t ota_bytes = 0;         // model installs through the link
-  int64_t installed_version = 0; // after the run
-  std::string installed_path;    // that version's file on the device
+  int64_t samples = 0;            // local labelled samples
+  int64_t rounds_trained = 0;     // updates submitted
+  int64_t rounds_accepted = 0;    // of those, used by their round
+  int64_t update_bytes = 0;       // sealed updates sent
+  int64_t wire_bytes_sent = 0;    // JoinRound + SubmitUpdate through the link
+  int64_t ota_bytes = 0;          // model installs through the link
+  int64_t installed_version = 0;  // after the run
+  std::string installed_path;     // that version's file on the device
   double train_seconds = 0;
 };
 

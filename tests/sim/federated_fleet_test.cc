@@ -55,7 +55,8 @@ class FederatedFleetTest : public ::testing::Test {
     std::ofstream csv(dir_ + "/eval.csv");
     csv << "a,b,c,d,label\n";
     for (int64_t i = 0; i < test_->size(); ++i) {
-      for (int64_t d = 0; d < 4; ++d) csv << test_->features()[static_cast<size_t>(i * 4 + d)] << ",";
+      for (int64_t d = 0; d < 4; ++d)
+        csv << test_->features()[static_cast<size_t>(i * 4 + d)] << ",";
       csv << test_->labels()[static_cast<size_t>(i)] << "\n";
     }
   }

@@ -16,25 +16,17 @@
 namespace hml::sim {
 namespace {
 
-// `n` clients, each with the samples of one or two of the three classes (a label skew as strong
-// as Dirichlet with a small alpha).
-std::vector<FederatedClient> SkewedClients(const std::shared_ptr<data::InMemoryDataset>& all,
-                                           int n) {
-  std::vector<std::vector<int64_t>> parts(static_cast<size_t>(n));
+// Four clients: clients 0-2 each hold half of the samples of one class only, client 3 the other
+// halves of all three (a label skew as strong as Dirichlet with a small alpha).
+std::vector<FederatedClient> SkewedClients(const std::shared_ptr<data::InMemoryDataset>& all) {
+  std::vector<std::vector<int64_t>> parts(4);
   for (int64_t i = 0; i < all->size(); ++i) {
     const int64_t label = all->labels()[static_cast<size_t>(i)];
-    // Client c takes class c % 3 and, for odd c, also class (c + 1) % 3.
-    for (int c = 0; c < n; ++c) {
-      if (label == c % 3 || (c % 2 == 1 && label == (c + 1) % 3)) {
-        parts[static_cast<size_t>(c)].push_back(i);
-        break;
-      }
-    }
+    parts[(i / 3) % 2 == 0 ? static_cast<size_t>(label) : 3].push_back(i);
   }
   std::vector<FederatedClient> clients;
-  for (int c = 0; c < n; ++c) {
-    clients.push_back({"c" + std::to_string(c),
-                       *data::SubsetDataset::Create(all, parts[static_cast<size_t>(c)])});
+  for (size_t c = 0; c < parts.size(); ++c) {
+    clients.push_back({"c" + std::to_string(c), *data::SubsetDataset::Create(all, parts[c])});
   }
   return clients;
 }
@@ -56,7 +48,7 @@ FederatedSimOptions Options() {
 TEST(FederatedSimulationTest, FedAvgLearnsFromLabelSkewedClients) {
   const auto train = testing::Blobs(600, 1);
   const auto test = testing::Blobs(300, 2);
-  const std::vector<FederatedClient> clients = SkewedClients(train, 4);
+  const std::vector<FederatedClient> clients = SkewedClients(train);
   int progress_calls = 0;
   FederatedSimOptions options = Options();
   options.progress = [&](const FederatedRoundRecord&) { ++progress_calls; };
@@ -81,7 +73,7 @@ TEST(FederatedSimulationTest, FedAvgLearnsFromLabelSkewedClients) {
 TEST(FederatedSimulationTest, Int8UpdatesSendFewerBytesAndStillLearn) {
   const auto train = testing::Blobs(600, 1);
   const auto test = testing::Blobs(300, 2);
-  const std::vector<FederatedClient> clients = SkewedClients(train, 4);
+  const std::vector<FederatedClient> clients = SkewedClients(train);
   FederatedSimOptions dense = Options();
   FederatedSimOptions int8 = Options();
   int8.round.codec = "int8";
@@ -97,7 +89,7 @@ TEST(FederatedSimulationTest, Int8UpdatesSendFewerBytesAndStillLearn) {
 TEST(FederatedSimulationTest, DropoutsBelowTheMinimumAbandonRoundsWithoutChangingTheModel) {
   const auto train = testing::Blobs(600, 1);
   const auto test = testing::Blobs(300, 2);
-  const std::vector<FederatedClient> clients = SkewedClients(train, 4);
+  const std::vector<FederatedClient> clients = SkewedClients(train);
   FederatedSimOptions options = Options();
   options.dropout_rate = 0.5;  // with min_report_fraction 1, most rounds cannot be applied
   options.rounds = 6;
@@ -123,6 +115,11 @@ TEST(FederatedSimulationTest, RejectsBadInput) {
                 .code(),
             StatusCode::kInvalidArgument);
   const auto train = testing::Blobs(60, 1);
+  auto empty = *data::InMemoryDataset::Create({4}, 3, {}, {});
+  auto no_data = RunFederatedSimulation(testing::LinearClassifierGraph(),
+                                        {{"a", train}, {"b", empty}}, *test, Options());
+  EXPECT_EQ(no_data.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(no_data.status().message().find("'b' has no data"), std::string::npos);
   std::vector<FederatedClient> twice = {{"a", train}, {"a", train}};
   auto r = RunFederatedSimulation(testing::LinearClassifierGraph(), twice, *test, Options());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);

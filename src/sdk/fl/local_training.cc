@@ -12,8 +12,7 @@ namespace hml::sdk {
 namespace {
 
 template <typename T>
-Status ParseKey(const std::map<std::string, std::string>& config, const std::string& key,
-                T* out) {
+Status ParseKey(const std::map<std::string, std::string>& config, const std::string& key, T* out) {
   const auto it = config.find(key);
   if (it == config.end()) return Status::Ok();
   const std::string& text = it->second;
@@ -48,8 +47,7 @@ Status LocalTrainingConfig::Validate() const {
     return InvalidArgumentError("momentum must be in [0, 1), got " + std::to_string(momentum));
   }
   if (!(prox_mu >= 0.0f) || !std::isfinite(prox_mu)) {
-    return InvalidArgumentError("prox_mu must be >= 0 and finite, got " +
-                                std::to_string(prox_mu));
+    return InvalidArgumentError("prox_mu must be >= 0 and finite, got " + std::to_string(prox_mu));
   }
   return Status::Ok();
 }
@@ -70,8 +68,7 @@ Result<LocalTrainingConfig> LocalTrainingConfig::FromConfigMap(
 
 Status TrainingBudget::Validate() const {
   if (!(max_seconds > 0.0)) {
-    return InvalidArgumentError("max_seconds must be positive, got " +
-                                std::to_string(max_seconds));
+    return InvalidArgumentError("max_seconds must be positive, got " + std::to_string(max_seconds));
   }
   if (max_memory_bytes < 1) {
     return InvalidArgumentError("max_memory_bytes must be positive, got " +
@@ -103,8 +100,8 @@ Result<LocalTrainingResult> TrainLocally(runtime::Trainer& trainer, const data::
     return InvalidArgumentError("local training needs at least one labelled sample, got none");
   }
   if (static_cast<int64_t>(global.size()) != trainer.num_parameter_elements()) {
-    return InvalidArgumentError("the round's global weights have " +
-                                std::to_string(global.size()) + " values, the model has " +
+    return InvalidArgumentError("the round's global weights have " + std::to_string(global.size()) +
+                                " values, the model has " +
                                 std::to_string(trainer.num_parameter_elements()));
   }
   if (Status s = CheckBackgroundConditions(platform, budget.conditions); !s.ok()) {
@@ -114,10 +111,10 @@ Result<LocalTrainingResult> TrainLocally(runtime::Trainer& trainer, const data::
   int64_t batch = std::min(config.batch_size, data.size());
   while (trainer.EstimateMemoryBytes(batch) > budget.max_memory_bytes && batch > 1) batch /= 2;
   if (trainer.EstimateMemoryBytes(batch) > budget.max_memory_bytes) {
-    return ResourceExhaustedError(
-        "local training needs " + std::to_string(trainer.EstimateMemoryBytes(1)) +
-        " bytes even with a batch of 1; the memory budget is " +
-        std::to_string(budget.max_memory_bytes));
+    return ResourceExhaustedError("local training needs " +
+                                  std::to_string(trainer.EstimateMemoryBytes(1)) +
+                                  " bytes even with a batch of 1; the memory budget is " +
+                                  std::to_string(budget.max_memory_bytes));
   }
 
   const int64_t steps_per_epoch = (data.size() + batch - 1) / batch;
@@ -148,8 +145,8 @@ Result<LocalTrainingResult> TrainLocally(runtime::Trainer& trainer, const data::
   auto abort = [&](const std::string& why) -> Status {
     (void)trainer.SetParameters(global);
     trainer.ResetOptimizer();
-    return AbortedError("local training stopped after " + std::to_string(result.steps) +
-                        " of " + std::to_string(total_steps) + " steps: " + why);
+    return AbortedError("local training stopped after " + std::to_string(result.steps) + " of " +
+                        std::to_string(total_steps) + " steps: " + why);
   };
   while (result.steps < total_steps) {
     if (result.steps % budget.check_every_steps == 0 && result.steps > 0) {
@@ -171,11 +168,10 @@ Result<LocalTrainingResult> TrainLocally(runtime::Trainer& trainer, const data::
         order = data::ShuffledIndices(data.size(), rng);
         next = 0;
       }
-      HML_ASSIGN_OR_RETURN(
-          labels[static_cast<size_t>(b)],
-          data.Get(order[next++], std::span<float>(features).subspan(
-                                      static_cast<size_t>(b * feature_size),
-                                      static_cast<size_t>(feature_size))));
+      HML_ASSIGN_OR_RETURN(labels[static_cast<size_t>(b)],
+                           data.Get(order[next++], std::span<float>(features).subspan(
+                                                       static_cast<size_t>(b * feature_size),
+                                                       static_cast<size_t>(feature_size))));
     }
     HML_ASSIGN_OR_RETURN(Tensor inputs, Tensor::FromVector<float>(batch_shape, features));
     HML_ASSIGN_OR_RETURN(runtime::StepResult step, trainer.Step(inputs, labels));

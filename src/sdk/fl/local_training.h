@@ -59,7 +59,8 @@ struct LocalTrainingConfig {
   // Reads the keys local_epochs, local_steps, batch_size, learning_rate, momentum, prox_mu and
   // seed (missing keys keep their defaults). kInvalidArgument naming the key for a value that
   // does not parse or is out of range; unknown keys are ignored (newer servers may send more).
-  static Result<LocalTrainingConfig> FromConfigMap(const std::map<std::string, std::string>& config);
+  static Result<LocalTrainingConfig> FromConfigMap(
+      const std::map<std::string, std::string>& config);
 };
 
 struct TrainingBudget {

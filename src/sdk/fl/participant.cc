@@ -121,6 +121,11 @@ Result<ParticipationResult> FederatedParticipant::RunOnce(const data::Dataset& d
   HML_RETURN_IF_ERROR(joined.status().WithContext("JoinRound for task " + options_.task));
   if (joined->round_id.empty()) return result;
   result.round_id = joined->round_id;
+  // The server keeps naming an open round to the devices selected for it; one update per round.
+  if (joined->round_id == last_round_submitted_) {
+    result.detail = "already took part in round " + joined->round_id;
+    return result;
+  }
   result.model_version = joined->model_version;
 
   // 2. The round's model version.
@@ -149,8 +154,7 @@ Result<ParticipationResult> FederatedParticipant::RunOnce(const data::Dataset& d
     }
   }
   // Clip to the server's norm bound, if it announces one, so the update is not rejected.
-  HML_ASSIGN_OR_RETURN(double max_norm,
-                       ConfigNumber<double>(joined->config, "max_l2_norm", 0.0));
+  HML_ASSIGN_OR_RETURN(double max_norm, ConfigNumber<double>(joined->config, "max_l2_norm", 0.0));
   if (max_norm > 0.0) {
     const double norm = fl::L2Norm(update.delta);
     if (norm > max_norm) {
@@ -162,9 +166,9 @@ Result<ParticipationResult> FederatedParticipant::RunOnce(const data::Dataset& d
   // 4. Seal with the round's codec and submit.
   fl::WireEncodeOptions encode;
   const auto codec_name = joined->config.find("codec");
-  HML_ASSIGN_OR_RETURN(encode.codec,
-                       fl::ParseWireCodec(codec_name == joined->config.end() ? "none"
-                                                                             : codec_name->second));
+  HML_ASSIGN_OR_RETURN(
+      encode.codec,
+      fl::ParseWireCodec(codec_name == joined->config.end() ? "none" : codec_name->second));
   HML_ASSIGN_OR_RETURN(encode.int8_chunk_size,
                        ConfigNumber<uint32_t>(joined->config, "int8_chunk_size", 0));
   HML_ASSIGN_OR_RETURN(encode.topk_fraction,
@@ -183,16 +187,15 @@ Result<ParticipationResult> FederatedParticipant::RunOnce(const data::Dataset& d
   submit.sealed_update = std::move(sealed);
   submit.example_count = static_cast<uint64_t>(update.num_examples);
   submit.deadline_nanos = transport_.clock()->NowNanos() + options_.call_timeout_nanos;
-  auto [submitted, submit_stats] = CallAndWait<SubmitUpdateAnswer>(
-      [&](SubmitUpdateCallback done) {
-        transport_.SubmitUpdate(std::move(submit), std::move(done));
-      });
+  auto [submitted, submit_stats] = CallAndWait<SubmitUpdateAnswer>([&](SubmitUpdateCallback done) {
+    transport_.SubmitUpdate(std::move(submit), std::move(done));
+  });
   result.wire_bytes_sent += submit_stats.bytes_sent;
   result.wire_bytes_received += submit_stats.bytes_received;
-  HML_RETURN_IF_ERROR(
-      submitted.status().WithContext("SubmitUpdate for round " + result.round_id));
+  HML_RETURN_IF_ERROR(submitted.status().WithContext("SubmitUpdate for round " + result.round_id));
   result.outcome = ParticipationResult::Outcome::kSubmitted;
   result.accepted = submitted->accepted;
+  last_round_submitted_ = result.round_id;
   return result;
 }
 

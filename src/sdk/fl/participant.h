@@ -59,9 +59,9 @@ using ModelSource = std::function<Result<std::string>(int64_t version)>;
 
 struct ParticipationResult {
   enum class Outcome {
-    kNoRound,        // no round for this device now
-    kModelMissing,   // selected, but the round's model version is not on the device yet
-    kSubmitted,      // trained and sent; `accepted` says whether the round used it
+    kNoRound,       // no round for this device now (or it already sent this round's update)
+    kModelMissing,  // selected, but the round's model version is not on the device yet
+    kSubmitted,     // trained and sent; `accepted` says whether the round used it
   };
   Outcome outcome = Outcome::kNoRound;
   std::string round_id;
@@ -71,7 +71,7 @@ struct ParticipationResult {
   int64_t update_bytes = 0;      // sealed update size
   int64_t wire_bytes_sent = 0;   // both calls, as the transport counted them
   int64_t wire_bytes_received = 0;
-  std::string detail;            // why a round was skipped
+  std::string detail;  // why a round was skipped
 };
 
 std::string_view OutcomeName(ParticipationResult::Outcome outcome);
@@ -105,6 +105,7 @@ class FederatedParticipant {
   std::unique_ptr<runtime::Trainer> trainer_;
   std::vector<float> global_;
   std::unique_ptr<fl::ErrorFeedbackTopK> feedback_;  // top-k residual, kept across rounds
+  std::string last_round_submitted_;
 };
 
 }  // namespace hml::sdk

@@ -28,9 +28,7 @@ class UnplugAfter final : public Platform {
  public:
   explicit UnplugAfter(int checks) : left_(checks) {}
   NetworkState network() const override { return {.type = NetworkType::kUnmetered}; }
-  PowerState power() const override {
-    return {.battery_level = 0.9, .charging = left_-- > 0};
-  }
+  PowerState power() const override { return {.battery_level = 0.9, .charging = left_-- > 0}; }
   bool idle() const override { return true; }
   Result<std::string> StoreKey(uint32_t) const override { return NotFoundError("no keys"); }
 
@@ -119,8 +117,8 @@ TEST_F(LocalTrainingTest, StopsCleanlyWhenTheDeviceIsUnplugged) {
 TEST_F(LocalTrainingTest, StopsWhenTheAppCancels) {
   auto platform = ReadyPlatform();
   std::atomic<bool> cancel{true};
-  auto r = TrainLocally(*trainer_, *data_, global_, config_, budget_, *platform, *RealClock(),
-                        &cancel);
+  auto r =
+      TrainLocally(*trainer_, *data_, global_, config_, budget_, *platform, *RealClock(), &cancel);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kAborted);
   EXPECT_NE(r.status().message().find("cancelled"), std::string::npos);
@@ -160,8 +158,8 @@ TEST_F(LocalTrainingTest, MemoryBudgetShrinksTheBatchOrRefuses) {
 TEST_F(LocalTrainingTest, RejectsWeightsOfTheWrongSizeAndEmptyData) {
   auto platform = ReadyPlatform();
   std::vector<float> short_weights(global_.begin(), global_.end() - 1);
-  auto r = TrainLocally(*trainer_, *data_, short_weights, config_, budget_, *platform,
-                        *RealClock());
+  auto r =
+      TrainLocally(*trainer_, *data_, short_weights, config_, budget_, *platform, *RealClock());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   auto empty = *data::InMemoryDataset::Create({4}, 3, {}, {});
   auto e = TrainLocally(*trainer_, *empty, global_, config_, budget_, *platform, *RealClock());
