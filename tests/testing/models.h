@@ -42,6 +42,26 @@ inline void AddClassifierHead(GraphBuilder& b, const std::string& from) {
   b.Output("probs");
 }
 
+// A linear classifier for 4-feature, 3-class data (datasets.h Blobs): input "x" [N,4] (N
+// dynamic) -> Gemm with "fc.w" [3,4] (transB) and "fc.b" [3] "logits" -> Softmax "probs".
+// Small deterministic weights, so it starts near chance.
+inline runtime::Graph LinearClassifierGraph() {
+  GraphBuilder b(13);
+  b.Input("x", DType::kFloat32, {-1, 4});
+  b.Constant("fc.w", RandomTensor({3, 4}, 5, 0.1f));
+  b.Constant("fc.b", RandomTensor({3}, 6, 0.1f));
+  runtime::Attributes gemm;
+  gemm.SetInt("transB", 1);
+  b.Node("Gemm", {"x", "fc.w", "fc.b"}, {"logits"}, gemm);
+  runtime::Attributes softmax;
+  softmax.SetInt("axis", 1);
+  b.Node("Softmax", {"logits"}, {"probs"}, softmax);
+  b.Output("probs");
+  runtime::Graph g = b.Build();
+  g.name = "linear";
+  return g;
+}
+
 inline runtime::Graph Cnn28Graph(int64_t opset = 13) {
   GraphBuilder b(opset);
   b.Input("image", DType::kFloat32, {-1, 1, 28, 28});

@@ -1019,6 +1019,39 @@ Status Trainer::SetLearningRate(float lr) {
   return Status::Ok();
 }
 
+Status Trainer::SetMomentum(float momentum) {
+  if (!(momentum >= 0.0f && momentum < 1.0f)) {
+    return InvalidArgumentError("Trainer::SetMomentum: must be in [0, 1), got " +
+                                std::to_string(momentum));
+  }
+  options_.momentum = momentum;
+  return Status::Ok();
+}
+
+Status Trainer::SetProxMu(float mu) {
+  if (!(mu >= 0.0f) || !std::isfinite(mu)) {
+    return InvalidArgumentError("Trainer::SetProxMu: must be >= 0 and finite, got " +
+                                std::to_string(mu));
+  }
+  options_.prox_mu = mu;
+  return Status::Ok();
+}
+
+int64_t Trainer::EstimateMemoryBytes(int64_t batch_size) const {
+  if (batch_size < 1) return 0;
+  Shape shape = input_shape_;
+  if (shape.empty()) return 0;
+  shape[0] = batch_size;
+  Result<std::unique_ptr<Plan>> plan = BuildPlan(shape);
+  if (!plan.ok()) return 0;
+  int64_t floats = 4 * static_cast<int64_t>(weights_.size());  // weights, grads, momentum, anchor
+  for (const Plan::Slot& s : (*plan)->slots) {
+    floats += static_cast<int64_t>(s.data_buffer.size() + s.grad_buffer.size());
+  }
+  floats += static_cast<int64_t>((*plan)->col.size() + (*plan)->dcol.size());
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
 Result<Graph> Trainer::ExportGraph() const {
   Graph g = graph_;
   for (size_t p = 0; p < parameters_.size(); ++p) {

@@ -100,6 +100,16 @@ class Trainer {
   void ResetOptimizer();
   // kInvalidArgument unless lr > 0 and finite.
   Status SetLearningRate(float lr);
+  // Changes TrainOptions::momentum / prox_mu for the next steps (a federated round's config).
+  // kInvalidArgument for values outside the ranges TrainOptions documents.
+  Status SetMomentum(float momentum);
+  Status SetProxMu(float mu);
+
+  // Bytes of working memory a step on batches of `batch_size` takes: the weights, gradients,
+  // momentum and prox anchor, every activation and activation gradient of the batch, and the
+  // im2col scratch. Computed from the plan a step of that size would use (built and dropped);
+  // 0 when no plan can be built for that size.
+  int64_t EstimateMemoryBytes(int64_t batch_size) const;
 
   // One SGD step on a batch: `inputs` float32 [N, ...] (the graph input's shape with any
   // N >= 1), `labels` N class indices in [0, classes). Errors (kInvalidArgument) name what is

@@ -1,0 +1,113 @@
+// Copyright hybridml authors. Licensed under the Apache License 2.0.
+//
+// FederatedParticipant: what an app calls from its background job to take part in federated
+// learning. One RunOnce() is one attempt at one round, over the SDK's Transport (gRPC to
+// `hybridml serve`, or in-process in the fleet simulator):
+//   1. FederatedLearning.JoinRound for the task. No round for this device (none open, or not
+//      selected): nothing else happens; the app asks again at its next background window.
+//   2. The round names the global model version to start from. The app's model source (usually
+//      the OTA updater, which installs what the task rolls out) hands back the file of exactly
+//      that version, or says it does not have it yet (the round is skipped, never trained on
+//      another version: the update would be a delta against the wrong weights).
+//   3. Local training (local_training.h) with the round's config, under the training
+//      conditions and budget; the trainer for a version is kept between rounds.
+//   4. The update is sealed with the round's codec (src/fl/update_wire.h: int8, top-k with this
+//      device's error-feedback residual, or dense) and sent with SubmitUpdate.
+// Blocking: RunOnce waits for each call's callback. Not thread-safe; one per task per device.
+#ifndef HML_SRC_SDK_FL_PARTICIPANT_H_
+#define HML_SRC_SDK_FL_PARTICIPANT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hml/clock.h"
+#include "hml/sdk/platform.h"
+#include "hml/status.h"
+#include "src/data/dataset.h"
+#include "src/fl/codec.h"
+#include "src/runtime/train/trainer.h"
+#include "src/sdk/fl/local_training.h"
+#include "src/sdk/transport.h"
+
+namespace hml::sdk {
+
+struct ParticipantOptions {
+  // The federated task to join (JoinRoundRequest.task). Required.
+  std::string task;
+  // Conditions, time and memory of local training. Default: TrainingBudget's.
+  TrainingBudget budget;
+  // Deadline of each JoinRound / SubmitUpdate call. Default: 30 s.
+  int64_t call_timeout_nanos = int64_t{30} * 1000000000;
+  // Train only the last K parameterised layers (0 = all); must match the task's parameters.
+  // Default: 0.
+  int trainable_layers = 0;
+  // Client SGD momentum (the round config may override it with "momentum"). Default: 0.9.
+  float momentum = 0.9f;
+  // This device's id, for the update (the server checks it against the authenticated device).
+  // Required.
+  std::string client_id;
+
+  Status Validate() const;
+};
+
+// The model file of a global version, or kUnavailable when this device does not have it yet.
+using ModelSource = std::function<Result<std::string>(int64_t version)>;
+
+struct ParticipationResult {
+  enum class Outcome {
+    kNoRound,       // no round for this device now (or it already sent this round's update)
+    kModelMissing,  // selected, but the round's model version is not on the device yet
+    kSubmitted,     // trained and sent; `accepted` says whether the round used it
+  };
+  Outcome outcome = Outcome::kNoRound;
+  std::string round_id;
+  int64_t model_version = 0;
+  bool accepted = false;
+  LocalTrainingResult training;  // when trained
+  int64_t update_bytes = 0;      // sealed update size
+  int64_t wire_bytes_sent = 0;   // both calls, as the transport counted them
+  int64_t wire_bytes_received = 0;
+  std::string detail;  // why a round was skipped
+};
+
+std::string_view OutcomeName(ParticipationResult::Outcome outcome);
+
+class FederatedParticipant {
+ public:
+  // `transport`, `platform` and `clock` must outlive the participant.
+  static Result<std::unique_ptr<FederatedParticipant>> Create(Transport& transport,
+                                                              const Platform& platform,
+                                                              const Clock& clock,
+                                                              ParticipantOptions options);
+
+  // One attempt at one round on `data` (see the file comment). Errors: the transport's (the
+  // JoinRound or SubmitUpdate call failed), TrainLocally's (conditions not met or ended,
+  // budgets), kInvalidArgument when the model cannot be trained or the round config is invalid.
+  Result<ParticipationResult> RunOnce(const data::Dataset& data, const ModelSource& models,
+                                      const std::atomic<bool>* cancel = nullptr);
+
+ private:
+  FederatedParticipant(Transport& transport, const Platform& platform, const Clock& clock,
+                       ParticipantOptions options);
+  // The trainer over `path`'s graph, reused while the version stays the same; global_ holds the
+  // version's weights (the round's starting point; the trainer's own drift after a round).
+  Result<runtime::Trainer*> TrainerFor(int64_t version, const std::string& path);
+
+  Transport& transport_;
+  const Platform& platform_;
+  const Clock& clock_;
+  ParticipantOptions options_;
+  int64_t trainer_version_ = 0;
+  std::unique_ptr<runtime::Trainer> trainer_;
+  std::vector<float> global_;
+  std::unique_ptr<fl::ErrorFeedbackTopK> feedback_;  // top-k residual, kept across rounds
+  std::string last_round_submitted_;
+};
+
+}  // namespace hml::sdk
+
+#endif  // HML_SRC_SDK_FL_PARTICIPANT_H_
