@@ -31,10 +31,15 @@
 #ifndef HML_SRC_SDK_TRANSPORT_H_
 #define HML_SRC_SDK_TRANSPORT_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -283,6 +288,30 @@ Status ValidateJoinRoundCall(const JoinRoundCall& call);
 // Checks a SubmitUpdate call before sending: a non-empty task and round id, a non-empty update,
 // example_count > 0 and a deadline >= 0. kInvalidArgument naming the task and round.
 Status ValidateSubmitUpdateCall(const SubmitUpdateCall& call);
+
+// Starts one call with `start(callback)` (e.g. `[&](UploadCallback done) { t.Upload(call,
+// std::move(done)); }`) and blocks until its callback has run; returns the answer and the call's
+// stats. For code that runs on its own background thread (the uploader, the federated
+// participant); never call it on a transport thread, whose callbacks it would wait for.
+template <typename Answer, typename Start>
+std::pair<Result<Answer>, CallStats> CallAndWait(Start&& start) {
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<Answer>> answer;
+    CallStats stats;
+  };
+  auto wait = std::make_shared<Wait>();
+  start([wait](Result<Answer> answer, const CallStats& stats) {
+    std::lock_guard<std::mutex> lock(wait->mu);
+    wait->answer.emplace(std::move(answer));
+    wait->stats = stats;
+    wait->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(wait->mu);
+  wait->cv.wait(lock, [&] { return wait->answer.has_value(); });
+  return {std::move(*wait->answer), wait->stats};
+}
 
 }  // namespace hml::sdk
 

@@ -3,10 +3,8 @@
 
 #include <sodium.h>
 
-#include <condition_variable>
 #include <cstring>
 #include <limits>
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -166,32 +164,19 @@ Result<Uploader::Pending> Uploader::MakeBatch() {
 }
 
 Result<UploadAnswer> Uploader::Attempt(const Pending& batch) {
-  struct Wait {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Result<UploadAnswer>> answer;
-    CallStats stats;
-  };
-  auto wait = std::make_shared<Wait>();
   UploadCall call;
   call.idempotency_key = batch.key;
   call.sealed_batch = batch.sealed;
   call.sample_count = batch.sample_count;
   call.deadline_nanos = transport_->clock()->NowNanos() + options_.attempt_timeout_nanos;
-  transport_->Upload(std::move(call), [wait](Result<UploadAnswer> answer, const CallStats& s) {
-    std::lock_guard<std::mutex> lock(wait->mu);
-    wait->answer.emplace(std::move(answer));
-    wait->stats = s;
-    wait->cv.notify_all();
-  });
-  std::unique_lock<std::mutex> lock(wait->mu);
-  wait->cv.wait(lock, [&] { return wait->answer.has_value(); });
-  const int64_t sent = wait->stats.bytes_sent;
+  auto [answer, stats] = CallAndWait<UploadAnswer>(
+      [&](UploadCallback done) { transport_->Upload(std::move(call), std::move(done)); });
+  const int64_t sent = stats.bytes_sent;
   Count([&](UploadCounters& c) {
     ++c.attempts;
     c.wire_bytes_sent += sent;
   });
-  return std::move(*wait->answer);
+  return std::move(answer);
 }
 
 Status Uploader::Acked(const Pending& batch, bool duplicate, SyncReport& report) {

@@ -1,33 +1,12 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 #include "src/sdk/fl/local_training.h"
 
-#include <charconv>
 #include <cmath>
 #include <random>
 #include <string>
-#include <system_error>
 #include <vector>
 
 namespace hml::sdk {
-namespace {
-
-template <typename T>
-Status ParseKey(const std::map<std::string, std::string>& config, const std::string& key, T* out) {
-  const auto it = config.find(key);
-  if (it == config.end()) return Status::Ok();
-  const std::string& text = it->second;
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) {
-    return InvalidArgumentError("round config key '" + key + "' has value '" + text +
-                                "', which is not a number of the expected type");
-  }
-  *out = value;
-  return Status::Ok();
-}
-
-}  // namespace
-
 Status LocalTrainingConfig::Validate() const {
   if (local_epochs < 1 && local_steps == 0) {
     return InvalidArgumentError("local_epochs must be >= 1 when local_steps is 0, got " +
@@ -55,13 +34,14 @@ Status LocalTrainingConfig::Validate() const {
 Result<LocalTrainingConfig> LocalTrainingConfig::FromConfigMap(
     const std::map<std::string, std::string>& config) {
   LocalTrainingConfig c;
-  HML_RETURN_IF_ERROR(ParseKey(config, "local_epochs", &c.local_epochs));
-  HML_RETURN_IF_ERROR(ParseKey(config, "local_steps", &c.local_steps));
-  HML_RETURN_IF_ERROR(ParseKey(config, "batch_size", &c.batch_size));
-  HML_RETURN_IF_ERROR(ParseKey(config, "learning_rate", &c.learning_rate));
-  HML_RETURN_IF_ERROR(ParseKey(config, "momentum", &c.momentum));
-  HML_RETURN_IF_ERROR(ParseKey(config, "prox_mu", &c.prox_mu));
-  HML_RETURN_IF_ERROR(ParseKey(config, "seed", &c.seed));
+  HML_ASSIGN_OR_RETURN(c.local_epochs, RoundConfigNumber(config, "local_epochs", c.local_epochs));
+  HML_ASSIGN_OR_RETURN(c.local_steps, RoundConfigNumber(config, "local_steps", c.local_steps));
+  HML_ASSIGN_OR_RETURN(c.batch_size, RoundConfigNumber(config, "batch_size", c.batch_size));
+  HML_ASSIGN_OR_RETURN(c.learning_rate,
+                       RoundConfigNumber(config, "learning_rate", c.learning_rate));
+  HML_ASSIGN_OR_RETURN(c.momentum, RoundConfigNumber(config, "momentum", c.momentum));
+  HML_ASSIGN_OR_RETURN(c.prox_mu, RoundConfigNumber(config, "prox_mu", c.prox_mu));
+  HML_ASSIGN_OR_RETURN(c.seed, RoundConfigNumber(config, "seed", c.seed));
   HML_RETURN_IF_ERROR(c.Validate());
   return c;
 }

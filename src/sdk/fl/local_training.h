@@ -23,10 +23,12 @@
 #define HML_SRC_SDK_FL_LOCAL_TRAINING_H_
 
 #include <atomic>
+#include <charconv>
 #include <cstdint>
 #include <map>
 #include <span>
 #include <string>
+#include <system_error>
 
 #include "hml/clock.h"
 #include "hml/sdk/platform.h"
@@ -36,6 +38,23 @@
 #include "src/runtime/train/trainer.h"
 
 namespace hml::sdk {
+
+// The number under `key` of a round config (JoinRoundResponse.config), or `fallback` when the
+// key is absent. kInvalidArgument naming the key and the text when it is not a whole T.
+template <typename T>
+Result<T> RoundConfigNumber(const std::map<std::string, std::string>& config,
+                            const std::string& key, T fallback) {
+  const auto it = config.find(key);
+  if (it == config.end()) return fallback;
+  const std::string& text = it->second;
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return InvalidArgumentError("round config key '" + key + "' has value '" + text +
+                                "', which is not a number of the expected type");
+  }
+  return value;
+}
 
 // How one device trains in one round (the server's round config).
 struct LocalTrainingConfig {

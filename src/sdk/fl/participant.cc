@@ -3,9 +3,6 @@
 
 #include <charconv>
 #include <cmath>
-#include <condition_variable>
-#include <mutex>
-#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -14,48 +11,6 @@
 #include "src/runtime/onnx_io.h"
 
 namespace hml::sdk {
-namespace {
-
-// Starts a call with `start(done)` and waits for its callback; returns the answer and the
-// call's stats.
-template <typename Answer, typename Start>
-std::pair<Result<Answer>, CallStats> CallAndWait(Start start) {
-  struct Wait {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Result<Answer>> answer;
-    CallStats stats;
-  };
-  auto wait = std::make_shared<Wait>();
-  start([wait](Result<Answer> answer, const CallStats& stats) {
-    std::lock_guard<std::mutex> lock(wait->mu);
-    wait->answer.emplace(std::move(answer));
-    wait->stats = stats;
-    wait->cv.notify_all();
-  });
-  std::unique_lock<std::mutex> lock(wait->mu);
-  wait->cv.wait(lock, [&] { return wait->answer.has_value(); });
-  return {std::move(*wait->answer), wait->stats};
-}
-
-// The number under `key` of the round config, or `fallback` when absent.
-template <typename T>
-Result<T> ConfigNumber(const std::map<std::string, std::string>& config, const std::string& key,
-                       T fallback) {
-  const auto it = config.find(key);
-  if (it == config.end()) return fallback;
-  T value{};
-  const std::string& text = it->second;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) {
-    return InvalidArgumentError("round config key '" + key + "' has value '" + text +
-                                "', which is not a number of the expected type");
-  }
-  return value;
-}
-
-}  // namespace
-
 Status ParticipantOptions::Validate() const {
   if (task.empty()) return InvalidArgumentError("ParticipantOptions: task is required");
   if (client_id.empty()) return InvalidArgumentError("ParticipantOptions: client_id is required");
@@ -154,7 +109,8 @@ Result<ParticipationResult> FederatedParticipant::RunOnce(const data::Dataset& d
     }
   }
   // Clip to the server's norm bound, if it announces one, so the update is not rejected.
-  HML_ASSIGN_OR_RETURN(double max_norm, ConfigNumber<double>(joined->config, "max_l2_norm", 0.0));
+  HML_ASSIGN_OR_RETURN(double max_norm,
+                       RoundConfigNumber<double>(joined->config, "max_l2_norm", 0.0));
   if (max_norm > 0.0) {
     const double norm = fl::L2Norm(update.delta);
     if (norm > max_norm) {
@@ -170,9 +126,9 @@ Result<ParticipationResult> FederatedParticipant::RunOnce(const data::Dataset& d
       encode.codec,
       fl::ParseWireCodec(codec_name == joined->config.end() ? "none" : codec_name->second));
   HML_ASSIGN_OR_RETURN(encode.int8_chunk_size,
-                       ConfigNumber<uint32_t>(joined->config, "int8_chunk_size", 0));
+                       RoundConfigNumber<uint32_t>(joined->config, "int8_chunk_size", 0));
   HML_ASSIGN_OR_RETURN(encode.topk_fraction,
-                       ConfigNumber<double>(joined->config, "topk_fraction", 0.01));
+                       RoundConfigNumber<double>(joined->config, "topk_fraction", 0.01));
   if (encode.codec == fl::WireCodec::kTopK) {
     const uint32_t k = static_cast<uint32_t>(std::max<double>(
         1.0, std::round(encode.topk_fraction * static_cast<double>(update.delta.size()))));
