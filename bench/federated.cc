@@ -15,6 +15,8 @@
 //   fedavg fedprox fedavgm fedadam fedyogi   strategies (src/fl/strategy.h), dense updates
 //   fedavg-int8 / fedavg-topk                FedAvg with int8 / top-k (1 %, error feedback)
 //                                            update compression
+//   fedavg-secagg                            FedAvg summed by secure aggregation (the server sees
+//                                            only the sum; src/sim/federated.h)
 // Printed: accuracy per round (every --print-every rounds), then one summary row per run:
 // accuracy at round 60 and at the end, best, rounds to reach FedAvg's round-60 accuracy, upload
 // bytes per round (and vs dense), seconds per round; then the targets with MET/MISSED,
@@ -288,6 +290,10 @@ Result<RunResult> RunFederated(const std::string& name, const hml::runtime::Grap
     strategy = "fedavg";
     round.codec = name == "fedavg-int8" ? "int8" : "topk";
     round.int8_chunk_size = 1024;
+  }
+  if (name == "fedavg-secagg") {
+    strategy = "fedavg";
+    round.secure_aggregation = true;
   }
   round.strategy = strategy;
   if (strategy == "fedadam" || strategy == "fedyogi") round.server_lr = f.adam_lr;

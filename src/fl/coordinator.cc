@@ -82,6 +82,16 @@ Status RoundConfig::Validate() const {
                                 "' cannot be used with DP (dp_clip_norm > 0): the noised sum "
                                 "bounds each client's influence only for the mean");
   }
+  if (secure_aggregation && options.aggregator != AggregatorKind::kWeightedMean) {
+    return InvalidArgumentError("round config: aggregator '" + aggregator +
+                                "' cannot be used with secure aggregation: the server sees only "
+                                "the sum, never one update");
+  }
+  if (secure_aggregation && dp_enabled()) {
+    return InvalidArgumentError(
+        "round config: secure aggregation with central DP (dp_clip_norm > 0) is not supported: "
+        "the clipping would have to happen on the clients");
+  }
   if (codec != "none" && codec != "int8" && codec != "topk") {
     return InvalidArgumentError("round config: codec '" + codec +
                                 "' is unknown; use none, int8 or topk");
@@ -163,6 +173,7 @@ std::map<std::string, std::string> RoundConfig::ClientConfig() const {
   if (codec == "int8") out["int8_chunk_size"] = std::to_string(int8_chunk_size);
   if (codec == "topk") out["topk_fraction"] = FormatDouble(topk_fraction);
   if (max_l2_norm > 0.0) out["max_l2_norm"] = FormatDouble(max_l2_norm);
+  if (secure_aggregation) out["secure_aggregation"] = "1";
   return out;
 }
 
@@ -254,6 +265,7 @@ Result<RoundPlan> Coordinator::StartRound(int64_t now_ms, std::span<const std::s
   deadline_ms_ = now_ms + config_.deadline_ms;
   selected_ = std::set<std::string>(pool.begin(), pool.end());
   accepted_.clear();
+  secure_.reset();
   rejections_ = RoundRejections();
   bytes_received_ = 0;
   bytes_accepted_ = 0;
@@ -272,6 +284,11 @@ Status Coordinator::Submit(ModelUpdate update, int64_t wire_bytes, int64_t now_m
     return FailedPreconditionError("coordinator: no round is open (update from client '" +
                                    update.client_id + "' for round " +
                                    std::to_string(update.round_id) + ")");
+  }
+  if (config_.secure_aggregation) {
+    return FailedPreconditionError("coordinator: round " + std::to_string(round_id_) +
+                                   " uses secure aggregation; client '" + update.client_id +
+                                   "' must send a masked input, not an update");
   }
   bytes_received_ += std::max<int64_t>(0, wire_bytes);
   if (now_ms > deadline_ms_) {
@@ -307,7 +324,7 @@ Status Coordinator::Submit(ModelUpdate update, int64_t wire_bytes, int64_t now_m
 
 bool Coordinator::ShouldClose(int64_t now_ms) const {
   return round_open_ && (static_cast<int64_t>(accepted_.size()) >= config_.clients_per_round ||
-                         now_ms > deadline_ms_);
+                         secure_.has_value() || now_ms > deadline_ms_);
 }
 
 bool Coordinator::IsSelected(const std::string& client_id) const {
@@ -335,8 +352,66 @@ std::optional<double> Coordinator::epsilon() const {
   return accountant_->Epsilon(config_.dp_delta);
 }
 
+Status Coordinator::SubmitSecureAggregate(SecureAggregate aggregate, int64_t now_ms) {
+  if (!round_open_) return FailedPreconditionError("coordinator: no round is open");
+  if (!config_.secure_aggregation) {
+    return FailedPreconditionError("coordinator: round " + std::to_string(round_id_) +
+                                   " does not use secure aggregation");
+  }
+  if (secure_.has_value()) {
+    return FailedPreconditionError("coordinator: round " + std::to_string(round_id_) +
+                                   " already has its secure aggregate");
+  }
+  if (static_cast<int64_t>(aggregate.weighted_delta_sum.size()) != num_elements_) {
+    return InvalidArgumentError("coordinator: secure aggregate has " +
+                                std::to_string(aggregate.weighted_delta_sum.size()) +
+                                " values, the model " + std::to_string(num_elements_));
+  }
+  for (size_t i = 0; i < aggregate.weighted_delta_sum.size(); ++i) {
+    if (!std::isfinite(aggregate.weighted_delta_sum[i])) {
+      return InvalidArgumentError("coordinator: secure aggregate value " + std::to_string(i) +
+                                  " is not finite");
+    }
+  }
+  if (!(aggregate.total_examples > 0.0) || !std::isfinite(aggregate.total_examples)) {
+    return InvalidArgumentError("coordinator: secure aggregate's example total must be positive");
+  }
+  std::set<std::string> seen;
+  for (const std::string& id : aggregate.participants) {
+    if (!selected_.contains(id)) {
+      return InvalidArgumentError("coordinator: secure aggregate names client '" + id +
+                                  "', not selected for round " + std::to_string(round_id_));
+    }
+    if (!seen.insert(id).second) {
+      return InvalidArgumentError("coordinator: secure aggregate names client '" + id +
+                                  "' twice");
+    }
+  }
+  bytes_received_ += std::max<int64_t>(0, aggregate.wire_bytes);
+  if (now_ms > deadline_ms_) {
+    rejections_.late += static_cast<int64_t>(aggregate.participants.size());
+    return DeadlineExceededError("coordinator: round " + std::to_string(round_id_) +
+                                 "'s secure aggregate arrived " +
+                                 std::to_string(now_ms - deadline_ms_) + " ms after its deadline");
+  }
+  bytes_accepted_ += std::max<int64_t>(0, aggregate.wire_bytes);
+  secure_ = std::move(aggregate);
+  return Status::Ok();
+}
+
 Result<std::vector<float>> Coordinator::ComputeNextWeights(GaussianSampler& sampler,
                                                            int64_t* dp_clipped) {
+  if (secure_.has_value()) {
+    // The weighted mean, as WeightedMean computes it from individual updates.
+    ModelUpdate mean;
+    mean.client_id = "secure-aggregate";
+    mean.round_id = round_id_;
+    mean.num_examples = 1;
+    mean.delta = secure_->weighted_delta_sum;
+    const double inverse = 1.0 / secure_->total_examples;
+    for (float& value : mean.delta) value = static_cast<float>(value * inverse);
+    return strategy_->Apply(global_, std::span<const ModelUpdate>(&mean, 1));
+  }
   if (!config_.dp_enabled()) return strategy_->Apply(global_, accepted_);
   std::vector<std::vector<float>> deltas;
   deltas.reserve(accepted_.size());
@@ -366,7 +441,9 @@ Result<RoundResult> Coordinator::Close(int64_t now_ms) {
   result.deadline_ms = deadline_ms_;
   result.closed_ms = now_ms;
   result.selected = static_cast<int64_t>(selected_.size());
-  result.participants = static_cast<int64_t>(accepted_.size());
+  result.participants = secure_.has_value()
+                            ? static_cast<int64_t>(secure_->participants.size())
+                            : static_cast<int64_t>(accepted_.size());
   result.target = config_.clients_per_round;
   result.min_reports = config_.MinReports();
   result.rejections = rejections_;
@@ -377,6 +454,8 @@ Result<RoundResult> Coordinator::Close(int64_t now_ms) {
     result.examples += update.num_examples;
     norm_sum += L2Norm(update.delta);
   }
+  // A secure round knows only the sum: examples in all, no update norms.
+  if (secure_.has_value()) result.examples = std::llround(secure_->total_examples);
   result.dense_bytes_accepted = result.participants * num_elements_ * 4;
   if (result.participants > 0) result.mean_update_norm = norm_sum / result.participants;
 
@@ -415,6 +494,7 @@ Result<RoundResult> Coordinator::Close(int64_t now_ms) {
   round_open_ = false;
   selected_.clear();
   accepted_.clear();
+  secure_.reset();
   history_.push_back(result);
   return result;
 }

@@ -126,6 +126,12 @@ struct RoundConfig {
   // topk: fraction of the elements each client sends. Default: 0.01; in (0, 1].
   double topk_fraction = 0.01;
 
+  // --- Secure aggregation ---
+  // The round is summed by secure aggregation (secagg.h): the server gets only the
+  // example-weighted sum of the participants' deltas (SubmitSecureAggregate), never one update.
+  // Requires aggregator "weighted_mean" (the robust ones need individual updates) and no
+  // central DP (noise on a secure sum needs clipping on the clients: not built). Default: false.
+  bool secure_aggregation = false;
   // --- Validation ---
   // Largest accepted L2 norm of a delta; 0 means no bound (ValidatorOptions). Default: 0; >= 0.
   double max_l2_norm = 0.0;
@@ -205,6 +211,19 @@ struct RoundResult {
   int64_t dp_clipped = 0;
 };
 
+// The unmasked outcome of a secure-aggregation round (secagg.h): what the server learns instead
+// of the individual updates.
+struct SecureAggregate {
+  // The clients whose masked inputs were summed.
+  std::vector<std::string> participants;
+  // sum over the participants of num_examples x delta (the layout's element count).
+  std::vector<float> weighted_delta_sum;
+  // sum over the participants of num_examples; > 0.
+  double total_examples = 0;
+  // Bytes of every secure-aggregation message of the round the server received.
+  int64_t wire_bytes = 0;
+};
+
 // A snapshot of the open round for progress displays.
 struct RoundProgress {
   bool open = false;
@@ -239,6 +258,16 @@ class Coordinator {
   // selected), kResourceExhausted (target already reached), or UpdateValidator::Check's codes.
   // kFailedPrecondition (not counted) when no round is open.
   Status Submit(ModelUpdate update, int64_t wire_bytes, int64_t now_ms);
+
+  // Offers the round's secure aggregate, in a round of a config with secure_aggregation (which
+  // takes no individual updates: Submit answers kFailedPrecondition there). The round then
+  // counts the aggregate's participants as its accepted updates and Close applies their
+  // weighted mean through the strategy. kFailedPrecondition when no round is open, the config
+  // does not use secure aggregation or the round already has its aggregate; kDeadlineExceeded
+  // after the deadline (counted late, one per participant); kInvalidArgument (nothing counted)
+  // for a sum of the wrong size or with a NaN/Inf, a non-positive example total, a participant
+  // named twice, or a participant not selected for the round (named).
+  Status SubmitSecureAggregate(SecureAggregate aggregate, int64_t now_ms);
 
   // True when the open round should be closed: the target is reached or the deadline passed.
   bool ShouldClose(int64_t now_ms) const;
@@ -288,6 +317,7 @@ class Coordinator {
   int64_t deadline_ms_ = 0;
   std::set<std::string> selected_;
   std::vector<ModelUpdate> accepted_;
+  std::optional<SecureAggregate> secure_;  // a secure round's aggregate, once offered
   RoundRejections rejections_;
   int64_t bytes_received_ = 0;
   int64_t bytes_accepted_ = 0;

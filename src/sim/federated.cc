@@ -14,6 +14,7 @@
 
 #include "hml/clock.h"
 #include "hml/sdk/platform.h"
+#include "src/fl/secagg.h"
 #include "src/fl/update_wire.h"
 #include "src/runtime/train/trainer.h"
 #include "src/sdk/fl/local_training.h"
@@ -58,9 +59,73 @@ Result<double> Score(runtime::Trainer& trainer, const data::Dataset& dataset) {
 // What one client sends in a round, or why it sends nothing.
 struct ClientOutcome {
   std::string bytes;
+  fl::ModelUpdate update;  // kept instead of bytes in a secure-aggregation round
   double loss = 0.0;
   Status status;
 };
+
+// The secure-aggregation path of one round (see federated.h): every selected client takes part
+// in the secure round, the ones not in `survivors` drop after sharing their keys.
+Status SecureRound(const fl::RoundPlan& plan, const std::vector<std::string>& survivors,
+                   const std::vector<ClientOutcome>& outcomes, const FederatedSimOptions& options,
+                   int64_t num_elements, int64_t now_ms, fl::Coordinator& coordinator,
+                   FederatedRoundRecord* record) {
+  constexpr double kWeightScale = 1024.0;  // public: inputs carry n_k / kWeightScale
+  const int n = static_cast<int>(plan.selected.size());
+  const size_t length = static_cast<size_t>(num_elements) + 1;
+  fl::SecAggConfig config;
+  config.num_clients = n;
+  config.vector_length = length;
+  config.threshold = std::max(n / 2 + 1, static_cast<int>(std::ceil(
+                                             options.secagg_threshold_fraction * n - 1e-9)));
+  config.threshold = std::min(std::max(config.threshold, 2), n);
+  fl::FixedPointOptions fixed;
+  fixed.max_abs = kSecAggMaxAbs;
+  // The largest scale whose sum of n inputs cannot overflow (FixedPointOptions::Validate).
+  fixed.scale = std::floor((2147483647.0 / n - 0.5) / kSecAggMaxAbs) / 2;
+  HML_RETURN_IF_ERROR(fixed.Validate(n));
+  std::map<std::string, size_t> outcome_of;
+  for (size_t k = 0; k < survivors.size(); ++k) outcome_of[survivors[k]] = k;
+  std::vector<std::vector<uint32_t>> inputs(static_cast<size_t>(n));
+  std::vector<int> dropped;
+  std::vector<float> values(length);
+  for (int i = 0; i < n; ++i) {
+    const auto it = outcome_of.find(plan.selected[static_cast<size_t>(i)]);
+    if (it == outcome_of.end()) {
+      inputs[static_cast<size_t>(i)].assign(length, 0);
+      dropped.push_back(i + 1);  // secagg ids are 1..n
+      continue;
+    }
+    const fl::ModelUpdate& u = outcomes[it->second].update;
+    const double weight = static_cast<double>(u.num_examples) / kWeightScale;
+    for (size_t j = 0; j + 1 < length; ++j) {
+      values[j] = static_cast<float>(
+          std::clamp(weight * u.delta[j], -kSecAggMaxAbs, kSecAggMaxAbs));
+    }
+    values[length - 1] = static_cast<float>(std::min(weight, kSecAggMaxAbs));
+    HML_ASSIGN_OR_RETURN(inputs[static_cast<size_t>(i)], fl::EncodeFixedPoint(values, fixed));
+  }
+  fl::SecAggTimings timings;
+  Result<std::vector<uint32_t>> sum = fl::RunSecAggRound(config, inputs, {}, dropped, &timings);
+  record->secagg_server_seconds = timings.server_seconds;
+  record->secagg_client_seconds = timings.client_seconds;
+  // Below the threshold the secure round aborts: no sum, so the round will be abandoned.
+  if (!sum.ok() && sum.status().code() == StatusCode::kAborted) return Status::Ok();
+  HML_RETURN_IF_ERROR(sum.status());
+  const std::vector<float> decoded = fl::DecodeFixedPoint(*sum, fixed);
+  fl::SecureAggregate aggregate;
+  aggregate.participants = survivors;
+  aggregate.weighted_delta_sum.resize(length - 1);
+  for (size_t j = 0; j + 1 < length; ++j) {
+    aggregate.weighted_delta_sum[j] = static_cast<float>(decoded[j] * kWeightScale);
+  }
+  aggregate.total_examples = decoded[length - 1] * kWeightScale;
+  aggregate.wire_bytes = static_cast<int64_t>(survivors.size() * length * sizeof(uint32_t)) +
+                         int64_t{n} * 32;
+  // An aggregate the coordinator refuses is counted in the round's result.
+  (void)coordinator.SubmitSecureAggregate(std::move(aggregate), now_ms);
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -76,6 +141,10 @@ Status FederatedSimOptions::Validate() const {
   if (!(dropout_rate >= 0.0 && dropout_rate < 1.0)) {
     return InvalidArgumentError("dropout_rate must be in [0, 1), got " +
                                 std::to_string(dropout_rate));
+  }
+  if (!(secagg_threshold_fraction > 0.5 && secagg_threshold_fraction <= 1.0)) {
+    return InvalidArgumentError("secagg_threshold_fraction must be in (0.5, 1], got " +
+                                std::to_string(secagg_threshold_fraction));
   }
   if (!(client_momentum >= 0.0f && client_momentum < 1.0f)) {
     return InvalidArgumentError("client_momentum must be in [0, 1), got " +
@@ -172,6 +241,10 @@ Result<FederatedSimResult> RunFederatedSimulation(const runtime::Graph& model,
         trained->update.client_id = survivors[k];
         trained->update.round_id = plan.round_id;
         out.loss = trained->mean_loss;
+        if (options.round.secure_aggregation) {
+          out.update = std::move(trained->update);
+          continue;
+        }
         fl::WireEncodeOptions encode;
         encode.codec = codec;
         encode.int8_chunk_size = static_cast<uint32_t>(options.round.int8_chunk_size);
@@ -195,19 +268,25 @@ Result<FederatedSimResult> RunFederatedSimulation(const runtime::Graph& model,
     work(*trainers[0]);
     for (std::thread& w : workers) w.join();
 
-    // The server side: decode each client's bytes and offer them to the coordinator.
+    // The server side: decode each client's bytes and offer them to the coordinator, or run the
+    // secure aggregation and offer the sum.
     double loss_sum = 0.0;
     int64_t trained_clients = 0;
+    FederatedRoundRecord record;
     for (size_t k = 0; k < outcomes.size(); ++k) {
       HML_RETURN_IF_ERROR(outcomes[k].status);
       loss_sum += outcomes[k].loss;
       ++trained_clients;
+      if (options.round.secure_aggregation) continue;
       HML_ASSIGN_OR_RETURN(fl::DecodedUpdate decoded, fl::DecodeUpdate(outcomes[k].bytes));
       // A rejected update is counted in the round's result; the simulation goes on.
       (void)coordinator->Submit(std::move(decoded.update),
                                 static_cast<int64_t>(outcomes[k].bytes.size()), now_ms + 1);
     }
-    FederatedRoundRecord record;
+    if (options.round.secure_aggregation) {
+      HML_RETURN_IF_ERROR(SecureRound(plan, survivors, outcomes, options, num_elements, now_ms + 1,
+                                      *coordinator, &record));
+    }
     HML_ASSIGN_OR_RETURN(record.result, coordinator->Close(now_ms + 2));
     record.mean_local_loss =
         trained_clients > 0 ? loss_sum / static_cast<double>(trained_clients) : 0.0;

@@ -502,3 +502,99 @@ TEST(CoordinatorTest, ProgressReportsTheOpenRound) {
 
 }  // namespace
 }  // namespace hml::fl
+
+namespace hml::fl {
+namespace {
+
+TEST(CoordinatorSecureTest, TheSecureAggregateAppliesTheWeightedMeanOfItsParticipants) {
+  RoundConfig config = SmallConfig();
+  config.secure_aggregation = true;
+  config.strategy = "fedadam";
+  auto plain_config = SmallConfig();
+  plain_config.strategy = "fedadam";
+  auto secure = Make(config);
+  auto plain = Make(plain_config);
+  ASSERT_TRUE(secure && plain);
+  EXPECT_EQ(config.ClientConfig().at("secure_aggregation"), "1");
+  for (int64_t round = 1; round <= 2; ++round) {
+    auto sp = secure->StartRound(round * 10, Ids(6));
+    auto pp = plain->StartRound(round * 10, Ids(6));
+    ASSERT_TRUE(sp.ok() && pp.ok());
+    ASSERT_EQ(sp->selected, pp->selected);
+    // Updates go to the plain coordinator one by one; the secure one gets only their sum.
+    SecureAggregate aggregate;
+    aggregate.weighted_delta_sum.assign(6, 0.0f);
+    for (int i = 0; i < 3; ++i) {
+      const ModelUpdate u = UpdateFor(sp->selected[i], round, 4 + i);
+      ASSERT_TRUE(plain->Submit(u, 10, round * 10 + 1).ok());
+      aggregate.participants.push_back(u.client_id);
+      for (size_t j = 0; j < 6; ++j) {
+        aggregate.weighted_delta_sum[j] += static_cast<float>(u.num_examples) * u.delta[j];
+      }
+      aggregate.total_examples += static_cast<double>(u.num_examples);
+    }
+    aggregate.wire_bytes = 99;
+    // Individual updates are refused in a secure round.
+    EXPECT_EQ(secure->Submit(UpdateFor(sp->selected[3], round), 1, round * 10 + 1).code(),
+              StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(secure->SubmitSecureAggregate(aggregate, round * 10 + 1).ok());
+    EXPECT_TRUE(secure->ShouldClose(round * 10 + 1));
+    EXPECT_EQ(secure->SubmitSecureAggregate(aggregate, round * 10 + 1).code(),
+              StatusCode::kFailedPrecondition);  // one aggregate per round
+    auto sr = secure->Close(round * 10 + 2);
+    auto pr = plain->Close(round * 10 + 2);
+    ASSERT_TRUE(sr.ok() && pr.ok());
+    EXPECT_EQ(sr->status, RoundStatus::kApplied);
+    EXPECT_EQ(sr->participants, 3);
+    EXPECT_EQ(sr->examples, pr->examples);
+    EXPECT_EQ(sr->bytes_received, 99);
+    for (size_t j = 0; j < 6; ++j) {
+      EXPECT_NEAR(secure->global_weights()[j], plain->global_weights()[j], 1e-6) << j;
+    }
+  }
+}
+
+TEST(CoordinatorSecureTest, BadAggregatesAndConfigsAreRefused) {
+  RoundConfig config = SmallConfig();
+  config.secure_aggregation = true;
+  auto c = Make(config);
+  auto plan = c->StartRound(0, Ids(6));
+  ASSERT_TRUE(plan.ok());
+  SecureAggregate bad;
+  bad.participants = {plan->selected[0]};
+  bad.weighted_delta_sum.assign(5, 0.0f);
+  bad.total_examples = 1;
+  EXPECT_EQ(c->SubmitSecureAggregate(bad, 1).code(), StatusCode::kInvalidArgument);  // size
+  bad.weighted_delta_sum.assign(6, 0.0f);
+  bad.participants = {"stranger"};
+  Status s = c->SubmitSecureAggregate(bad, 1);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("'stranger'"));
+  bad.participants = {plan->selected[0], plan->selected[0]};
+  EXPECT_EQ(c->SubmitSecureAggregate(bad, 1).code(), StatusCode::kInvalidArgument);
+  bad.participants = {plan->selected[0]};
+  bad.total_examples = 0;
+  EXPECT_EQ(c->SubmitSecureAggregate(bad, 1).code(), StatusCode::kInvalidArgument);
+  // One participant is below the minimum of 3: the round is abandoned, the weights stay.
+  bad.total_examples = 2;
+  bad.weighted_delta_sum.assign(6, 1.0f);
+  ASSERT_TRUE(c->SubmitSecureAggregate(bad, 1).ok());
+  auto result = c->Close(2);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->status, RoundStatus::kAbandoned);
+  EXPECT_TRUE(BitwiseEqual(c->global_weights(), kInitial));
+
+  RoundConfig robust = config;
+  robust.aggregator = "median";
+  EXPECT_EQ(robust.Validate().code(), StatusCode::kInvalidArgument);
+  RoundConfig dp = config;
+  dp.dp_clip_norm = 1.0;
+  EXPECT_EQ(dp.Validate().code(), StatusCode::kInvalidArgument);
+  RoundConfig plain = SmallConfig();
+  auto p = Make(plain);
+  ASSERT_TRUE(p->StartRound(0, Ids(6)).ok());
+  EXPECT_EQ(p->SubmitSecureAggregate(bad, 1).code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace hml::fl

@@ -108,6 +108,44 @@ TEST(FederatedSimulationTest, DropoutsBelowTheMinimumAbandonRoundsWithoutChangin
   EXPECT_GT(abandoned, 0);
 }
 
+TEST(FederatedSimulationTest, SecureAggregationMatchesThePlainRoundAndAbortsBelowTheThreshold) {
+  const auto train = testing::Blobs(600, 1);
+  const auto test = testing::Blobs(300, 2);
+  const std::vector<FederatedClient> clients = SkewedClients(train);
+  FederatedSimOptions plain = Options();
+  plain.rounds = 3;
+  FederatedSimOptions secure = plain;
+  secure.round.secure_aggregation = true;
+  auto p = RunFederatedSimulation(testing::LinearClassifierGraph(), clients, *test, plain);
+  auto s = RunFederatedSimulation(testing::LinearClassifierGraph(), clients, *test, secure);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  for (size_t r = 0; r < s->rounds.size(); ++r) {
+    EXPECT_EQ(s->rounds[r].result.status, fl::RoundStatus::kApplied);
+    EXPECT_EQ(s->rounds[r].result.participants, 4);
+    EXPECT_GT(s->rounds[r].secagg_server_seconds, 0.0);
+  }
+  // The same weighted mean up to the fixed-point encoding.
+  ASSERT_EQ(s->final_weights.size(), p->final_weights.size());
+  for (size_t i = 0; i < p->final_weights.size(); ++i) {
+    EXPECT_NEAR(s->final_weights[i], p->final_weights[i], 1e-4) << i;
+  }
+  // Half of the 4 clients drop: 2 survivors are below the threshold of 3, every round aborts.
+  FederatedSimOptions dropping = secure;
+  dropping.round.min_report_fraction = 0.25;
+  dropping.dropout_rate = 0.5;
+  dropping.rounds = 4;
+  auto d = RunFederatedSimulation(testing::LinearClassifierGraph(), clients, *test, dropping);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  for (const FederatedRoundRecord& rec : d->rounds) {
+    if (rec.result.status == fl::RoundStatus::kAbandoned) {
+      EXPECT_EQ(rec.result.participants, 0);  // no sum: the server learned nothing
+    } else {
+      EXPECT_GE(rec.result.participants, 3);
+    }
+  }
+}
+
 TEST(FederatedSimulationTest, RejectsBadInput) {
   const auto test = testing::Blobs(30, 2);
   EXPECT_EQ(RunFederatedSimulation(testing::LinearClassifierGraph(), {}, *test, Options())

@@ -164,6 +164,11 @@ Status FederatedTasks::AddTask(const FederatedTaskSpec& spec) {
     return AlreadyExistsError("federated task '" + spec.name + "' exists already");
   }
   const std::string where = "federated task '" + spec.name + "'";
+  if (spec.round.secure_aggregation) {
+    return UnimplementedError(where + ": secure aggregation is not yet run by the service (its "
+                              "key, share and unmasking exchanges have no RPCs); the "
+                              "simulation runs it (src/sim/federated.h)");
+  }
   HML_ASSIGN_OR_RETURN(std::vector<ModelSummary> models,
                        Registry::ListDir(*options_.env, options_.registry_dir));
   const ModelSummary* summary = nullptr;
