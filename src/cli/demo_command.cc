@@ -48,6 +48,7 @@
 #include "src/runtime/onnx_io.h"
 #include "src/runtime/train/trainer.h"
 #include "src/server/fl/federated_tasks.h"
+#include "src/server/fl/task_file.h"
 #include "src/server/ingest/ingest_keys.h"
 #include "src/server/ingest/ingest_store.h"
 #include "src/server/metrics/metrics.h"
@@ -240,7 +241,17 @@ Result<nlohmann::json> RunFederatedPhase(const DemoFlags& f, const std::string& 
   spec.gather_ms = 2000;
   spec.max_rounds = f.fl_rounds;
   for (const runtime::ParameterInfo& p : trainable->parameters()) spec.parameters.push_back(p.name);
-  HML_RETURN_IF_ERROR(tasks->AddTask(spec));
+  // Registered as a user would (`hybridml fl start`), then picked up by the server.
+  const std::string task_file = w + "/fl_task.json";
+  HML_RETURN_IF_ERROR(DefaultEnv()->WriteFileAtomic(task_file, server::TaskSpecToJson(spec)));
+  HML_RETURN_IF_ERROR(RunStep("7/7 federated learning: register the task",
+                              {"fl", "start", "--registry", registry, "--task", task_file}));
+  std::vector<std::string> task_errors;
+  const std::vector<std::string> added = tasks->AddTasksFromRegistry(&task_errors);
+  if (added.size() != 1 || added[0] != spec.name) {
+    return InternalError("the server did not pick up task '" + spec.name + "'" +
+                         (task_errors.empty() ? "" : ": " + task_errors.front()));
+  }
 
   sim::FederatedFleetOptions options;
   options.registry_dir = registry;
@@ -263,6 +274,8 @@ Result<nlohmann::json> RunFederatedPhase(const DemoFlags& f, const std::string& 
               f.devices, model.c_str(), static_cast<long long>(split.validation->size()),
               f.fl_alpha, f.fl_rounds);
   HML_ASSIGN_OR_RETURN(sim::FederatedFleetReport report, sim::RunFederatedFleet(options));
+  HML_RETURN_IF_ERROR(RunStep("7/7 federated learning: the task's status",
+                              {"fl", "status", "--registry", registry}));
 
   // Accuracy on the held-out test set: the model devices started from, and the version they
   // installed over the air at the end.
