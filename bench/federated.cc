@@ -25,8 +25,8 @@
 //
 // Usage: federated [--clients 10] [--per-round 10] [--rounds 100] [--alpha 0.3]
 //                  [--local-steps 50] [--batch 32] [--lr 0.02] [--momentum 0.9]
-//                  [--prox-mu 0.01] [--adam-lr 0.05] [--min-samples 10] [--runs
-//                  central,fedavg,fedprox,fedadam,fedavg-int8]
+//                  [--prox-mu 0.01] [--adam-lr 0.05] [--adam-tau 1e-3] [--adam-beta1 0.9]
+//                  [--min-samples 10] [--runs central,fedavg,fedprox,fedadam,fedavg-int8]
 //                  [--threads 2] [--eval-every 1] [--print-every 10] [--seed 1]
 //                  [--data DIR] [--json PATH] [--name NAME]
 // JSON goes to bench/results/federated[-NAME].json.
@@ -69,6 +69,8 @@ struct Flags {
   float momentum = 0.9f;
   double prox_mu = 0.01;
   double adam_lr = 0.05;
+  double adam_tau = 1e-3;
+  double adam_beta1 = 0.9;
   int64_t min_samples = 10;
   std::vector<std::string> runs = {"central", "fedavg", "fedprox", "fedadam", "fedavg-int8"};
   int threads = 2;
@@ -117,6 +119,10 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->prox_mu = std::atof(v.c_str());
     else if (arg == "--adam-lr")
       f->adam_lr = std::atof(v.c_str());
+    else if (arg == "--adam-tau")
+      f->adam_tau = std::atof(v.c_str());
+    else if (arg == "--adam-beta1")
+      f->adam_beta1 = std::atof(v.c_str());
     else if (arg == "--min-samples")
       f->min_samples = std::atoll(v.c_str());
     else if (arg == "--runs")
@@ -296,7 +302,11 @@ Result<RunResult> RunFederated(const std::string& name, const hml::runtime::Grap
     round.secure_aggregation = true;
   }
   round.strategy = strategy;
-  if (strategy == "fedadam" || strategy == "fedyogi") round.server_lr = f.adam_lr;
+  if (strategy == "fedadam" || strategy == "fedyogi") {
+    round.server_lr = f.adam_lr;
+    round.tau = f.adam_tau;
+    round.beta1 = f.adam_beta1;
+  }
   options.client_momentum = f.momentum;
   options.rounds = f.rounds;
   options.threads = f.threads;
@@ -493,7 +503,7 @@ int Main(int argc, char** argv) {
                    {"lr", f.lr},
                    {"momentum", f.momentum},
                    {"prox_mu", f.prox_mu},
-                   {"adam_lr", f.adam_lr},
+                   {"adam_lr", f.adam_lr}, {"adam_tau", f.adam_tau}, {"adam_beta1", f.adam_beta1},
                    {"threads", f.threads},
                    {"seed", f.seed},
                    {"client_samples_min", smallest},
