@@ -311,12 +311,7 @@ void DeliverJoin(const std::shared_ptr<Impl>& impl, sdk::CallId id,
       options.federated->Join(message.task(), options.device_id, impl->clock->WallMicros() / 1000);
   if (!joined.ok()) return SendError(impl, id, joined.status(), what);
   hybridml::v1::JoinRoundResponse response;
-  if (joined->round_id > 0) {
-    response.set_round_id(std::to_string(joined->round_id));
-    response.set_deadline_ms(joined->deadline_ms);
-    response.mutable_config()->insert(joined->config.begin(), joined->config.end());
-  }
-  response.set_model_version(std::to_string(joined->model_version));
+  server::FillJoinRoundResponse(*joined, &response);
   Reply(impl, id, response, &sdk::DecodeJoinRoundAnswer, what);
 }
 

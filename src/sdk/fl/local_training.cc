@@ -89,10 +89,13 @@ Result<LocalTrainingResult> TrainLocally(runtime::Trainer& trainer, const data::
   }
 
   int64_t batch = std::min(config.batch_size, data.size());
-  while (trainer.EstimateMemoryBytes(batch) > budget.max_memory_bytes && batch > 1) batch /= 2;
-  if (trainer.EstimateMemoryBytes(batch) > budget.max_memory_bytes) {
-    return ResourceExhaustedError("local training needs " +
-                                  std::to_string(trainer.EstimateMemoryBytes(1)) +
+  int64_t needed = trainer.EstimateMemoryBytes(batch);
+  while (needed > budget.max_memory_bytes && batch > 1) {
+    batch /= 2;
+    needed = trainer.EstimateMemoryBytes(batch);
+  }
+  if (needed > budget.max_memory_bytes) {
+    return ResourceExhaustedError("local training needs " + std::to_string(needed) +
                                   " bytes even with a batch of 1; the memory budget is " +
                                   std::to_string(budget.max_memory_bytes));
   }

@@ -221,6 +221,25 @@ struct TypedCall final : Call, grpc::ClientBidiReactor<Request, Response> {
   Callback done;
 };
 
+// Builds the state of one call of `method` and starts it: `encode(request)` fills the request
+// (and says whether it could) unless `refusal`, the call's own validation, refuses it already.
+template <typename Request, typename Response, typename Answer, typename Encode>
+CallId StartTypedCall(GrpcTransport::Impl& impl, std::string method, std::string what,
+                      Result<Answer> (*decode)(Response&),
+                      std::function<void(Result<Answer>, const CallStats&)> done, Status refusal,
+                      int64_t deadline_nanos, Encode encode) {
+  auto state = std::make_shared<TypedCall<Request, Response, Answer>>();
+  state->method = std::move(method);
+  state->what = std::move(what);
+  state->decode = decode;
+  state->done = std::move(done);
+  if (refusal.ok()) {
+    refusal = encode(state->request);
+    state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
+  }
+  return impl.Start(std::move(state), std::move(refusal), deadline_nanos);
+}
+
 Result<UploadAnswer> DecodeUpload(v1::UploadBatchResponse& response) {
   UploadAnswer answer;
   answer.duplicate = response.duplicate();
@@ -412,79 +431,54 @@ bool GrpcTransport::Cancel(CallId id) {
 }
 
 CallId GrpcTransport::Infer(InferCall call, InferCallback done) {
-  using Infer = TypedCall<inference::ModelInferRequest, inference::ModelInferResponse, InferAnswer>;
-  auto state = std::make_shared<Infer>();
-  state->method = "/inference.GRPCInferenceService/ModelInfer";
-  state->what = "model '" + call.model + "' at " + impl_->options.target;
-  state->decode = &DecodeInferAnswer;
-  state->done = std::move(done);
-  Status refusal = ValidateInferCall(call);
-  if (refusal.ok()) {
-    refusal = EncodeInferCall(call, &state->request);
-    state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
-  }
-  return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
+  return StartTypedCall<inference::ModelInferRequest, inference::ModelInferResponse>(
+      *impl_, "/inference.GRPCInferenceService/ModelInfer",
+      "model '" + call.model + "' at " + impl_->options.target, &DecodeInferAnswer,
+      std::move(done), ValidateInferCall(call), call.deadline_nanos,
+      [&](inference::ModelInferRequest& request) { return EncodeInferCall(call, &request); });
 }
 
 CallId GrpcTransport::Upload(UploadCall call, UploadCallback done) {
-  using Upload = TypedCall<v1::UploadBatchRequest, v1::UploadBatchResponse, UploadAnswer>;
-  auto state = std::make_shared<Upload>();
-  state->method = "/hybridml.v1.Ingest/UploadBatch";
-  state->what = "upload '" + call.idempotency_key + "' to " + impl_->options.target;
-  state->decode = &DecodeUpload;
-  state->done = std::move(done);
-  Status refusal = ValidateUploadCall(call);
-  if (refusal.ok()) {
-    EncodeUploadCall(call, &state->request);
-    state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
-  }
-  return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
+  return StartTypedCall<v1::UploadBatchRequest, v1::UploadBatchResponse>(
+      *impl_, "/hybridml.v1.Ingest/UploadBatch",
+      "upload '" + call.idempotency_key + "' to " + impl_->options.target, &DecodeUpload,
+      std::move(done), ValidateUploadCall(call), call.deadline_nanos,
+      [&](v1::UploadBatchRequest& request) {
+        EncodeUploadCall(call, &request);
+        return Status::Ok();
+      });
 }
 
 CallId GrpcTransport::ReportTelemetry(TelemetryCall call, TelemetryCallback done) {
-  using Report = TypedCall<v1::TelemetryReport, v1::TelemetryAck, TelemetryAnswer>;
-  auto state = std::make_shared<Report>();
-  state->method = "/hybridml.v1.Telemetry/Report";
-  state->what = "telemetry to " + impl_->options.target;
-  state->decode = &DecodeTelemetry;
-  state->done = std::move(done);
-  Status refusal = ValidateTelemetryCall(call);
-  if (refusal.ok()) {
-    EncodeTelemetryCall(call, &state->request);
-    state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
-  }
-  return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
+  return StartTypedCall<v1::TelemetryReport, v1::TelemetryAck>(
+      *impl_, "/hybridml.v1.Telemetry/Report", "telemetry to " + impl_->options.target,
+      &DecodeTelemetry, std::move(done), ValidateTelemetryCall(call), call.deadline_nanos,
+      [&](v1::TelemetryReport& request) {
+        EncodeTelemetryCall(call, &request);
+        return Status::Ok();
+      });
 }
 
 CallId GrpcTransport::JoinRound(JoinRoundCall call, JoinRoundCallback done) {
-  using Join = TypedCall<v1::JoinRoundRequest, v1::JoinRoundResponse, JoinRoundAnswer>;
-  auto state = std::make_shared<Join>();
-  state->method = "/hybridml.v1.FederatedLearning/JoinRound";
-  state->what = "join round of task '" + call.task + "' at " + impl_->options.target;
-  state->decode = &DecodeJoinRoundAnswer;
-  state->done = std::move(done);
-  Status refusal = ValidateJoinRoundCall(call);
-  if (refusal.ok()) {
-    EncodeJoinRoundCall(call, &state->request);
-    state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
-  }
-  return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
+  return StartTypedCall<v1::JoinRoundRequest, v1::JoinRoundResponse>(
+      *impl_, "/hybridml.v1.FederatedLearning/JoinRound",
+      "join round of task '" + call.task + "' at " + impl_->options.target, &DecodeJoinRoundAnswer,
+      std::move(done), ValidateJoinRoundCall(call), call.deadline_nanos,
+      [&](v1::JoinRoundRequest& request) {
+        EncodeJoinRoundCall(call, &request);
+        return Status::Ok();
+      });
 }
 
 CallId GrpcTransport::SubmitUpdate(SubmitUpdateCall call, SubmitUpdateCallback done) {
-  using Submit = TypedCall<v1::SubmitUpdateRequest, v1::SubmitUpdateResponse, SubmitUpdateAnswer>;
-  auto state = std::make_shared<Submit>();
-  state->method = "/hybridml.v1.FederatedLearning/SubmitUpdate";
-  state->what =
-      "update of task '" + call.task + "' round " + call.round_id + " at " + impl_->options.target;
-  state->decode = &DecodeSubmitUpdateAnswer;
-  state->done = std::move(done);
-  Status refusal = ValidateSubmitUpdateCall(call);
-  if (refusal.ok()) {
-    EncodeSubmitUpdateCall(call, &state->request);
-    state->request_bytes = static_cast<int64_t>(state->request.ByteSizeLong());
-  }
-  return impl_->Start(std::move(state), std::move(refusal), call.deadline_nanos);
+  return StartTypedCall<v1::SubmitUpdateRequest, v1::SubmitUpdateResponse>(
+      *impl_, "/hybridml.v1.FederatedLearning/SubmitUpdate",
+      "update of task '" + call.task + "' round " + call.round_id + " at " + impl_->options.target,
+      &DecodeSubmitUpdateAnswer, std::move(done), ValidateSubmitUpdateCall(call),
+      call.deadline_nanos, [&](v1::SubmitUpdateRequest& request) {
+        EncodeSubmitUpdateCall(call, &request);
+        return Status::Ok();
+      });
 }
 
 Result<DeviceCredentials> EnrollDevice(const GrpcTransportOptions& options,

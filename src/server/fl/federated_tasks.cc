@@ -11,6 +11,7 @@
 
 #include "hml/logging.h"
 #include "hml/runtime/model.h"
+#include "proto/hybridml_device.pb.h"
 #include "src/base/file_util.h"
 #include "src/data/dataset.h"
 #include "src/data/evaluate.h"
@@ -539,6 +540,15 @@ Result<std::vector<fl::RoundResult>> FederatedTasks::History(const std::string& 
   if (task == nullptr) return NotFoundError("federated task '" + name + "' does not exist");
   std::lock_guard<std::mutex> lock(task->mu);
   return task->coordinator->history();
+}
+
+void FillJoinRoundResponse(const JoinAnswer& answer, hybridml::v1::JoinRoundResponse* response) {
+  if (answer.round_id > 0) {
+    response->set_round_id(std::to_string(answer.round_id));
+    response->set_deadline_ms(answer.deadline_ms);
+    response->mutable_config()->insert(answer.config.begin(), answer.config.end());
+  }
+  response->set_model_version(std::to_string(answer.model_version));
 }
 
 }  // namespace hml::server

@@ -53,6 +53,10 @@
 #include "hml/status.h"
 #include "src/fl/coordinator.h"
 
+namespace hybridml::v1 {
+class JoinRoundResponse;
+}  // namespace hybridml::v1
+
 namespace hml::server {
 
 struct FederatedTaskSpec {
@@ -98,6 +102,11 @@ struct JoinAnswer {
   int64_t deadline_ms = 0;
   std::map<std::string, std::string> config;
 };
+
+// `answer` as FederatedLearning.JoinRound sends it: the round id (as text), deadline and config
+// only when there is a round, the model version always. The one wire form of a join, shared by
+// the gRPC service and the in-process transport.
+void FillJoinRoundResponse(const JoinAnswer& answer, hybridml::v1::JoinRoundResponse* response);
 
 // A task's progress, for `hybridml fl status` (written to <registry>/fl/<task>/status.json).
 struct FederatedTaskStatus {

@@ -306,12 +306,7 @@ class FederatedLearningService final : public v1::FederatedLearning::Service {
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     Result<JoinAnswer> answer = options_->federated->Join(request->task(), caller->id, NowMs());
     if (!answer.ok()) return ToGrpcStatus(answer.status());
-    if (answer->round_id > 0) {
-      response->set_round_id(std::to_string(answer->round_id));
-      response->set_deadline_ms(answer->deadline_ms);
-      response->mutable_config()->insert(answer->config.begin(), answer->config.end());
-    }
-    response->set_model_version(std::to_string(answer->model_version));
+    FillJoinRoundResponse(*answer, response);
     return grpc::Status::OK;
   }
 
