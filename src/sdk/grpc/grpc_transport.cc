@@ -433,8 +433,8 @@ bool GrpcTransport::Cancel(CallId id) {
 CallId GrpcTransport::Infer(InferCall call, InferCallback done) {
   return StartTypedCall<inference::ModelInferRequest, inference::ModelInferResponse>(
       *impl_, "/inference.GRPCInferenceService/ModelInfer",
-      "model '" + call.model + "' at " + impl_->options.target, &DecodeInferAnswer,
-      std::move(done), ValidateInferCall(call), call.deadline_nanos,
+      "model '" + call.model + "' at " + impl_->options.target, &DecodeInferAnswer, std::move(done),
+      ValidateInferCall(call), call.deadline_nanos,
       [&](inference::ModelInferRequest& request) { return EncodeInferCall(call, &request); });
 }
 
