@@ -66,7 +66,127 @@ bool Contains(const std::vector<int>& sorted, int id) {
   return std::binary_search(sorted.begin(), sorted.end(), id);
 }
 
+void WipeShare(ShamirShare& share) {
+  if (!share.y.empty()) sodium_memzero(share.y.data(), share.y.size() * sizeof(uint64_t));
+}
+
+// Fixed-size little-endian fields of the round-1 plaintext.
+void PutU32(uint32_t v, uint8_t*& out) {
+  for (int b = 0; b < 4; ++b) *out++ = static_cast<uint8_t>(v >> (8 * b));
+}
+void PutU64(uint64_t v, uint8_t*& out) {
+  for (int b = 0; b < 8; ++b) *out++ = static_cast<uint8_t>(v >> (8 * b));
+}
+uint32_t GetU32(const uint8_t*& in) {
+  uint32_t v = 0;
+  for (int b = 0; b < 4; ++b) v |= static_cast<uint32_t>(*in++) << (8 * b);
+  return v;
+}
+uint64_t GetU64(const uint8_t*& in) {
+  uint64_t v = 0;
+  for (int b = 0; b < 8; ++b) v |= static_cast<uint64_t>(*in++) << (8 * b);
+  return v;
+}
+
+constexpr size_t kNonceBytes = crypto_box_NONCEBYTES;
+constexpr size_t kSealedBytes = kNonceBytes + crypto_box_MACBYTES + kSecAggSharesPlaintextBytes;
+static_assert(crypto_box_NONCEBYTES == 24);
+static_assert(crypto_box_BEFORENMBYTES == sizeof(SecAggKey));
+static_assert(crypto_box_PUBLICKEYBYTES == sizeof(SecAggKey));
+static_assert(crypto_box_SECRETKEYBYTES == sizeof(SecAggKey));
+
 }  // namespace
+
+Result<SecAggKey> SecAggBoxKey(const SecAggKey& own_encryption_secret,
+                               const SecAggKey& peer_encryption_public) {
+  HML_RETURN_IF_ERROR(SodiumReady());
+  SecAggKey key;
+  if (crypto_box_beforenm(key.data(), peer_encryption_public.data(),
+                          own_encryption_secret.data()) != 0) {
+    return InvalidArgumentError("secure aggregation: an encryption public key is a low-order point");
+  }
+  return key;
+}
+
+Result<std::vector<uint8_t>> SealSecAggShares(const SecAggKey& box_key,
+                                              const SecAggShares& shares) {
+  HML_RETURN_IF_ERROR(SodiumReady());
+  if (shares.from < 1 || shares.from > kShamirMaxShares || shares.to < 1 ||
+      shares.to > kShamirMaxShares) {
+    return InvalidArgumentError("SealSecAggShares: ids " + std::to_string(shares.from) + " -> " +
+                                std::to_string(shares.to) + " outside 1.." +
+                                std::to_string(kShamirMaxShares));
+  }
+  if (shares.self_seed_share.y.size() != kSecAggShareChunks ||
+      shares.secret_key_share.y.size() != kSecAggShareChunks) {
+    return InvalidArgumentError("SealSecAggShares: shares from " + Id(shares.from) + " to " +
+                                Id(shares.to) + " do not have " +
+                                std::to_string(kSecAggShareChunks) + " elements");
+  }
+  std::array<uint8_t, kSecAggSharesPlaintextBytes> plain;
+  uint8_t* cursor = plain.data();
+  PutU32(static_cast<uint32_t>(shares.from), cursor);
+  PutU32(static_cast<uint32_t>(shares.to), cursor);
+  for (const ShamirShare* share : {&shares.self_seed_share, &shares.secret_key_share}) {
+    PutU32(share->x, cursor);
+    for (uint64_t y : share->y) PutU64(y, cursor);
+  }
+  std::vector<uint8_t> sealed(kSealedBytes);
+  randombytes_buf(sealed.data(), kNonceBytes);
+  const int rc = crypto_box_easy_afternm(sealed.data() + kNonceBytes, plain.data(), plain.size(),
+                                         sealed.data(), box_key.data());
+  sodium_memzero(plain.data(), plain.size());
+  if (rc != 0) return InternalError("SealSecAggShares: crypto_box_easy_afternm failed");
+  return sealed;
+}
+
+Result<SecAggShares> OpenSecAggShares(const SecAggKey& box_key,
+                                      const SecAggShareMessage& message) {
+  HML_RETURN_IF_ERROR(SodiumReady());
+  const std::string what = "the share message from " + Id(message.from) + " to " + Id(message.to);
+  if (message.ciphertext.size() != kSealedBytes) {
+    return InvalidArgumentError(what + " has " + std::to_string(message.ciphertext.size()) +
+                                " bytes, expected " + std::to_string(kSealedBytes));
+  }
+  std::array<uint8_t, kSecAggSharesPlaintextBytes> plain;
+  if (crypto_box_open_easy_afternm(plain.data(), message.ciphertext.data() + kNonceBytes,
+                                   message.ciphertext.size() - kNonceBytes,
+                                   message.ciphertext.data(), box_key.data()) != 0) {
+    return InvalidArgumentError(what + " fails to authenticate (tampered, or not sealed by " +
+                                Id(message.from) + " for " + Id(message.to) + ")");
+  }
+  SecAggShares out;
+  const uint8_t* cursor = plain.data();
+  const uint32_t inner_from = GetU32(cursor);
+  const uint32_t inner_to = GetU32(cursor);
+  bool well_formed = true;
+  for (ShamirShare* share : {&out.self_seed_share, &out.secret_key_share}) {
+    share->x = GetU32(cursor);
+    share->y.resize(kSecAggShareChunks);
+    for (uint64_t& y : share->y) {
+      y = GetU64(cursor);
+      well_formed = well_formed && y < kShamirPrime;
+    }
+    well_formed = well_formed && share->x == static_cast<uint32_t>(message.to);
+  }
+  sodium_memzero(plain.data(), plain.size());
+  if (inner_from != static_cast<uint32_t>(message.from) ||
+      inner_to != static_cast<uint32_t>(message.to)) {
+    WipeShare(out.self_seed_share);
+    WipeShare(out.secret_key_share);
+    return InvalidArgumentError(what + " was sealed as a message from " +
+                                std::to_string(inner_from) + " to " + std::to_string(inner_to) +
+                                " (re-addressed in transit)");
+  }
+  if (!well_formed) {
+    WipeShare(out.self_seed_share);
+    WipeShare(out.secret_key_share);
+    return InvalidArgumentError(what + " carries shares with a wrong x coordinate or element");
+  }
+  out.from = message.from;
+  out.to = message.to;
+  return out;
+}
 
 void SecAggPrg(const SecAggKey& seed, std::span<uint32_t> out) {
   static_assert(crypto_stream_chacha20_NONCEBYTES == 8);
@@ -103,8 +223,12 @@ Result<SecAggClient> SecAggClient::Create(const SecAggConfig& config, int id) {
   }
   HML_RETURN_IF_ERROR(SodiumReady());
   SecAggClient client(config, id);
-  randombytes_buf(client.secret_key_.data(), client.secret_key_.size());
-  crypto_scalarmult_base(client.public_key_.data(), client.secret_key_.data());
+  if (crypto_box_keypair(client.public_keys_.encryption.data(),
+                         client.encryption_secret_.data()) != 0) {
+    return InternalError("SecAggClient: crypto_box_keypair failed");
+  }
+  randombytes_buf(client.masking_secret_.data(), client.masking_secret_.size());
+  crypto_scalarmult_base(client.public_keys_.masking.data(), client.masking_secret_.data());
   return client;
 }
 
@@ -112,22 +236,31 @@ SecAggClient::SecAggClient(SecAggClient&& other) noexcept
     : config_(other.config_),
       id_(other.id_),
       stage_(other.stage_),
-      secret_key_(other.secret_key_),
-      public_key_(other.public_key_),
+      public_keys_(other.public_keys_),
+      encryption_secret_(other.encryption_secret_),
+      masking_secret_(other.masking_secret_),
       self_seed_(other.self_seed_),
       peer_keys_(std::move(other.peer_keys_)),
+      box_keys_(std::move(other.box_keys_)),
       held_(std::move(other.held_)) {
-  sodium_memzero(other.secret_key_.data(), other.secret_key_.size());
-  sodium_memzero(other.self_seed_.data(), other.self_seed_.size());
+  other.Wipe();
 }
 
-SecAggClient::~SecAggClient() {
-  sodium_memzero(secret_key_.data(), secret_key_.size());
+SecAggClient::~SecAggClient() { Wipe(); }
+
+void SecAggClient::Wipe() {
+  sodium_memzero(encryption_secret_.data(), encryption_secret_.size());
+  sodium_memzero(masking_secret_.data(), masking_secret_.size());
   sodium_memzero(self_seed_.data(), self_seed_.size());
+  for (auto& [peer, key] : box_keys_) sodium_memzero(key.data(), key.size());
+  for (auto& [peer, shares] : held_) {
+    WipeShare(shares.self_seed_share);
+    WipeShare(shares.secret_key_share);
+  }
 }
 
 Result<std::vector<SecAggShareMessage>> SecAggClient::ShareKeys(
-    const std::map<int, SecAggKey>& public_keys) {
+    const std::map<int, SecAggPublicKeys>& public_keys) {
   if (stage_ != Stage::kKeys) {
     return FailedPreconditionError(Id(id_) + ": ShareKeys called twice");
   }
@@ -137,34 +270,85 @@ Result<std::vector<SecAggShareMessage>> SecAggClient::ShareKeys(
                         std::to_string(config_.threshold));
   }
   auto own = public_keys.find(id_);
-  if (own == public_keys.end() || own->second != public_key_) {
-    return InvalidArgumentError(Id(id_) + ": its own public key is missing or altered");
+  if (own == public_keys.end() || own->second.encryption != public_keys_.encryption ||
+      own->second.masking != public_keys_.masking) {
+    return InvalidArgumentError(Id(id_) + ": its own public keys are missing or altered");
   }
+  // All 2n keys must be distinct: a repeated encryption key would let one client open shares
+  // meant for another, a repeated masking key would cancel pairwise masks.
   std::set<SecAggKey> distinct;
-  for (const auto& [peer, key] : public_keys) {
+  for (const auto& [peer, keys] : public_keys) {
     if (peer < 1 || peer > config_.num_clients) {
-      return InvalidArgumentError(Id(id_) + ": public key for unknown " + Id(peer));
+      return InvalidArgumentError(Id(id_) + ": public keys for unknown " + Id(peer));
     }
-    if (!distinct.insert(key).second) {
-      return InvalidArgumentError(Id(id_) + ": " + Id(peer) + " repeats another's public key");
+    if (!distinct.insert(keys.encryption).second) {
+      return InvalidArgumentError(Id(id_) + ": the encryption key of " + Id(peer) +
+                                  " repeats another advertised key");
+    }
+    if (!distinct.insert(keys.masking).second) {
+      return InvalidArgumentError(Id(id_) + ": the masking key of " + Id(peer) +
+                                  " repeats another advertised key");
     }
   }
-  peer_keys_ = public_keys;
-  randombytes_buf(self_seed_.data(), self_seed_.size());
-  HML_ASSIGN_OR_RETURN(std::vector<ShamirShare> seed_shares,
-                       ShamirSplit(self_seed_, config_.threshold, config_.num_clients));
-  HML_ASSIGN_OR_RETURN(std::vector<ShamirShare> key_shares,
-                       ShamirSplit(secret_key_, config_.threshold, config_.num_clients));
+  std::map<int, SecAggKey> box_keys;
+  auto wipe_box_keys = [&box_keys] {
+    for (auto& [peer, key] : box_keys) sodium_memzero(key.data(), key.size());
+  };
+  for (const auto& [peer, keys] : public_keys) {
+    Result<SecAggKey> key = SecAggBoxKey(encryption_secret_, keys.encryption);
+    if (!key.ok()) {
+      wipe_box_keys();
+      return key.status().WithContext(Id(id_) + ": encryption key of " + Id(peer));
+    }
+    box_keys.emplace(peer, *key);
+    sodium_memzero(key->data(), key->size());
+  }
+  SecAggKey seed;
+  randombytes_buf(seed.data(), seed.size());
+  Result<std::vector<ShamirShare>> seed_shares =
+      ShamirSplit(seed, config_.threshold, config_.num_clients);
+  Result<std::vector<ShamirShare>> key_shares =
+      ShamirSplit(masking_secret_, config_.threshold, config_.num_clients);
+  auto wipe_shares = [&] {
+    for (auto* shares : {&seed_shares, &key_shares}) {
+      if (shares->ok()) {
+        for (ShamirShare& share : **shares) WipeShare(share);
+      }
+    }
+  };
+  auto wipe_all = [&] {
+    wipe_box_keys();
+    wipe_shares();
+    sodium_memzero(seed.data(), seed.size());
+  };
+  if (!seed_shares.ok() || !key_shares.ok()) {
+    wipe_all();
+    return (seed_shares.ok() ? key_shares.status() : seed_shares.status())
+        .WithContext(Id(id_) + ": splitting its secrets");
+  }
   std::vector<SecAggShareMessage> out;
   out.reserve(public_keys.size());
-  for (const auto& [peer, key] : public_keys) {
-    SecAggShareMessage m;
-    m.from = id_;
-    m.to = peer;
-    m.self_seed_share = std::move(seed_shares[peer - 1]);
-    m.secret_key_share = std::move(key_shares[peer - 1]);
-    out.push_back(std::move(m));
+  for (const auto& [peer, keys] : public_keys) {
+    SecAggShares shares;
+    shares.from = id_;
+    shares.to = peer;
+    shares.self_seed_share = std::move((*seed_shares)[peer - 1]);
+    shares.secret_key_share = std::move((*key_shares)[peer - 1]);
+    Result<std::vector<uint8_t>> sealed = SealSecAggShares(box_keys.at(peer), shares);
+    WipeShare(shares.self_seed_share);
+    WipeShare(shares.secret_key_share);
+    if (!sealed.ok()) {
+      wipe_all();
+      return sealed.status().WithContext(Id(id_) + ": sealing shares for " + Id(peer));
+    }
+    out.push_back(SecAggShareMessage{id_, peer, std::move(*sealed)});
   }
+  wipe_shares();  // those of clients that did not advertise
+  // Commit only now: a refused call leaves the client as it was.
+  self_seed_ = seed;
+  sodium_memzero(seed.data(), seed.size());
+  box_keys_ = std::move(box_keys);
+  peer_keys_ = public_keys;
   stage_ = Stage::kShared;
   return out;
 }
@@ -179,37 +363,52 @@ Result<std::vector<uint32_t>> SecAggClient::MaskInput(
                                 " elements, the round expects " +
                                 std::to_string(config_.vector_length));
   }
-  std::map<int, SecAggShareMessage> held;
+  std::map<int, SecAggShares> held;
+  auto refuse = [&held](Status status) {
+    for (auto& [peer, shares] : held) {
+      WipeShare(shares.self_seed_share);
+      WipeShare(shares.secret_key_share);
+    }
+    return status;
+  };
   for (const SecAggShareMessage& m : received) {
     if (m.to != id_) {
-      return InvalidArgumentError(Id(id_) + ": received a share addressed to " + Id(m.to));
+      return refuse(InvalidArgumentError(Id(id_) + ": received a share from " + Id(m.from) +
+                                         " addressed to " + Id(m.to)));
     }
-    if (!peer_keys_.contains(m.from)) {
-      return InvalidArgumentError(Id(id_) + ": received a share from " + Id(m.from) +
-                                  ", which advertised no key");
+    auto box_key = box_keys_.find(m.from);
+    if (box_key == box_keys_.end()) {
+      return refuse(InvalidArgumentError(Id(id_) + ": received a share from " + Id(m.from) +
+                                         ", which advertised no key"));
     }
-    if (!held.emplace(m.from, m).second) {
-      return InvalidArgumentError(Id(id_) + ": two shares from " + Id(m.from));
+    if (held.contains(m.from)) {
+      return refuse(InvalidArgumentError(Id(id_) + ": two shares from " + Id(m.from)));
     }
+    Result<SecAggShares> opened = OpenSecAggShares(box_key->second, m);
+    if (!opened.ok()) return refuse(opened.status().WithContext(Id(id_) + " refuses a share"));
+    held.emplace(m.from, std::move(*opened));
   }
   if (!held.contains(id_)) {
-    return InvalidArgumentError(Id(id_) + ": its own share is missing from the relayed set");
+    return refuse(
+        InvalidArgumentError(Id(id_) + ": its own share is missing from the relayed set"));
   }
   if (held.size() < static_cast<size_t>(config_.threshold)) {
-    return AbortedError(Id(id_) + ": only " + std::to_string(held.size()) +
-                        " clients shared keys, fewer than the threshold " +
-                        std::to_string(config_.threshold));
+    return refuse(AbortedError(Id(id_) + ": only " + std::to_string(held.size()) +
+                               " clients shared keys, fewer than the threshold " +
+                               std::to_string(config_.threshold)));
   }
-  held_ = std::move(held);
   std::vector<uint32_t> y(x.begin(), x.end());
   std::vector<uint32_t> scratch;
   AddPrg(self_seed_, /*subtract=*/false, y, scratch);
-  for (const auto& [peer, message] : held_) {
+  for (const auto& [peer, shares] : held) {
     if (peer == id_) continue;
-    HML_ASSIGN_OR_RETURN(SecAggKey seed, PairSeed(secret_key_, public_key_, peer_keys_[peer]));
-    AddPrg(seed, /*subtract=*/peer < id_, y, scratch);
-    sodium_memzero(seed.data(), seed.size());
+    Result<SecAggKey> seed =
+        PairSeed(masking_secret_, public_keys_.masking, peer_keys_.at(peer).masking);
+    if (!seed.ok()) return refuse(seed.status().WithContext(Id(id_) + ": masking key of " + Id(peer)));
+    AddPrg(*seed, /*subtract=*/peer < id_, y, scratch);
+    sodium_memzero(seed->data(), seed->size());
   }
+  held_ = std::move(held);
   stage_ = Stage::kMasked;
   return y;
 }
@@ -278,18 +477,19 @@ Status SecAggServer::AbortIfBelowThreshold(size_t count, const char* what) const
   return Status::Ok();
 }
 
-Status SecAggServer::ReceivePublicKey(int id, const SecAggKey& public_key) {
+Status SecAggServer::ReceivePublicKey(int id, const SecAggPublicKeys& keys) {
   HML_RETURN_IF_ERROR(CheckStage(Stage::kKeys, "ReceivePublicKey"));
   if (id < 1 || id > config_.num_clients) {
     return InvalidArgumentError("secure aggregation server: unknown " + Id(id));
   }
-  if (!public_keys_.emplace(id, public_key).second) {
-    return AlreadyExistsError("secure aggregation server: second public key from " + Id(id));
+  if (!public_keys_.emplace(id, keys).second) {
+    return AlreadyExistsError("secure aggregation server: second pair of public keys from " +
+                              Id(id));
   }
   return Status::Ok();
 }
 
-Result<std::map<int, SecAggKey>> SecAggServer::PublicKeys() {
+Result<std::map<int, SecAggPublicKeys>> SecAggServer::PublicKeys() {
   if (stage_ != Stage::kKeys && stage_ != Stage::kShares) {
     return FailedPreconditionError("secure aggregation server: PublicKeys called out of order");
   }
@@ -418,12 +618,12 @@ Result<std::vector<uint32_t>> SecAggServer::Finish() {
     HML_ASSIGN_OR_RETURN(SecAggKey secret, gather(d, /*seed=*/false));
     SecAggKey derived_public;
     crypto_scalarmult_base(derived_public.data(), secret.data());
-    if (derived_public != public_keys_[d]) {
+    if (derived_public != public_keys_[d].masking) {
       return DataLossError("secure aggregation server: the reconstructed key of " + Id(d) +
                            " does not match its public key");
     }
     for (int i : survivors_) {
-      HML_ASSIGN_OR_RETURN(SecAggKey seed, PairSeed(secret, derived_public, public_keys_[i]));
+      HML_ASSIGN_OR_RETURN(SecAggKey seed, PairSeed(secret, derived_public, public_keys_[i].masking));
       // Survivor i added +PRG for a higher peer and -PRG for a lower one: undo it.
       AddPrg(seed, /*subtract=*/d > i, sum, scratch);
     }
@@ -467,7 +667,7 @@ Result<std::vector<uint32_t>> RunSecAggRound(const SecAggConfig& config,
   }
   // Round 0.
   for (SecAggClient& c : clients) {
-    HML_RETURN_IF_ERROR(server.ReceivePublicKey(c.id(), c.public_key()));
+    HML_RETURN_IF_ERROR(server.ReceivePublicKey(c.id(), c.public_keys()));
   }
   HML_ASSIGN_OR_RETURN(auto keys, timed(server_s, [&] { return server.PublicKeys(); }));
   // Round 1.

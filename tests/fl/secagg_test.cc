@@ -85,7 +85,7 @@ TEST(SecAggTest, AbortedServerRevealsNoShares) {
     auto c = SecAggClient::Create(config, id);
     ASSERT_TRUE(c.ok());
     clients.push_back(std::move(*c));
-    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_key()).ok());
+    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_keys()).ok());
   }
   auto keys = server->PublicKeys();
   ASSERT_TRUE(keys.ok());
@@ -117,7 +117,7 @@ TEST(SecAggTest, ServerRejectsLateMaskedInputAfterUnmaskRequest) {
   std::vector<SecAggClient> clients;
   for (int id = 1; id <= 3; ++id) {
     clients.push_back(std::move(*SecAggClient::Create(config, id)));
-    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_key()).ok());
+    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_keys()).ok());
   }
   auto keys = server->PublicKeys();
   ASSERT_TRUE(keys.ok());
@@ -154,10 +154,10 @@ TEST(SecAggTest, ServerRejectsLateMaskedInputAfterUnmaskRequest) {
 TEST(SecAggTest, ClientRefusesToRevealBothSharesOfOneClient) {
   const SecAggConfig config = Config(3, 2, 4);
   std::vector<SecAggClient> clients;
-  std::map<int, SecAggKey> keys;
+  std::map<int, SecAggPublicKeys> keys;
   for (int id = 1; id <= 3; ++id) {
     clients.push_back(std::move(*SecAggClient::Create(config, id)));
-    keys[id] = clients.back().public_key();
+    keys[id] = clients.back().public_keys();
   }
   std::vector<std::vector<SecAggShareMessage>> inbox(4);
   for (auto& c : clients) {
@@ -176,10 +176,10 @@ TEST(SecAggTest, MaskedInputLooksUniform) {
   // (nearly) every coordinate and its values must spread over the whole of Z_{2^32}.
   const SecAggConfig config = Config(3, 2, 4096);
   std::vector<SecAggClient> clients;
-  std::map<int, SecAggKey> keys;
+  std::map<int, SecAggPublicKeys> keys;
   for (int id = 1; id <= 3; ++id) {
     clients.push_back(std::move(*SecAggClient::Create(config, id)));
-    keys[id] = clients.back().public_key();
+    keys[id] = clients.back().public_keys();
   }
   std::vector<std::vector<SecAggShareMessage>> inbox(4);
   for (auto& c : clients) {
