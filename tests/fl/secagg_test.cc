@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace hml::fl {
@@ -169,6 +171,254 @@ TEST(SecAggTest, ClientRefusesToRevealBothSharesOfOneClient) {
   ASSERT_TRUE(clients[0].MaskInput(x, inbox[1]).ok());
   SecAggUnmaskRequest bad{{1, 2, 3}, {2}};
   EXPECT_EQ(clients[0].Unmask(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
+// n clients with their keys exchanged and round 1 done; the relayed messages are in inbox[to].
+struct SharedRound {
+  std::vector<SecAggClient> clients;  // clients[id - 1]
+  std::map<int, SecAggPublicKeys> keys;
+  std::vector<std::vector<SecAggShareMessage>> inbox;
+};
+
+SharedRound ShareAmong(const SecAggConfig& config) {
+  SharedRound round;
+  round.inbox.resize(config.num_clients + 1);
+  for (int id = 1; id <= config.num_clients; ++id) {
+    round.clients.push_back(std::move(*SecAggClient::Create(config, id)));
+    round.keys[id] = round.clients.back().public_keys();
+  }
+  for (auto& c : round.clients) {
+    auto messages = c.ShareKeys(round.keys);
+    EXPECT_TRUE(messages.ok()) << messages.status().ToString();
+    if (!messages.ok()) continue;
+    for (auto& m : *messages) round.inbox[m.to].push_back(m);
+  }
+  return round;
+}
+
+bool HasSubstring(const std::vector<uint8_t>& haystack, const std::vector<uint8_t>& needle) {
+  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) !=
+         haystack.end();
+}
+
+std::vector<uint8_t> LittleEndian(uint64_t v) {
+  std::vector<uint8_t> out(8);
+  for (int b = 0; b < 8; ++b) out[b] = static_cast<uint8_t>(v >> (8 * b));
+  return out;
+}
+
+TEST(SecAggTest, ClientsAdvertiseTwoDistinctKeys) {
+  const SecAggConfig config = Config(3, 2, 4);
+  auto a = SecAggClient::Create(config, 1);
+  auto b = SecAggClient::Create(config, 2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->public_keys().encryption, a->public_keys().masking);
+  EXPECT_NE(a->public_keys().encryption, b->public_keys().encryption);
+  EXPECT_NE(a->public_keys().masking, b->public_keys().masking);
+}
+
+TEST(SecAggTest, RelayedSharesAreSealed) {
+  // Client 3 drops after sharing, so the unmask responses reveal shares of both kinds: of the
+  // survivors' self-mask seeds and of client 3's masking key. None of their field elements may
+  // appear in any message the server relayed in round 1.
+  const SecAggConfig config = Config(3, 2, 16);
+  auto server = SecAggServer::Create(config);
+  ASSERT_TRUE(server.ok());
+  std::vector<SecAggClient> clients;
+  for (int id = 1; id <= 3; ++id) {
+    clients.push_back(std::move(*SecAggClient::Create(config, id)));
+    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_keys()).ok());
+  }
+  auto keys = server->PublicKeys();
+  ASSERT_TRUE(keys.ok());
+  for (auto& c : clients) {
+    auto m = c.ShareKeys(*keys);
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE(server->ReceiveShares(c.id(), *m).ok());
+  }
+  std::vector<SecAggShareMessage> relayed;
+  const std::vector<uint32_t> x(16, 7);
+  for (int id = 1; id <= 3; ++id) {
+    auto received = server->SharesFor(id);
+    ASSERT_TRUE(received.ok());
+    relayed.insert(relayed.end(), received->begin(), received->end());
+    auto y = clients[id - 1].MaskInput(x, *received);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    if (id != 3) {
+      ASSERT_TRUE(server->ReceiveMaskedInput(id, *y).ok());
+    }
+  }
+  ASSERT_EQ(relayed.size(), 9u);
+  auto request = server->UnmaskRequest();
+  ASSERT_TRUE(request.ok());
+  ASSERT_EQ(request->dropped, std::vector<int>{3});
+  std::vector<std::vector<uint8_t>> revealed;  // every field element of every revealed share
+  for (int id : request->survivors) {
+    auto response = clients[id - 1].Unmask(*request);
+    ASSERT_TRUE(response.ok());
+    for (const auto* shares : {&response->self_seed_shares, &response->secret_key_shares}) {
+      for (const auto& [owner, share] : *shares) {
+        for (uint64_t y : share.y) revealed.push_back(LittleEndian(y));
+      }
+    }
+    ASSERT_TRUE(server->ReceiveUnmaskResponse(*response).ok());
+  }
+  ASSERT_EQ(revealed.size(), 2u * 3u * kSecAggShareChunks);  // 2 responders, 3 shares each
+  for (const SecAggShareMessage& m : relayed) {
+    EXPECT_EQ(m.ciphertext.size(), 24u + 16u + kSecAggSharesPlaintextBytes);
+    for (const std::vector<uint8_t>& element : revealed) {
+      EXPECT_FALSE(HasSubstring(m.ciphertext, element))
+          << "a share element appears in the clear in the message " << m.from << " -> " << m.to;
+    }
+  }
+  auto sum = server->Finish();
+  ASSERT_TRUE(sum.ok()) << sum.status().ToString();
+  EXPECT_EQ(*sum, std::vector<uint32_t>(16, 14));
+}
+
+TEST(SecAggTest, SealingTheSameSharesTwiceGivesDifferentCiphertexts) {
+  auto peer = SecAggClient::Create(Config(3, 2, 4), 2);
+  ASSERT_TRUE(peer.ok());
+  SecAggKey own_secret;
+  for (size_t k = 0; k < own_secret.size(); ++k) own_secret[k] = static_cast<uint8_t>(3 * k + 1);
+  auto box_key = SecAggBoxKey(own_secret, peer->public_keys().encryption);
+  ASSERT_TRUE(box_key.ok()) << box_key.status().ToString();
+  SecAggShares shares;
+  shares.from = 1;
+  shares.to = 2;
+  shares.self_seed_share = {2, {11, 12, 13, 14, 15}};
+  shares.secret_key_share = {2, {21, 22, 23, 24, kShamirPrime - 1}};
+  auto first = SealSecAggShares(*box_key, shares);
+  auto second = SealSecAggShares(*box_key, shares);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_NE(*first, *second);
+  EXPECT_FALSE(std::equal(first->begin(), first->begin() + 24, second->begin()))
+      << "the nonce must be fresh";
+  for (const auto* sealed : {&*first, &*second}) {
+    auto opened = OpenSecAggShares(*box_key, SecAggShareMessage{1, 2, *sealed});
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    EXPECT_EQ(opened->from, 1);
+    EXPECT_EQ(opened->to, 2);
+    EXPECT_EQ(opened->self_seed_share.x, 2u);
+    EXPECT_EQ(opened->self_seed_share.y, shares.self_seed_share.y);
+    EXPECT_EQ(opened->secret_key_share.y, shares.secret_key_share.y);
+  }
+  // Shares of the wrong size are not sealed; shares whose x is not the recipient's are not
+  // accepted on opening.
+  SecAggShares short_share = shares;
+  short_share.self_seed_share.y.pop_back();
+  EXPECT_EQ(SealSecAggShares(*box_key, short_share).status().code(),
+            StatusCode::kInvalidArgument);
+  SecAggShares wrong_x = shares;
+  wrong_x.secret_key_share.x = 3;
+  auto sealed_wrong_x = SealSecAggShares(*box_key, wrong_x);
+  ASSERT_TRUE(sealed_wrong_x.ok());
+  EXPECT_EQ(OpenSecAggShares(*box_key, SecAggShareMessage{1, 2, *sealed_wrong_x}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(SecAggTest, TamperedShareIsRefused) {
+  const SecAggConfig config = Config(3, 2, 4);
+  SharedRound round = ShareAmong(config);
+  const std::vector<uint32_t> x(4, 1);
+  auto& inbox = round.inbox[1];
+  ASSERT_EQ(inbox.size(), 3u);
+  const size_t from2 = inbox[0].from == 2 ? 0 : (inbox[1].from == 2 ? 1 : 2);
+  ASSERT_EQ(inbox[from2].from, 2);
+  const size_t size = inbox[from2].ciphertext.size();
+  // A bit of the nonce, of the MAC and of the body.
+  for (size_t byte : {size_t{5}, size_t{30}, size - 1}) {
+    auto tampered = inbox;
+    tampered[from2].ciphertext[byte] ^= 0x10;
+    auto y = round.clients[0].MaskInput(x, tampered);
+    EXPECT_EQ(y.status().code(), StatusCode::kInvalidArgument) << "byte " << byte;
+    EXPECT_NE(y.status().message().find("from client 2"), std::string::npos)
+        << y.status().ToString();
+    EXPECT_NE(y.status().message().find("authenticate"), std::string::npos)
+        << y.status().ToString();
+  }
+  // A ciphertext of the wrong size (a byte appended or dropped) is refused too.
+  for (int delta : {-1, 1}) {
+    auto resized = inbox;
+    resized[from2].ciphertext.resize(size + delta);
+    EXPECT_EQ(round.clients[0].MaskInput(x, resized).status().code(),
+              StatusCode::kInvalidArgument);
+  }
+  // The refusals changed nothing: the genuine messages are accepted.
+  EXPECT_TRUE(round.clients[0].MaskInput(x, inbox).ok());
+}
+
+TEST(SecAggTest, ReaddressedShareIsRefused) {
+  const SecAggConfig config = Config(3, 2, 4);
+  SharedRound round = ShareAmong(config);
+  const std::vector<uint32_t> x(4, 1);
+  auto find = [&](int from, int to) {
+    for (const SecAggShareMessage& m : round.inbox[to]) {
+      if (m.from == from) return m;
+    }
+    ADD_FAILURE() << "no message " << from << " -> " << to;
+    return SecAggShareMessage{};
+  };
+  auto replace = [&](int to, SecAggShareMessage forged) {
+    std::vector<SecAggShareMessage> out;
+    for (const SecAggShareMessage& m : round.inbox[to]) {
+      out.push_back(m.from == forged.from ? forged : m);
+    }
+    return out;
+  };
+  // The server redirects client 2's share for client 1 to client 3 (in place of 2's share for
+  // 3): it is sealed under k_12, not k_23.
+  SecAggShareMessage redirected = find(2, 1);
+  redirected.to = 3;
+  auto at3 = round.clients[2].MaskInput(x, replace(3, redirected));
+  EXPECT_EQ(at3.status().code(), StatusCode::kInvalidArgument) << at3.status().ToString();
+  EXPECT_NE(at3.status().message().find("from client 2"), std::string::npos);
+  // The server claims client 3's share for client 1 came from client 2.
+  SecAggShareMessage relabelled = find(3, 1);
+  relabelled.from = 2;
+  auto relabelled_set = replace(1, relabelled);
+  auto at1 = round.clients[0].MaskInput(x, relabelled_set);
+  EXPECT_EQ(at1.status().code(), StatusCode::kInvalidArgument) << at1.status().ToString();
+  // The server reflects client 1's share for client 2 back to client 1 as if 2 had sent it:
+  // k_12 = k_21, so it authenticates, but the ids sealed inside give it away.
+  SecAggShareMessage reflected = find(1, 2);
+  std::swap(reflected.from, reflected.to);
+  auto reflected_at1 = round.clients[0].MaskInput(x, replace(1, reflected));
+  EXPECT_EQ(reflected_at1.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(reflected_at1.status().message().find("sealed as a message from 1 to 2"),
+            std::string::npos)
+      << reflected_at1.status().ToString();
+  // The genuine set still works for everyone.
+  for (int id = 1; id <= 3; ++id) {
+    EXPECT_TRUE(round.clients[id - 1].MaskInput(x, round.inbox[id]).ok()) << id;
+  }
+}
+
+TEST(SecAggTest, RepeatedKeysAreRefused) {
+  const SecAggConfig config = Config(3, 2, 4);
+  std::vector<SecAggClient> clients;
+  std::map<int, SecAggPublicKeys> keys;
+  for (int id = 1; id <= 3; ++id) {
+    clients.push_back(std::move(*SecAggClient::Create(config, id)));
+    keys[id] = clients.back().public_keys();
+  }
+  auto same_encryption = keys;
+  same_encryption[3].encryption = same_encryption[2].encryption;
+  auto same_masking = keys;
+  same_masking[3].masking = same_masking[2].masking;
+  auto crossed = keys;  // client 3 advertises 2's masking key as its encryption key
+  crossed[3].encryption = crossed[2].masking;
+  for (const auto* bad : {&same_encryption, &same_masking, &crossed}) {
+    auto messages = clients[0].ShareKeys(*bad);
+    EXPECT_EQ(messages.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(messages.status().message().find("client 3"), std::string::npos)
+        << messages.status().ToString();
+  }
+  auto altered_own = keys;
+  altered_own[1].encryption = keys[2].masking;
+  EXPECT_EQ(clients[0].ShareKeys(altered_own).status().code(), StatusCode::kInvalidArgument);
+  // The refusals changed nothing.
+  EXPECT_TRUE(clients[0].ShareKeys(keys).ok());
 }
 
 TEST(SecAggTest, MaskedInputLooksUniform) {
