@@ -103,7 +103,8 @@ Result<SecAggKey> SecAggBoxKey(const SecAggKey& own_encryption_secret,
   SecAggKey key;
   if (crypto_box_beforenm(key.data(), peer_encryption_public.data(),
                           own_encryption_secret.data()) != 0) {
-    return InvalidArgumentError("secure aggregation: an encryption public key is a low-order point");
+    return InvalidArgumentError(
+        "secure aggregation: an encryption public key is a low-order point");
   }
   return key;
 }
@@ -140,8 +141,7 @@ Result<std::vector<uint8_t>> SealSecAggShares(const SecAggKey& box_key,
   return sealed;
 }
 
-Result<SecAggShares> OpenSecAggShares(const SecAggKey& box_key,
-                                      const SecAggShareMessage& message) {
+Result<SecAggShares> OpenSecAggShares(const SecAggKey& box_key, const SecAggShareMessage& message) {
   HML_RETURN_IF_ERROR(SodiumReady());
   const std::string what = "the share message from " + Id(message.from) + " to " + Id(message.to);
   if (message.ciphertext.size() != kSealedBytes) {
@@ -223,8 +223,8 @@ Result<SecAggClient> SecAggClient::Create(const SecAggConfig& config, int id) {
   }
   HML_RETURN_IF_ERROR(SodiumReady());
   SecAggClient client(config, id);
-  if (crypto_box_keypair(client.public_keys_.encryption.data(),
-                         client.encryption_secret_.data()) != 0) {
+  if (crypto_box_keypair(client.public_keys_.encryption.data(), client.encryption_secret_.data()) !=
+      0) {
     return InternalError("SecAggClient: crypto_box_keypair failed");
   }
   randombytes_buf(client.masking_secret_.data(), client.masking_secret_.size());
@@ -404,7 +404,9 @@ Result<std::vector<uint32_t>> SecAggClient::MaskInput(
     if (peer == id_) continue;
     Result<SecAggKey> seed =
         PairSeed(masking_secret_, public_keys_.masking, peer_keys_.at(peer).masking);
-    if (!seed.ok()) return refuse(seed.status().WithContext(Id(id_) + ": masking key of " + Id(peer)));
+    if (!seed.ok()) {
+      return refuse(seed.status().WithContext(Id(id_) + ": masking key of " + Id(peer)));
+    }
     AddPrg(*seed, /*subtract=*/peer < id_, y, scratch);
     sodium_memzero(seed->data(), seed->size());
   }
@@ -623,7 +625,8 @@ Result<std::vector<uint32_t>> SecAggServer::Finish() {
                            " does not match its public key");
     }
     for (int i : survivors_) {
-      HML_ASSIGN_OR_RETURN(SecAggKey seed, PairSeed(secret, derived_public, public_keys_[i].masking));
+      HML_ASSIGN_OR_RETURN(SecAggKey seed,
+                           PairSeed(secret, derived_public, public_keys_[i].masking));
       // Survivor i added +PRG for a higher peer and -PRG for a lower one: undo it.
       AddPrg(seed, /*subtract=*/d > i, sum, scratch);
     }

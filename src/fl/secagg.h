@@ -3,8 +3,8 @@
 // (honest-but-curious) server. Pure logic: messages are plain structs, and moving them between
 // devices and the cloud (e.g. over the SDK's Transport, relayed by our server) is the caller's
 // job. Nothing in a message needs to be hidden from the server: the only secrets that travel
-// (the Shamir shares) are end-to-end encrypted between clients by the protocol itself. The server learns the sum of the surviving clients' vectors in Z_{2^32} and
-// nothing about any single vector.
+// (the Shamir shares) are end-to-end encrypted between clients by the protocol itself. The server
+// learns the sum of the surviving clients' vectors in Z_{2^32} and nothing about any single vector.
 //
 // Rounds (client ids are 1..n and are also the Shamir x coordinates):
 //  0. AdvertiseKeys: each client makes two X25519 key pairs and sends both public keys
@@ -166,8 +166,8 @@ class SecAggClient {
   SecAggKey masking_secret_{};     // s_sk
   SecAggKey self_seed_{};
   std::map<int, SecAggPublicKeys> peer_keys_;
-  std::map<int, SecAggKey> box_keys_;     // k_ij by peer j, from ShareKeys
-  std::map<int, SecAggShares> held_;      // opened shares received, by sender
+  std::map<int, SecAggKey> box_keys_;  // k_ij by peer j, from ShareKeys
+  std::map<int, SecAggShares> held_;   // opened shares received, by sender
 };
 
 // The server's side of a round. It only ever holds public keys, sealed shares it cannot open,

@@ -307,8 +307,7 @@ TEST(SecAggTest, SealingTheSameSharesTwiceGivesDifferentCiphertexts) {
   // accepted on opening.
   SecAggShares short_share = shares;
   short_share.self_seed_share.y.pop_back();
-  EXPECT_EQ(SealSecAggShares(*box_key, short_share).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(SealSecAggShares(*box_key, short_share).status().code(), StatusCode::kInvalidArgument);
   SecAggShares wrong_x = shares;
   wrong_x.secret_key_share.x = 3;
   auto sealed_wrong_x = SealSecAggShares(*box_key, wrong_x);
@@ -341,8 +340,7 @@ TEST(SecAggTest, TamperedShareIsRefused) {
   for (int delta : {-1, 1}) {
     auto resized = inbox;
     resized[from2].ciphertext.resize(size + delta);
-    EXPECT_EQ(round.clients[0].MaskInput(x, resized).status().code(),
-              StatusCode::kInvalidArgument);
+    EXPECT_EQ(round.clients[0].MaskInput(x, resized).status().code(), StatusCode::kInvalidArgument);
   }
   // The refusals changed nothing: the genuine messages are accepted.
   EXPECT_TRUE(round.clients[0].MaskInput(x, inbox).ok());
