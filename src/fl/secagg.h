@@ -2,9 +2,11 @@
 // Privacy-Preserving Machine Learning" (CCS '17), the version secure against a semi-honest
 // (honest-but-curious) server. Pure logic: messages are plain structs, and moving them between
 // devices and the cloud (e.g. over the SDK's Transport, relayed by our server) is the caller's
-// job. Nothing in a message needs to be hidden from the server: the only secrets that travel
-// (the Shamir shares) are end-to-end encrypted between clients by the protocol itself. The server
-// learns the sum of the surviving clients' vectors in Z_{2^32} and nothing about any single vector.
+// job (the transport still authenticates and encrypts against third parties, e.g. TLS). No
+// message needs to be hidden from the server that relays it: the only secrets that travel
+// between clients (round 1's Shamir shares) are end-to-end encrypted by the protocol itself. The
+// server learns the sum of the surviving clients' vectors in Z_{2^32} and nothing about any
+// single vector.
 //
 // Rounds (client ids are 1..n and are also the Shamir x coordinates):
 //  0. AdvertiseKeys: each client makes two X25519 key pairs and sends both public keys
