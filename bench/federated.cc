@@ -3,10 +3,13 @@
 //
 // Data: the 60,000 training images dealt to --clients clients by a Dirichlet(--alpha) label
 // partition (src/data/partition.h, Hsu et al. 2019); the 10,000 test images score the global
-// model after every round. Model: student-cnn (src/train/zoo.h: two 3x3 conv blocks of 8 and 16
-// channels, a 32-unit hidden layer) from the same seed for every run. Training: the device code
-// (src/sdk/fl/local_training.h over the on-device trainer), rounds run by the real coordinator
-// with updates encoded and decoded as they go over the wire (src/sim/federated.h).
+// model after every round. With --validation N, N training images (a seeded random draw) are
+// held out and score the model instead of the test images, and the clients share the other
+// 60,000 - N: for tuning a strategy's settings without looking at the test set. Model: student-cnn
+// (src/train/zoo.h: two 3x3 conv blocks of 8 and 16 channels, a 32-unit hidden layer) from the same
+// seed for every run. Training: the device code (src/sdk/fl/local_training.h over the on-device
+// trainer), rounds run by the real coordinator with updates encoded and decoded as they go over the
+// wire (src/sim/federated.h).
 //
 // Runs (--runs, comma separated):
 //   central       the same trainer on all 60,000 images; one "round" = the SGD steps of one
@@ -28,7 +31,7 @@
 //                  [--prox-mu 0.01] [--adam-lr 0.05] [--adam-tau 1e-3] [--adam-beta1 0.9]
 //                  [--min-samples 10] [--runs central,fedavg,fedprox,fedadam,fedavg-int8]
 //                  [--threads 2] [--eval-every 1] [--print-every 10] [--seed 1]
-//                  [--data DIR] [--json PATH] [--name NAME]
+//                  [--validation 0] [--data DIR] [--json PATH] [--name NAME]
 // JSON goes to bench/results/federated[-NAME].json.
 #include "src/sim/federated.h"
 
@@ -43,6 +46,8 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -72,6 +77,7 @@ struct Flags {
   double adam_tau = 1e-3;
   double adam_beta1 = 0.9;
   int64_t min_samples = 10;
+  int64_t validation = 0;
   std::vector<std::string> runs = {"central", "fedavg", "fedprox", "fedadam", "fedavg-int8"};
   int threads = 2;
   int eval_every = 1;
@@ -125,6 +131,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->adam_beta1 = std::atof(v.c_str());
     else if (arg == "--min-samples")
       f->min_samples = std::atoll(v.c_str());
+    else if (arg == "--validation")
+      f->validation = std::atoll(v.c_str());
     else if (arg == "--runs")
       f->runs = SplitCommas(v);
     else if (arg == "--threads")
@@ -164,11 +172,28 @@ int64_t PeakRssBytes() {
 }
 
 // Fashion-MNIST with the training set's per-channel mean and stddev applied to both parts,
-// materialised once so the clients' reads are plain copies.
+// materialised once so the clients' reads are plain copies. `test` scores the model: the test
+// images, or the held-out validation images with --validation.
 struct Data {
   std::shared_ptr<hml::data::InMemoryDataset> train;
   std::shared_ptr<hml::data::InMemoryDataset> test;
 };
+
+// The rows `indices` of `d`, copied.
+Result<std::shared_ptr<hml::data::InMemoryDataset>> Rows(const hml::data::InMemoryDataset& d,
+                                                         std::span<const int64_t> indices) {
+  const auto size = static_cast<size_t>(d.feature_size());
+  std::vector<float> features;
+  std::vector<int64_t> labels;
+  features.reserve(indices.size() * size);
+  for (int64_t i : indices) {
+    auto row = d.features().subspan(static_cast<size_t>(i) * size, size);
+    features.insert(features.end(), row.begin(), row.end());
+    labels.push_back(d.labels()[static_cast<size_t>(i)]);
+  }
+  return hml::data::InMemoryDataset::Create(d.feature_shape(), d.num_classes(), std::move(features),
+                                            std::move(labels));
+}
 
 Result<std::shared_ptr<hml::data::InMemoryDataset>> Normalise(const hml::data::InMemoryDataset& d,
                                                               const hml::data::Normalization& n) {
@@ -179,7 +204,7 @@ Result<std::shared_ptr<hml::data::InMemoryDataset>> Normalise(const hml::data::I
       std::vector<int64_t>(d.labels().begin(), d.labels().end()));
 }
 
-Result<Data> LoadData(const std::string& dir) {
+Result<Data> LoadData(const std::string& dir, int64_t validation, uint64_t seed) {
   hml::Env& env = *hml::DefaultEnv();
   HML_ASSIGN_OR_RETURN(auto train,
                        hml::data::LoadFashionMnist(env, dir, hml::data::FashionMnistPart::kTrain));
@@ -189,6 +214,19 @@ Result<Data> LoadData(const std::string& dir) {
   Data data;
   HML_ASSIGN_OR_RETURN(data.train, Normalise(*train, n));
   HML_ASSIGN_OR_RETURN(data.test, Normalise(*test, n));
+  if (validation <= 0) return data;
+  if (validation >= data.train->size()) {
+    return hml::InvalidArgumentError("--validation " + std::to_string(validation) +
+                                     " leaves no training images (the training set has " +
+                                     std::to_string(data.train->size()) + ")");
+  }
+  std::mt19937_64 rng(seed ^ 0x76616c6964ull);
+  std::vector<int64_t> order = hml::data::ShuffledIndices(data.train->size(), rng);
+  const auto cut = order.end() - validation;
+  std::sort(order.begin(), cut);
+  std::sort(cut, order.end());
+  HML_ASSIGN_OR_RETURN(data.test, Rows(*data.train, std::span(cut, order.end())));
+  HML_ASSIGN_OR_RETURN(data.train, Rows(*data.train, std::span(order.begin(), cut)));
   return data;
 }
 
@@ -361,7 +399,7 @@ const RunResult* Find(const std::vector<RunResult>& runs, const std::string& nam
 int Main(int argc, char** argv) {
   Flags f;
   if (!ParseFlags(argc, argv, &f)) return 2;
-  Result<Data> data = LoadData(f.data_dir);
+  Result<Data> data = LoadData(f.data_dir, f.validation, f.seed);
   if (!data.ok()) {
     std::fprintf(stderr, "federated: %s\n", data.status().ToString().c_str());
     return 1;
@@ -395,6 +433,8 @@ int Main(int argc, char** argv) {
       "round, %d rounds, %lld local steps of %lld, lr %.3g, momentum %.2f\n",
       f.clients, f.alpha, smallest, largest, f.per_round, f.rounds,
       static_cast<long long>(f.local_steps), static_cast<long long>(f.batch), f.lr, f.momentum);
+  std::printf("accuracy on %lld %s images\n", static_cast<long long>(data->test->size()),
+              f.validation > 0 ? "held-out validation" : "test");
 
   std::vector<RunResult> runs;
   for (const std::string& name : f.runs) {
@@ -503,9 +543,13 @@ int Main(int argc, char** argv) {
                    {"lr", f.lr},
                    {"momentum", f.momentum},
                    {"prox_mu", f.prox_mu},
-                   {"adam_lr", f.adam_lr}, {"adam_tau", f.adam_tau}, {"adam_beta1", f.adam_beta1},
+                   {"adam_lr", f.adam_lr},
+                   {"adam_tau", f.adam_tau},
+                   {"adam_beta1", f.adam_beta1},
                    {"threads", f.threads},
                    {"seed", f.seed},
+                   {"scored_on", f.validation > 0 ? "validation" : "test"},
+                   {"scored_samples", data->test->size()},
                    {"client_samples_min", smallest},
                    {"client_samples_max", largest}};
   out["runs"] = nlohmann::json::array();

@@ -92,6 +92,19 @@ Status RoundConfig::Validate() const {
         "round config: secure aggregation with central DP (dp_clip_norm > 0) is not supported: "
         "the clipping would have to happen on the clients");
   }
+  if (secure_aggregation && codec != "none") {
+    return InvalidArgumentError("round config: codec '" + codec +
+                                "' cannot be used with secure aggregation: devices send masked "
+                                "fixed-point inputs, which do not compress");
+  }
+  if (!(secure_threshold_fraction > 0.5 && secure_threshold_fraction <= 1.0)) {
+    return OutOfRange("secure_threshold_fraction", secure_threshold_fraction, "in (0.5, 1]");
+  }
+  if (secure_aggregation && MinReports() < 2) {
+    return InvalidArgumentError(
+        "round config: secure aggregation needs rounds of at least 2 reports (min_report_fraction "
+        "x clients_per_round): a sum of one update is that update");
+  }
   if (codec != "none" && codec != "int8" && codec != "topk") {
     return InvalidArgumentError("round config: codec '" + codec +
                                 "' is unknown; use none, int8 or topk");

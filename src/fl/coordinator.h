@@ -129,9 +129,14 @@ struct RoundConfig {
   // --- Secure aggregation ---
   // The round is summed by secure aggregation (secagg.h): the server gets only the
   // example-weighted sum of the participants' deltas (SubmitSecureAggregate), never one update.
-  // Requires aggregator "weighted_mean" (the robust ones need individual updates) and no
-  // central DP (noise on a secure sum needs clipping on the clients: not built). Default: false.
+  // Requires aggregator "weighted_mean" (the robust ones need individual updates), no central
+  // DP (noise on a secure sum needs clipping on the clients: not built), codec "none" (masked
+  // inputs do not compress) and MinReports() >= 2. Default: false.
   bool secure_aggregation = false;
+  // The Shamir threshold as a fraction of the selected clients n:
+  // t = max(floor(n / 2) + 1, ceil(fraction x n)) (secure_round.h); the sum is recovered while at
+  // least t clients stay to the end, so up to n - t may drop out. Default: 2 / 3; in (0.5, 1].
+  double secure_threshold_fraction = 2.0 / 3.0;
   // --- Validation ---
   // Largest accepted L2 norm of a delta; 0 means no bound (ValidatorOptions). Default: 0; >= 0.
   double max_l2_norm = 0.0;

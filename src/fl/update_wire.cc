@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "src/fl/byte_io.h"
+
 namespace hml::fl {
 namespace {
 
@@ -19,58 +21,6 @@ constexpr uint32_t kMaxClientIdSize = 256;
 constexpr uint32_t kMaxTensors = 65536;
 constexpr uint32_t kMaxNameSize = 1024;
 constexpr uint32_t kMaxRank = 8;
-
-// Appends little-endian integers and floats to a byte string.
-class Writer {
- public:
-  void Bytes(std::string_view bytes) { out_.append(bytes); }
-  template <typename T>
-  void Int(T value) {
-    auto u = static_cast<std::make_unsigned_t<T>>(value);
-    for (size_t i = 0; i < sizeof(T); ++i) {
-      out_.push_back(static_cast<char>(static_cast<uint8_t>(u >> (8 * i))));
-    }
-  }
-  void Float(float value) { Int(std::bit_cast<uint32_t>(value)); }
-  std::string& out() { return out_; }
-
- private:
-  std::string out_;
-};
-
-// Reads the same forms; every read checks the bytes left and names the field on failure.
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
-
-  template <typename T>
-  Result<T> Int(const char* field) {
-    if (bytes_.size() < sizeof(T)) return Truncated(field);
-    std::make_unsigned_t<T> u = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) {
-      u |= static_cast<std::make_unsigned_t<T>>(static_cast<uint8_t>(bytes_[i])) << (8 * i);
-    }
-    bytes_.remove_prefix(sizeof(T));
-    return static_cast<T>(u);
-  }
-  Result<float> Float(const char* field) {
-    HML_ASSIGN_OR_RETURN(uint32_t bits, Int<uint32_t>(field));
-    return std::bit_cast<float>(bits);
-  }
-  Result<std::string_view> Bytes(size_t size, const char* field) {
-    if (bytes_.size() < size) return Truncated(field);
-    std::string_view out = bytes_.substr(0, size);
-    bytes_.remove_prefix(size);
-    return out;
-  }
-  size_t left() const { return bytes_.size(); }
-
- private:
-  static Status Truncated(const char* field) {
-    return InvalidArgumentError(std::string("update wire: truncated at ") + field);
-  }
-  std::string_view bytes_;
-};
 
 Status Malformed(const std::string& what) { return InvalidArgumentError("update wire: " + what); }
 
@@ -120,7 +70,7 @@ Result<std::string> EncodeUpdate(const ModelUpdate& update, const WireEncodeOpti
     return Malformed(std::to_string(update.layout.size()) + " tensors exceed " +
                      std::to_string(kMaxTensors));
   }
-  Writer w;
+  ByteWriter w;
   w.Bytes(std::string_view(kMagic, 4));
   w.Int<uint8_t>(kUpdateWireVersion);
   w.Int<uint8_t>(static_cast<uint8_t>(options.codec));
@@ -140,7 +90,7 @@ Result<std::string> EncodeUpdate(const ModelUpdate& update, const WireEncodeOpti
     w.Int<uint32_t>(static_cast<uint32_t>(tensor.shape.size()));
     for (int64_t dim : tensor.shape) w.Int<int64_t>(dim);
   }
-  Writer payload;
+  ByteWriter payload;
   switch (options.codec) {
     case WireCodec::kNone:
       for (float value : update.delta) payload.Float(value);
@@ -201,7 +151,7 @@ Result<DecodedUpdate> DecodeUpdate(std::string_view bytes, const WireDecodeOptio
     return Malformed("checksum mismatch (truncated or corrupted)");
   }
 
-  Reader r(body.substr(5));
+  ByteReader r(body.substr(5), "update wire");
   DecodedUpdate out;
   HML_ASSIGN_OR_RETURN(uint8_t codec, r.Int<uint8_t>("codec"));
   if (codec > static_cast<uint8_t>(WireCodec::kTopK)) {

@@ -87,6 +87,21 @@ Status ValidateJoinRoundCall(const JoinRoundCall& call) {
   return Status::Ok();
 }
 
+Status ValidateSecureAggregationCall(const SecureAggregationCall& call) {
+  if (call.task.empty()) return InvalidArgumentError("secure aggregation: the task name is empty");
+  if (call.round_id.empty()) {
+    return InvalidArgumentError("secure aggregation in task '" + call.task +
+                                "': the round id is empty");
+  }
+  const std::string what = "secure aggregation in task '" + call.task + "' round " + call.round_id;
+  if (call.message.empty()) return InvalidArgumentError(what + ": the message is empty");
+  if (call.deadline_nanos < 0) {
+    return InvalidArgumentError(what + ": deadline " + std::to_string(call.deadline_nanos) +
+                                " is negative (0 means none)");
+  }
+  return Status::Ok();
+}
+
 Status ValidateSubmitUpdateCall(const SubmitUpdateCall& call) {
   if (call.task.empty()) return InvalidArgumentError("submit update: the task name is empty");
   if (call.round_id.empty()) {

@@ -223,6 +223,32 @@ struct SubmitUpdateAnswer {
 using SubmitUpdateCallback =
     std::function<void(Result<SubmitUpdateAnswer> answer, const CallStats& stats)>;
 
+// One message of a round's secure aggregation (FederatedLearning.SecureAggregation), in a round
+// whose config has secure_aggregation = 1.
+struct SecureAggregationCall {
+  // The task and the round (JoinRoundAnswer::round_id). Required, non-empty.
+  std::string task;
+  std::string round_id;
+  // The device's message as src/fl/secure_round.h encodes it (opaque bytes here). Required,
+  // non-empty.
+  std::string message;
+  // As InferCall::deadline_nanos. Default: 0 (none).
+  int64_t deadline_nanos = 0;
+};
+
+struct SecureAggregationAnswer {
+  // The server's reply as src/fl/secure_round.h encodes it. Default: "".
+  std::string reply;
+};
+
+// The callback of SecureAggregation(). Errors besides Infer()'s transport errors:
+// kInvalidArgument (ValidateSecureAggregationCall, or the server could not decode the message or
+// the protocol refused it), kPermissionDenied (the device is not in the round's cohort),
+// kFailedPrecondition (the round is not open, or does not use secure aggregation), kNotFound (no
+// such task), kUnauthenticated, kUnimplemented (the server runs no federated tasks).
+using SecureAggregationCallback =
+    std::function<void(Result<SecureAggregationAnswer> answer, const CallStats& stats)>;
+
 // Identifies a call for Cancel(); never 0.
 using CallId = uint64_t;
 
@@ -263,6 +289,11 @@ class Transport {
   // server did accept fails kAlreadyExists.
   virtual CallId SubmitUpdate(SubmitUpdateCall call, SubmitUpdateCallback done) = 0;
 
+  // Sends one message of a round's secure aggregation (SecureAggregationCallback lists the
+  // errors); as Infer() for the callback and Cancel(). Safe to retry: the server answers a
+  // repeated message like a poll.
+  virtual CallId SecureAggregation(SecureAggregationCall call, SecureAggregationCallback done) = 0;
+
   // The clock deadlines and CallStats are measured on. Lives as long as the transport.
   virtual Clock* clock() const = 0;
 };
@@ -288,6 +319,10 @@ Status ValidateJoinRoundCall(const JoinRoundCall& call);
 // Checks a SubmitUpdate call before sending: a non-empty task and round id, a non-empty update,
 // example_count > 0 and a deadline >= 0. kInvalidArgument naming the task and round.
 Status ValidateSubmitUpdateCall(const SubmitUpdateCall& call);
+
+// Checks a SecureAggregation call before sending: a non-empty task, round id and message and a
+// deadline >= 0. kInvalidArgument naming the task and round.
+Status ValidateSecureAggregationCall(const SecureAggregationCall& call);
 
 // Starts one call with `start(callback)` (e.g. `[&](UploadCallback done) { t.Upload(call,
 // std::move(done)); }`) and blocks until its callback has run; returns the answer and the call's

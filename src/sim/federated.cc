@@ -14,7 +14,7 @@
 
 #include "hml/clock.h"
 #include "hml/sdk/platform.h"
-#include "src/fl/secagg.h"
+#include "src/fl/secure_round.h"
 #include "src/fl/update_wire.h"
 #include "src/runtime/train/trainer.h"
 #include "src/sdk/fl/local_training.h"
@@ -64,67 +64,77 @@ struct ClientOutcome {
   Status status;
 };
 
-// The secure-aggregation path of one round (see federated.h): every selected client takes part
-// in the secure round, the ones not in `survivors` drop after sharing their keys.
-Status SecureRound(const fl::RoundPlan& plan, const std::vector<std::string>& survivors,
-                   const std::vector<ClientOutcome>& outcomes, const FederatedSimOptions& options,
-                   int64_t num_elements, int64_t now_ms, fl::Coordinator& coordinator,
-                   FederatedRoundRecord* record) {
-  constexpr double kWeightScale = 1024.0;  // public: inputs carry n_k / kWeightScale
-  const int n = static_cast<int>(plan.selected.size());
-  const size_t length = static_cast<size_t>(num_elements) + 1;
-  fl::SecAggConfig config;
-  config.num_clients = n;
-  config.vector_length = length;
-  config.threshold = std::max(n / 2 + 1, static_cast<int>(std::ceil(
-                                             options.secagg_threshold_fraction * n - 1e-9)));
-  config.threshold = std::min(std::max(config.threshold, 2), n);
-  fl::FixedPointOptions fixed;
-  fixed.max_abs = kSecAggMaxAbs;
-  // The largest scale whose sum of n inputs cannot overflow (FixedPointOptions::Validate).
-  fixed.scale = std::floor((2147483647.0 / n - 0.5) / kSecAggMaxAbs) / 2;
-  HML_RETURN_IF_ERROR(fixed.Validate(n));
+// The secure-aggregation path of one round (see federated.h): the selected clients and a
+// fl::SecureRoundServer exchange the same bytes devices and FederatedTasks exchange over
+// FederatedLearning.SecureAggregation; clients not in `survivors` vanish after sending their
+// shares. Time moves to a stage's deadline only when every remaining client waits for it.
+// Returns the simulated time the exchange ended.
+Result<int64_t> SecureRound(const fl::RoundPlan& plan, const std::vector<std::string>& survivors,
+                            const std::vector<ClientOutcome>& outcomes, int64_t num_elements,
+                            int64_t now_ms, fl::Coordinator& coordinator,
+                            FederatedRoundRecord* record) {
+  fl::SecureRoundOptions secure;
+  secure.cohort = plan.selected;
+  secure.elements = num_elements;
+  secure.threshold_fraction = coordinator.config().secure_threshold_fraction;
+  secure.start_ms = now_ms;
+  secure.deadline_ms = plan.deadline_ms;
+  HML_ASSIGN_OR_RETURN(std::unique_ptr<fl::SecureRoundServer> server,
+                       fl::SecureRoundServer::Create(std::move(secure)));
+  HML_ASSIGN_OR_RETURN(fl::FixedPointOptions fixed,
+                       fl::SecureFixedPoint(static_cast<int>(plan.selected.size())));
   std::map<std::string, size_t> outcome_of;
   for (size_t k = 0; k < survivors.size(); ++k) outcome_of[survivors[k]] = k;
-  std::vector<std::vector<uint32_t>> inputs(static_cast<size_t>(n));
-  std::vector<int> dropped;
-  std::vector<float> values(length);
-  for (int i = 0; i < n; ++i) {
-    const auto it = outcome_of.find(plan.selected[static_cast<size_t>(i)]);
-    if (it == outcome_of.end()) {
-      inputs[static_cast<size_t>(i)].assign(length, 0);
-      dropped.push_back(i + 1);  // secagg ids are 1..n
-      continue;
+  const size_t n = plan.selected.size();
+  std::vector<fl::SecureRoundClient> clients(n);
+  std::vector<fl::SecureClientMessage> next(n);  // polls at first
+  std::vector<bool> finished(n, false);
+  double client_seconds = 0.0, server_seconds = 0.0;
+  for (bool progress = true; !server->done() && !server->aborted();) {
+    if (!progress) {  // everyone left waits for the current stage to close
+      now_ms = std::max(now_ms, server->stage_deadline_ms());
+      server->Advance(now_ms);
     }
-    const fl::ModelUpdate& u = outcomes[it->second].update;
-    const double weight = static_cast<double>(u.num_examples) / kWeightScale;
-    for (size_t j = 0; j + 1 < length; ++j) {
-      values[j] = static_cast<float>(
-          std::clamp(weight * u.delta[j], -kSecAggMaxAbs, kSecAggMaxAbs));
+    progress = false;
+    for (size_t i = 0; i < n && !server->done() && !server->aborted(); ++i) {
+      const bool survives = outcome_of.contains(plan.selected[i]);
+      if (finished[i]) continue;
+      auto t0 = std::chrono::steady_clock::now();
+      const std::string bytes = fl::EncodeSecureClientMessage(next[i]);
+      auto t1 = std::chrono::steady_clock::now();
+      HML_ASSIGN_OR_RETURN(fl::SecureClientMessage received, fl::DecodeSecureClientMessage(bytes));
+      HML_ASSIGN_OR_RETURN(
+          fl::SecureReply reply,
+          server->Exchange(plan.selected[i], received, static_cast<int64_t>(bytes.size()), now_ms));
+      const std::string reply_bytes = fl::EncodeSecureReply(reply);
+      auto t2 = std::chrono::steady_clock::now();
+      HML_ASSIGN_OR_RETURN(reply, fl::DecodeSecureReply(reply_bytes));
+      // Done, out, or a dropout vanishing where its masked input was due.
+      if (reply.stage == fl::SecureStage::kDone || reply.stage == fl::SecureStage::kOut ||
+          (!survives && reply.stage == fl::SecureStage::kMaskedInput)) {
+        finished[i] = true;
+        continue;
+      }
+      std::optional<std::vector<uint32_t>> input;
+      if (reply.stage == fl::SecureStage::kMaskedInput && survives) {
+        const fl::ModelUpdate& u = outcomes[outcome_of.at(plan.selected[i])].update;
+        HML_ASSIGN_OR_RETURN(input, fl::EncodeSecureInput(u.delta, u.num_examples, fixed));
+      }
+      HML_ASSIGN_OR_RETURN(next[i], clients[i].Respond(reply, input));
+      auto t3 = std::chrono::steady_clock::now();
+      client_seconds += Seconds(t1 - t0).count() + Seconds(t3 - t2).count();
+      server_seconds += Seconds(t2 - t1).count();
+      progress = progress || next[i].stage != fl::SecureStage::kWait;
     }
-    values[length - 1] = static_cast<float>(std::min(weight, kSecAggMaxAbs));
-    HML_ASSIGN_OR_RETURN(inputs[static_cast<size_t>(i)], fl::EncodeFixedPoint(values, fixed));
   }
-  fl::SecAggTimings timings;
-  Result<std::vector<uint32_t>> sum = fl::RunSecAggRound(config, inputs, {}, dropped, &timings);
-  record->secagg_server_seconds = timings.server_seconds;
-  record->secagg_client_seconds = timings.client_seconds;
-  // Below the threshold the secure round aborts: no sum, so the round will be abandoned.
-  if (!sum.ok() && sum.status().code() == StatusCode::kAborted) return Status::Ok();
-  HML_RETURN_IF_ERROR(sum.status());
-  const std::vector<float> decoded = fl::DecodeFixedPoint(*sum, fixed);
-  fl::SecureAggregate aggregate;
-  aggregate.participants = survivors;
-  aggregate.weighted_delta_sum.resize(length - 1);
-  for (size_t j = 0; j + 1 < length; ++j) {
-    aggregate.weighted_delta_sum[j] = static_cast<float>(decoded[j] * kWeightScale);
+  record->secagg_server_seconds = server_seconds;
+  record->secagg_client_seconds = client_seconds;
+  // Aborted below the threshold: no sum, so the round will be abandoned. An aggregate the
+  // coordinator refuses is counted in the round's result.
+  if (std::optional<fl::SecureAggregate> aggregate = server->TakeAggregate()) {
+    (void)coordinator.SubmitSecureAggregate(std::move(*aggregate), now_ms);
   }
-  aggregate.total_examples = decoded[length - 1] * kWeightScale;
-  aggregate.wire_bytes = static_cast<int64_t>(survivors.size() * length * sizeof(uint32_t)) +
-                         int64_t{n} * 32;
-  // An aggregate the coordinator refuses is counted in the round's result.
-  (void)coordinator.SubmitSecureAggregate(std::move(aggregate), now_ms);
-  return Status::Ok();
+  return now_ms;
 }
 
 }  // namespace
@@ -141,10 +151,6 @@ Status FederatedSimOptions::Validate() const {
   if (!(dropout_rate >= 0.0 && dropout_rate < 1.0)) {
     return InvalidArgumentError("dropout_rate must be in [0, 1), got " +
                                 std::to_string(dropout_rate));
-  }
-  if (!(secagg_threshold_fraction > 0.5 && secagg_threshold_fraction <= 1.0)) {
-    return InvalidArgumentError("secagg_threshold_fraction must be in (0.5, 1], got " +
-                                std::to_string(secagg_threshold_fraction));
   }
   if (!(client_momentum >= 0.0f && client_momentum < 1.0f)) {
     return InvalidArgumentError("client_momentum must be in [0, 1), got " +
@@ -283,11 +289,13 @@ Result<FederatedSimResult> RunFederatedSimulation(const runtime::Graph& model,
       (void)coordinator->Submit(std::move(decoded.update),
                                 static_cast<int64_t>(outcomes[k].bytes.size()), now_ms + 1);
     }
+    int64_t close_ms = now_ms + 2;
     if (options.round.secure_aggregation) {
-      HML_RETURN_IF_ERROR(SecureRound(plan, survivors, outcomes, options, num_elements, now_ms + 1,
-                                      *coordinator, &record));
+      HML_ASSIGN_OR_RETURN(int64_t ended, SecureRound(plan, survivors, outcomes, num_elements,
+                                                      now_ms + 1, *coordinator, &record));
+      close_ms = std::max(close_ms, ended + 1);
     }
-    HML_ASSIGN_OR_RETURN(record.result, coordinator->Close(now_ms + 2));
+    HML_ASSIGN_OR_RETURN(record.result, coordinator->Close(close_ms));
     record.mean_local_loss =
         trained_clients > 0 ? loss_sum / static_cast<double>(trained_clients) : 0.0;
     record.seconds = Seconds(std::chrono::steady_clock::now() - started).count();

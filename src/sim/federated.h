@@ -14,13 +14,14 @@
 //   3. the server side decodes those bytes and submits them (Submit with their wire size), then
 //      closes the round (Close), which applies it or abandons it;
 //   4. the new global model is scored on the test set.
-// With round.secure_aggregation the updates never reach the server one by one: each surviving
-// client's input is (n_k / S) x delta_k followed by n_k / S (S = 1024, public; elements clipped to
-// +-kSecAggMaxAbs and encoded in fixed point), the selected clients run a secure-aggregation round
-// (src/fl/secagg.h; the dropped ones vanish after sharing their keys, the worst moment for the
-// server), and the server hands the unmasked sum to Coordinator::SubmitSecureAggregate. The bytes
-// counted are the masked inputs and the public keys (the Shamir share messages are not counted).
-// Below the threshold the secure round aborts and the round is abandoned.
+// With round.secure_aggregation the updates never reach the server one by one: the selected
+// clients and a fl::SecureRoundServer exchange the messages devices and the service exchange
+// (src/fl/secure_round.h, encoded and decoded: each surviving client's input is its
+// example-weighted delta in fixed point; the dropped ones vanish after sending their shares, the
+// worst moment for the server), and the server hands the unmasked sum to
+// Coordinator::SubmitSecureAggregate. The bytes counted are every message the server received.
+// Below the threshold (round.secure_threshold_fraction) the secure round aborts and the round is
+// abandoned.
 // Clients train on `threads` worker threads, each owning one Trainer (a client's state between
 // rounds is only its data slice and, for top-k, its error-feedback residual), so 1,000 clients
 // cost little more memory than 10. Time is simulated: round r starts at r * deadline and every
@@ -41,10 +42,6 @@
 
 namespace hml::sim {
 
-// Largest |element| of a client's secure-aggregation input ((n_k / 1024) x delta and n_k / 1024);
-// larger ones are clipped.
-inline constexpr double kSecAggMaxAbs = 64.0;
-
 // One simulated client: its id and its local labelled data.
 struct FederatedClient {
   std::string id;
@@ -64,9 +61,6 @@ struct FederatedSimOptions {
   int eval_every = 1;
   // Fraction of the selected clients that drop out before sending (seeded). Default: 0.
   double dropout_rate = 0.0;
-  // With round.secure_aggregation: the Shamir threshold as a fraction of the selected clients,
-  // t = max(floor(n / 2) + 1, ceil(fraction x n)); in (0.5, 1]. Default: 2 / 3.
-  double secagg_threshold_fraction = 2.0 / 3.0;
   // Default: 0.
   uint64_t seed = 0;
   // Called after every round (and its evaluation) from the calling thread. Default: none.

@@ -336,6 +336,28 @@ void DeliverSubmit(const std::shared_ptr<Impl>& impl, sdk::CallId id,
   Reply(impl, id, response, &sdk::DecodeSubmitUpdateAnswer, what);
 }
 
+// The server side of a secure-aggregation message: what FederatedLearning.SecureAggregation
+// does for an authenticated device.
+void DeliverSecure(const std::shared_ptr<Impl>& impl, sdk::CallId id,
+                   const hybridml::v1::SecureAggregationRequest& message) {
+  int64_t version = 0, deadline = 0;
+  if (!StillPending(*impl, id, &version, &deadline)) return;
+  const std::string what =
+      "secure aggregation in task '" + message.task() + "' round " + message.round_id();
+  const InProcessTransportOptions& options = impl->options;
+  if (options.federated == nullptr) {
+    return SendError(impl, id, UnimplementedError(what + ": the server runs no federated tasks"),
+                     what);
+  }
+  Result<std::string> reply =
+      options.federated->SecureExchange(message.task(), options.device_id, message.round_id(),
+                                        message.message(), impl->clock->WallMicros() / 1000);
+  if (!reply.ok()) return SendError(impl, id, reply.status(), what);
+  hybridml::v1::SecureAggregationResponse response;
+  response.set_reply(std::move(*reply));
+  Reply(impl, id, response, &sdk::DecodeSecureAggregationAnswer, what);
+}
+
 }  // namespace
 
 Status InProcessTransportOptions::Validate() const {
@@ -462,6 +484,26 @@ sdk::CallId Launch(const std::shared_ptr<Impl>& impl_, std::unique_ptr<Call> sta
   return id;
 }
 
+// Launches a call whose request is the protobuf `message`, handed to the server side by
+// `deliver` when it arrives: the calls other than Infer.
+template <typename Answer, typename Message>
+sdk::CallId LaunchMessage(const std::shared_ptr<Impl>& impl, std::string what,
+                          int64_t deadline_nanos,
+                          std::function<void(Result<Answer>, const sdk::CallStats&)> done,
+                          Status failure, std::shared_ptr<Message> message,
+                          void (*deliver)(const std::shared_ptr<Impl>&, sdk::CallId,
+                                          const Message&)) {
+  auto state = std::make_unique<TypedCall<Answer>>();
+  state->what = std::move(what);
+  state->deadline_nanos = deadline_nanos;
+  state->done = std::move(done);
+  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
+  return Launch(impl, std::move(state), std::move(failure), bytes,
+                [message, deliver](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
+                  deliver(impl, id, *message);
+                });
+}
+
 }  // namespace
 
 sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback done) {
@@ -482,65 +524,51 @@ sdk::CallId InProcessTransport::Infer(sdk::InferCall call, sdk::InferCallback do
 }
 
 sdk::CallId InProcessTransport::Upload(sdk::UploadCall call, sdk::UploadCallback done) {
-  auto state = std::make_unique<TypedCall<sdk::UploadAnswer>>();
-  state->what = "upload '" + call.idempotency_key + "'";
-  state->deadline_nanos = call.deadline_nanos;
-  state->done = std::move(done);
   Status failure = sdk::ValidateUploadCall(call);
   auto message = std::make_shared<hybridml::v1::UploadBatchRequest>();
   sdk::EncodeUploadCall(call, message.get());
-  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
-  return Launch(impl_, std::move(state), std::move(failure), bytes,
-                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
-                  DeliverUpload(impl, id, *message);
-                });
+  return LaunchMessage<sdk::UploadAnswer>(impl_, "upload '" + call.idempotency_key + "'",
+                                          call.deadline_nanos, std::move(done), std::move(failure),
+                                          std::move(message), &DeliverUpload);
 }
 
 sdk::CallId InProcessTransport::ReportTelemetry(sdk::TelemetryCall call,
                                                 sdk::TelemetryCallback done) {
-  auto state = std::make_unique<TypedCall<sdk::TelemetryAnswer>>();
-  state->what = "telemetry";
-  state->deadline_nanos = call.deadline_nanos;
-  state->done = std::move(done);
   Status failure = sdk::ValidateTelemetryCall(call);
   auto message = std::make_shared<hybridml::v1::TelemetryReport>();
   sdk::EncodeTelemetryCall(call, message.get());
-  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
-  return Launch(impl_, std::move(state), std::move(failure), bytes,
-                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
-                  DeliverTelemetry(impl, id, *message);
-                });
+  return LaunchMessage<sdk::TelemetryAnswer>(impl_, "telemetry", call.deadline_nanos,
+                                             std::move(done), std::move(failure),
+                                             std::move(message), &DeliverTelemetry);
 }
 
 sdk::CallId InProcessTransport::JoinRound(sdk::JoinRoundCall call, sdk::JoinRoundCallback done) {
-  auto state = std::make_unique<TypedCall<sdk::JoinRoundAnswer>>();
-  state->what = "join round of task '" + call.task + "'";
-  state->deadline_nanos = call.deadline_nanos;
-  state->done = std::move(done);
   Status failure = sdk::ValidateJoinRoundCall(call);
   auto message = std::make_shared<hybridml::v1::JoinRoundRequest>();
   sdk::EncodeJoinRoundCall(call, message.get());
-  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
-  return Launch(impl_, std::move(state), std::move(failure), bytes,
-                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
-                  DeliverJoin(impl, id, *message);
-                });
+  return LaunchMessage<sdk::JoinRoundAnswer>(impl_, "join round of task '" + call.task + "'",
+                                             call.deadline_nanos, std::move(done),
+                                             std::move(failure), std::move(message), &DeliverJoin);
 }
 
 sdk::CallId InProcessTransport::SubmitUpdate(sdk::SubmitUpdateCall call,
                                              sdk::SubmitUpdateCallback done) {
-  auto state = std::make_unique<TypedCall<sdk::SubmitUpdateAnswer>>();
-  state->what = "update of task '" + call.task + "' round " + call.round_id;
-  state->deadline_nanos = call.deadline_nanos;
-  state->done = std::move(done);
   Status failure = sdk::ValidateSubmitUpdateCall(call);
   auto message = std::make_shared<hybridml::v1::SubmitUpdateRequest>();
   sdk::EncodeSubmitUpdateCall(call, message.get());
-  const auto bytes = static_cast<int64_t>(message->ByteSizeLong());
-  return Launch(impl_, std::move(state), std::move(failure), bytes,
-                [message](const std::shared_ptr<Impl>& impl, sdk::CallId id) {
-                  DeliverSubmit(impl, id, *message);
-                });
+  return LaunchMessage<sdk::SubmitUpdateAnswer>(
+      impl_, "update of task '" + call.task + "' round " + call.round_id, call.deadline_nanos,
+      std::move(done), std::move(failure), std::move(message), &DeliverSubmit);
+}
+
+sdk::CallId InProcessTransport::SecureAggregation(sdk::SecureAggregationCall call,
+                                                  sdk::SecureAggregationCallback done) {
+  Status failure = sdk::ValidateSecureAggregationCall(call);
+  auto message = std::make_shared<hybridml::v1::SecureAggregationRequest>();
+  sdk::EncodeSecureAggregationCall(call, message.get());
+  return LaunchMessage<sdk::SecureAggregationAnswer>(
+      impl_, "secure aggregation in task '" + call.task + "' round " + call.round_id,
+      call.deadline_nanos, std::move(done), std::move(failure), std::move(message), &DeliverSecure);
 }
 
 bool InProcessTransport::Cancel(sdk::CallId id) {

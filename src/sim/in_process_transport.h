@@ -146,6 +146,8 @@ class InProcessTransport final : public sdk::Transport {
   sdk::CallId ReportTelemetry(sdk::TelemetryCall call, sdk::TelemetryCallback done) override;
   sdk::CallId JoinRound(sdk::JoinRoundCall call, sdk::JoinRoundCallback done) override;
   sdk::CallId SubmitUpdate(sdk::SubmitUpdateCall call, sdk::SubmitUpdateCallback done) override;
+  sdk::CallId SecureAggregation(sdk::SecureAggregationCall call,
+                                sdk::SecureAggregationCallback done) override;
   bool Cancel(sdk::CallId id) override;
   Clock* clock() const override;
 

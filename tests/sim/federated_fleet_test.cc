@@ -4,7 +4,8 @@
 // a linear classifier over the air, take part in a FederatedTasks task through their
 // InProcessTransports (JoinRound / SubmitUpdate over emulated Wi-Fi), and the task publishes and
 // rolls out one version per round, which the devices install; the final version is far better
-// than the first on held-out data.
+// than the first on held-out data. The same with secure aggregation (FederatedLearning.
+// SecureAggregation instead of SubmitUpdate).
 #include "src/sim/federated_fleet.h"
 
 #include <gtest/gtest.h>
@@ -66,10 +67,17 @@ class FederatedFleetTest : public ::testing::Test {
   std::shared_ptr<data::InMemoryDataset> test_;
 };
 
-TEST_F(FederatedFleetTest, DevicesTrainAndInstallEachNewVersionOverTheAir) {
+// Both ways of summing a round: plain updates (int8) and secure aggregation, where the server
+// only ever holds masked inputs and their sum.
+class FederatedFleetModeTest : public FederatedFleetTest,
+                               public ::testing::WithParamInterface<bool> {};
+
+TEST_P(FederatedFleetModeTest, DevicesTrainAndInstallEachNewVersionOverTheAir) {
+  const bool secure = GetParam();
   server::FederatedTasksOptions tasks_options;
   tasks_options.registry_dir = registry_dir_;
   tasks_options.keys_dir = keys_dir_;
+  tasks_options.secure_poll_ms = 20;
   auto tasks = server::FederatedTasks::Create(tasks_options);
   ASSERT_TRUE(tasks.ok()) << tasks.status().ToString();
   server::FederatedTaskSpec spec;
@@ -87,8 +95,10 @@ TEST_F(FederatedFleetTest, DevicesTrainAndInstallEachNewVersionOverTheAir) {
   spec.round.local_steps = 15;
   spec.round.batch_size = 16;
   spec.round.learning_rate = 0.05;
-  spec.round.codec = "int8";
-  ASSERT_TRUE((*tasks)->AddTask(spec).ok());
+  spec.round.codec = secure ? "none" : "int8";
+  spec.round.secure_aggregation = secure;
+  const Status added = (*tasks)->AddTask(spec);
+  ASSERT_TRUE(added.ok()) << added.ToString();
 
   // Device i holds the training blobs of class i only.
   const auto train = testing::Blobs(300, 1);
@@ -114,8 +124,9 @@ TEST_F(FederatedFleetTest, DevicesTrainAndInstallEachNewVersionOverTheAir) {
   EXPECT_EQ(report->status.state, "done");
   ASSERT_EQ(report->rounds.size(), 2u);
   for (const fl::RoundResult& r : report->rounds) {
-    EXPECT_EQ(r.status, fl::RoundStatus::kApplied);
+    EXPECT_EQ(r.status, fl::RoundStatus::kApplied) << r.abandon_reason;
     EXPECT_EQ(r.participants, 3);
+    EXPECT_GT(r.bytes_received, 0);
   }
   ASSERT_EQ(report->devices.size(), 3u);
   for (const FederatedDeviceRow& d : report->devices) {
@@ -141,6 +152,11 @@ TEST_F(FederatedFleetTest, DevicesTrainAndInstallEachNewVersionOverTheAir) {
   ASSERT_TRUE(report->status.last_accuracy.has_value());
   EXPECT_NEAR(*report->status.last_accuracy, after->accuracy, 1e-9);
 }
+
+INSTANTIATE_TEST_SUITE_P(PlainAndSecure, FederatedFleetModeTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("Secure") : std::string("Plain");
+                         });
 
 }  // namespace
 }  // namespace hml::sim

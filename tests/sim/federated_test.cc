@@ -132,7 +132,7 @@ TEST(FederatedSimulationTest, SecureAggregationMatchesThePlainRoundAndAbortsBelo
   }
   // Half of the 4 clients drop: 2 survivors are below the threshold of 3, every round aborts.
   FederatedSimOptions dropping = secure;
-  dropping.round.min_report_fraction = 0.25;
+  dropping.round.min_report_fraction = 0.5;
   dropping.dropout_rate = 0.5;
   dropping.rounds = 4;
   auto d = RunFederatedSimulation(testing::LinearClassifierGraph(), clients, *test, dropping);

@@ -2,9 +2,10 @@
 //
 // A federated-learning server side for device tests: a real registry (signing keys, the test CNN
 // of tests/testing/models.h published as version 1 of model "cnn") in a directory the caller owns,
-// and server::FederatedTasks over it with one task, "fmnist", that trains the CNN's four
-// parameters. Rounds are small and fast: no held-out evaluation, no rollout, gather_ms 0 (a round
-// starts at the first Tick once the pool holds the cohort), int8 updates, a 60 s deadline. The
+// and server::FederatedTasks over it with two tasks that train the CNN's four parameters:
+// "fmnist" (int8 updates) and "fmnist-secure" (secure aggregation, devices polled every 20 ms).
+// Rounds are small and fast: no held-out evaluation, no rollout, gather_ms 0 (a round starts at
+// the first Tick once the pool holds the cohort), a 60 s deadline. The
 // device tests (tests/sdk/grpc, tests/sim) drive JoinRound/SubmitUpdate through a Transport and
 // Tick() themselves; Sealed() makes the update a device would send.
 #ifndef HML_TESTS_TESTING_FEDERATED_FIXTURE_H_
@@ -27,6 +28,7 @@
 namespace hml::testing {
 
 inline constexpr char kFederatedTask[] = "fmnist";
+inline constexpr char kSecureFederatedTask[] = "fmnist-secure";
 
 // The test CNN's parameters, in graph order: the layout every update of kFederatedTask has.
 inline const fl::UpdateLayout& CnnLayout() {
@@ -59,6 +61,7 @@ struct FederatedServer {
     options.registry_dir = dir;
     options.keys_dir = keys_dir;
     options.write_status_files = false;
+    options.secure_poll_ms = 20;
     auto created = server::FederatedTasks::Create(options);
     ASSERT_TRUE(created.ok()) << created.status().ToString();
     tasks = std::move(*created);
@@ -74,10 +77,15 @@ struct FederatedServer {
     spec.round.codec = "int8";
     Status added = tasks->AddTask(spec);
     ASSERT_TRUE(added.ok()) << added.ToString();
+    spec.name = kSecureFederatedTask;
+    spec.round.codec = "none";
+    spec.round.secure_aggregation = true;
+    added = tasks->AddTask(spec);
+    ASSERT_TRUE(added.ok()) << added.ToString();
   }
 
-  server::FederatedTaskStatus TaskStatus() {
-    Result<server::FederatedTaskStatus> status = tasks->TaskStatus(kFederatedTask);
+  server::FederatedTaskStatus TaskStatus(const std::string& task = kFederatedTask) {
+    Result<server::FederatedTaskStatus> status = tasks->TaskStatus(task);
     EXPECT_TRUE(status.ok()) << status.status().ToString();
     return status.ok() ? *status : server::FederatedTaskStatus{};
   }

@@ -7,8 +7,8 @@
 //   kCommitThenFail store, then answer `status` (the server died after its commit, before the
 //                   ack: the device sees a failure although the batch is stored)
 // Calls beyond the script are kAck. Callbacks run on a thread of the fake, never inside
-// Upload(), as the Transport contract says. Infer, ReportTelemetry, JoinRound and SubmitUpdate
-// answer kUnimplemented.
+// Upload(), as the Transport contract says. Infer, ReportTelemetry, JoinRound, SubmitUpdate and
+// SecureAggregation answer kUnimplemented.
 #ifndef HML_TESTS_TESTING_UPLOAD_FAKES_H_
 #define HML_TESTS_TESTING_UPLOAD_FAKES_H_
 
@@ -118,6 +118,12 @@ class FakeIngestTransport final : public sdk::Transport {
     });
   }
   sdk::CallId SubmitUpdate(sdk::SubmitUpdateCall, sdk::SubmitUpdateCallback done) override {
+    return Unimplemented([done = std::move(done)](sdk::CallStats s) {
+      done(UnimplementedError("fake ingest transport"), s);
+    });
+  }
+  sdk::CallId SecureAggregation(sdk::SecureAggregationCall,
+                                sdk::SecureAggregationCallback done) override {
     return Unimplemented([done = std::move(done)](sdk::CallStats s) {
       done(UnimplementedError("fake ingest transport"), s);
     });

@@ -274,6 +274,10 @@ class NoTransport final : public hml::sdk::Transport {
                                 hml::sdk::SubmitUpdateCallback done) override {
     return Refuse("model update", std::move(done));
   }
+  hml::sdk::CallId SecureAggregation(hml::sdk::SecureAggregationCall,
+                                     hml::sdk::SecureAggregationCallback done) override {
+    return Refuse("secure aggregation", std::move(done));
+  }
   hml::Clock* clock() const override { return hml::RealClock(); }
 
  private:

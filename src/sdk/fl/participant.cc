@@ -3,10 +3,12 @@
 
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <system_error>
 #include <utility>
 
 #include "hml/env.h"
+#include "src/fl/secure_round.h"
 #include "src/fl/update_wire.h"
 #include "src/runtime/onnx_io.h"
 
@@ -31,6 +33,8 @@ std::string_view OutcomeName(ParticipationResult::Outcome outcome) {
       return "model-missing";
     case ParticipationResult::Outcome::kSubmitted:
       return "submitted";
+    case ParticipationResult::Outcome::kSecureOut:
+      return "secure-out";
   }
   return "unknown";
 }
@@ -59,6 +63,105 @@ Result<runtime::Trainer*> FederatedParticipant::TrainerFor(int64_t version,
   trainer_version_ = version;
   global_ = trainer_->GetParameters();
   return trainer_.get();
+}
+
+Status FederatedParticipant::Train(const JoinRoundAnswer& joined, runtime::Trainer& trainer,
+                                   const data::Dataset& data, const std::atomic<bool>* cancel,
+                                   ParticipationResult& result) {
+  HML_ASSIGN_OR_RETURN(LocalTrainingConfig config,
+                       LocalTrainingConfig::FromConfigMap(joined.config));
+  if (joined.config.find("momentum") == joined.config.end()) config.momentum = options_.momentum;
+  HML_ASSIGN_OR_RETURN(result.training, TrainLocally(trainer, data, global_, config,
+                                                     options_.budget, platform_, clock_, cancel));
+  fl::ModelUpdate& update = result.training.update;
+  update.client_id = options_.client_id;
+  // The round id travels as text; the update carries it as a number.
+  {
+    const std::string& id = joined.round_id;
+    const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), update.round_id);
+    if (ec != std::errc() || end != id.data() + id.size()) {
+      return InvalidArgumentError("JoinRound answered round id '" + id + "', not a number");
+    }
+  }
+  // Clip to the server's norm bound, if it announces one, so the update is not rejected.
+  HML_ASSIGN_OR_RETURN(double max_norm,
+                       RoundConfigNumber<double>(joined.config, "max_l2_norm", 0.0));
+  if (max_norm > 0.0) {
+    const double norm = fl::L2Norm(update.delta);
+    if (norm > max_norm) {
+      const float scale = static_cast<float>(max_norm / norm);
+      for (float& v : update.delta) v *= scale;
+    }
+  }
+  return Status::Ok();
+}
+
+Status FederatedParticipant::RunSecureRound(const JoinRoundAnswer& joined,
+                                            runtime::Trainer& trainer, const data::Dataset& data,
+                                            const std::atomic<bool>* cancel,
+                                            ParticipationResult& result) {
+  fl::SecureRoundClient client;
+  fl::SecureClientMessage next;  // a poll first: the server says what it needs
+  std::optional<std::vector<uint32_t>> input;
+  bool trained = false, shared = false;
+  const auto train = [&](int clients) -> Status {
+    HML_RETURN_IF_ERROR(Train(joined, trainer, data, cancel, result));
+    trained = true;
+    HML_ASSIGN_OR_RETURN(fl::FixedPointOptions fixed, fl::SecureFixedPoint(clients));
+    const fl::ModelUpdate& update = result.training.update;
+    HML_ASSIGN_OR_RETURN(input, fl::EncodeSecureInput(update.delta, update.num_examples, fixed));
+    return Status::Ok();
+  };
+  const std::string where = "secure aggregation of round " + joined.round_id;
+  while (true) {
+    if (cancel != nullptr && cancel->load()) return CancelledError(where + ": cancelled");
+    if (clock_.WallMicros() / 1000 > joined.deadline_ms) {
+      result.outcome = ParticipationResult::Outcome::kSecureOut;
+      result.detail = "the round's deadline passed before its secure aggregation ended";
+      return Status::Ok();
+    }
+    SecureAggregationCall call;
+    call.task = options_.task;
+    call.round_id = joined.round_id;
+    call.message = fl::EncodeSecureClientMessage(next);
+    call.deadline_nanos = transport_.clock()->NowNanos() + options_.call_timeout_nanos;
+    if (next.stage == fl::SecureStage::kMaskedInput) {
+      result.update_bytes = static_cast<int64_t>(call.message.size());
+    }
+    auto [answer, stats] =
+        CallAndWait<SecureAggregationAnswer>([&](SecureAggregationCallback done) {
+          transport_.SecureAggregation(std::move(call), std::move(done));
+        });
+    result.wire_bytes_sent += stats.bytes_sent;
+    result.wire_bytes_received += stats.bytes_received;
+    HML_RETURN_IF_ERROR(answer.status().WithContext(where));
+    HML_ASSIGN_OR_RETURN(fl::SecureReply reply, fl::DecodeSecureReply(answer->reply));
+    switch (reply.stage) {
+      case fl::SecureStage::kDone:
+        result.outcome = ParticipationResult::Outcome::kSubmitted;
+        result.accepted = true;
+        return Status::Ok();
+      case fl::SecureStage::kOut:
+        result.outcome = ParticipationResult::Outcome::kSecureOut;
+        result.detail = reply.reason;
+        return Status::Ok();
+      case fl::SecureStage::kMaskedInput:
+        if (!trained) HML_RETURN_IF_ERROR(train(reply.clients));
+        break;
+      case fl::SecureStage::kWait:
+        // Waiting after the shares went out: the time to train. Otherwise wait as told.
+        if (shared && !trained) {
+          HML_RETURN_IF_ERROR(train(reply.clients));
+        } else {
+          transport_.clock()->SleepNanos(reply.retry_after_ms * 1000000);
+        }
+        break;
+      default:
+        break;
+    }
+    HML_ASSIGN_OR_RETURN(next, client.Respond(reply, input));
+    shared = shared || next.stage == fl::SecureStage::kShares;
+  }
 }
 
 Result<ParticipationResult> FederatedParticipant::RunOnce(const data::Dataset& data,
@@ -92,32 +195,16 @@ Result<ParticipationResult> FederatedParticipant::RunOnce(const data::Dataset& d
   }
   HML_ASSIGN_OR_RETURN(runtime::Trainer * trainer, TrainerFor(joined->model_version, *path));
 
-  // 3. Local training from the version's weights.
-  HML_ASSIGN_OR_RETURN(LocalTrainingConfig config,
-                       LocalTrainingConfig::FromConfigMap(joined->config));
-  if (joined->config.find("momentum") == joined->config.end()) config.momentum = options_.momentum;
-  HML_ASSIGN_OR_RETURN(result.training, TrainLocally(*trainer, data, global_, config,
-                                                     options_.budget, platform_, clock_, cancel));
+  // 3. Local training from the version's weights (in a secure round, when the exchange has
+  // reached the point where the input is needed or where the device would only wait).
+  const auto secure = joined->config.find("secure_aggregation");
+  if (secure != joined->config.end() && secure->second == "1") {
+    HML_RETURN_IF_ERROR(RunSecureRound(*joined, *trainer, data, cancel, result));
+    last_round_submitted_ = result.round_id;
+    return result;
+  }
+  HML_RETURN_IF_ERROR(Train(*joined, *trainer, data, cancel, result));
   fl::ModelUpdate& update = result.training.update;
-  update.client_id = options_.client_id;
-  // The round id travels as text; the update carries it as a number.
-  {
-    const std::string& id = joined->round_id;
-    const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), update.round_id);
-    if (ec != std::errc() || end != id.data() + id.size()) {
-      return InvalidArgumentError("JoinRound answered round id '" + id + "', not a number");
-    }
-  }
-  // Clip to the server's norm bound, if it announces one, so the update is not rejected.
-  HML_ASSIGN_OR_RETURN(double max_norm,
-                       RoundConfigNumber<double>(joined->config, "max_l2_norm", 0.0));
-  if (max_norm > 0.0) {
-    const double norm = fl::L2Norm(update.delta);
-    if (norm > max_norm) {
-      const float scale = static_cast<float>(max_norm / norm);
-      for (float& v : update.delta) v *= scale;
-    }
-  }
 
   // 4. Seal with the round's codec and submit.
   fl::WireEncodeOptions encode;

@@ -13,6 +13,14 @@
 //      conditions and budget; the trainer for a version is kept between rounds.
 //   4. The update is sealed with the round's codec (src/fl/update_wire.h: int8, top-k with this
 //      device's error-feedback residual, or dense) and sent with SubmitUpdate.
+// In a round with secure aggregation (config secure_aggregation = 1) steps 3 and 4 are instead
+// the device's side of src/fl/secure_round.h over FederatedLearning.SecureAggregation: keys and
+// sealed shares first, local training while the server gathers the cohort's shares, then the
+// masked input (the clipped delta weighted by the example count, in fixed point) and the unmask
+// response; between stages the device polls as the server says (sleeping on the transport's
+// clock), until the sum is taken (kSubmitted, accepted), the device is out of the round
+// (kSecureOut: it missed a stage or the secure aggregation aborted) or the round's deadline
+// passes (kSecureOut).
 // Blocking: RunOnce waits for each call's callback. Not thread-safe; one per task per device.
 #ifndef HML_SRC_SDK_FL_PARTICIPANT_H_
 #define HML_SRC_SDK_FL_PARTICIPANT_H_
@@ -62,13 +70,14 @@ struct ParticipationResult {
     kNoRound,       // no round for this device now (or it already sent this round's update)
     kModelMissing,  // selected, but the round's model version is not on the device yet
     kSubmitted,     // trained and sent; `accepted` says whether the round used it
+    kSecureOut,     // a secure round went on without this device, or aborted: see detail
   };
   Outcome outcome = Outcome::kNoRound;
   std::string round_id;
   int64_t model_version = 0;
   bool accepted = false;
   LocalTrainingResult training;  // when trained
-  int64_t update_bytes = 0;      // sealed update size
+  int64_t update_bytes = 0;      // sealed update size (secure: the masked input message)
   int64_t wire_bytes_sent = 0;   // both calls, as the transport counted them
   int64_t wire_bytes_received = 0;
   std::string detail;  // why a round was skipped
@@ -85,8 +94,9 @@ class FederatedParticipant {
                                                               ParticipantOptions options);
 
   // One attempt at one round on `data` (see the file comment). Errors: the transport's (the
-  // JoinRound or SubmitUpdate call failed), TrainLocally's (conditions not met or ended,
-  // budgets), kInvalidArgument when the model cannot be trained or the round config is invalid.
+  // JoinRound, SubmitUpdate or SecureAggregation call failed), TrainLocally's (conditions not met
+  // or ended, budgets), kInvalidArgument when the model cannot be trained or the round config is
+  // invalid.
   Result<ParticipationResult> RunOnce(const data::Dataset& data, const ModelSource& models,
                                       const std::atomic<bool>* cancel = nullptr);
 
@@ -96,6 +106,14 @@ class FederatedParticipant {
   // The trainer over `path`'s graph, reused while the version stays the same; global_ holds the
   // version's weights (the round's starting point; the trainer's own drift after a round).
   Result<runtime::Trainer*> TrainerFor(int64_t version, const std::string& path);
+  // Trains for the round into result.training.update (client and round id set, clipped to the
+  // round's max_l2_norm).
+  Status Train(const JoinRoundAnswer& joined, runtime::Trainer& trainer, const data::Dataset& data,
+               const std::atomic<bool>* cancel, ParticipationResult& result);
+  // The secure-aggregation exchange of the round (file comment), training inside it.
+  Status RunSecureRound(const JoinRoundAnswer& joined, runtime::Trainer& trainer,
+                        const data::Dataset& data, const std::atomic<bool>* cancel,
+                        ParticipationResult& result);
 
   Transport& transport_;
   const Platform& platform_;

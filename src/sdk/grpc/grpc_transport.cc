@@ -1,6 +1,7 @@
 // Copyright hybridml authors. Licensed under the Apache License 2.0.
 //
-// One call, step by step: the typed front (Infer/Upload/ReportTelemetry/JoinRound/SubmitUpdate)
+// One call, step by step: the typed front (Infer, Upload, ReportTelemetry, JoinRound, SubmitUpdate,
+// SecureAggregation)
 // validates and encodes the request, then Impl::Start() registers the call under a new id and
 // either starts the RPC (a callback-API reactor, TypedCall) or, for a call refused on the device,
 // sets a gRPC alarm that fails it at once. Whichever ends the call (the reactor's OnDone, after an
@@ -477,6 +478,19 @@ CallId GrpcTransport::SubmitUpdate(SubmitUpdateCall call, SubmitUpdateCallback d
       &DecodeSubmitUpdateAnswer, std::move(done), ValidateSubmitUpdateCall(call),
       call.deadline_nanos, [&](v1::SubmitUpdateRequest& request) {
         EncodeSubmitUpdateCall(call, &request);
+        return Status::Ok();
+      });
+}
+
+CallId GrpcTransport::SecureAggregation(SecureAggregationCall call,
+                                        SecureAggregationCallback done) {
+  return StartTypedCall<v1::SecureAggregationRequest, v1::SecureAggregationResponse>(
+      *impl_, "/hybridml.v1.FederatedLearning/SecureAggregation",
+      "secure aggregation in task '" + call.task + "' round " + call.round_id + " at " +
+          impl_->options.target,
+      &DecodeSecureAggregationAnswer, std::move(done), ValidateSecureAggregationCall(call),
+      call.deadline_nanos, [&](v1::SecureAggregationRequest& request) {
+        EncodeSecureAggregationCall(call, &request);
         return Status::Ok();
       });
 }

@@ -123,6 +123,7 @@ class GrpcTransport final : public Transport {
   CallId ReportTelemetry(TelemetryCall call, TelemetryCallback done) override;
   CallId JoinRound(JoinRoundCall call, JoinRoundCallback done) override;
   CallId SubmitUpdate(SubmitUpdateCall call, SubmitUpdateCallback done) override;
+  CallId SecureAggregation(SecureAggregationCall call, SecureAggregationCallback done) override;
   bool Cancel(CallId id) override;
   Clock* clock() const override;
 

@@ -84,6 +84,23 @@ void EncodeSubmitUpdateCall(SubmitUpdateCall& call, hybridml::v1::SubmitUpdateRe
   out->set_example_count(call.example_count);
 }
 
+void EncodeSecureAggregationCall(SecureAggregationCall& call,
+                                 hybridml::v1::SecureAggregationRequest* out) {
+  out->set_task(std::move(call.task));
+  out->set_round_id(std::move(call.round_id));
+  out->set_message(std::move(call.message));
+}
+
+Result<SecureAggregationAnswer> DecodeSecureAggregationAnswer(
+    hybridml::v1::SecureAggregationResponse& response) {
+  if (response.reply().empty()) {
+    return InternalError("secure aggregation: the server's answer has no reply");
+  }
+  SecureAggregationAnswer answer;
+  answer.reply = std::move(*response.mutable_reply());
+  return answer;
+}
+
 Result<SubmitUpdateAnswer> DecodeSubmitUpdateAnswer(hybridml::v1::SubmitUpdateResponse& response) {
   SubmitUpdateAnswer answer;
   answer.accepted = response.accepted();

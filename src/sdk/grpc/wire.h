@@ -32,6 +32,11 @@ void EncodeJoinRoundCall(JoinRoundCall& call, hybridml::v1::JoinRoundRequest* ou
 Result<JoinRoundAnswer> DecodeJoinRoundAnswer(hybridml::v1::JoinRoundResponse& response);
 void EncodeSubmitUpdateCall(SubmitUpdateCall& call, hybridml::v1::SubmitUpdateRequest* out);
 Result<SubmitUpdateAnswer> DecodeSubmitUpdateAnswer(hybridml::v1::SubmitUpdateResponse& response);
+void EncodeSecureAggregationCall(SecureAggregationCall& call,
+                                 hybridml::v1::SecureAggregationRequest* out);
+// kInternal for an empty reply (the server always answers something).
+Result<SecureAggregationAnswer> DecodeSecureAggregationAnswer(
+    hybridml::v1::SecureAggregationResponse& response);
 
 }  // namespace hml::sdk
 

@@ -15,6 +15,7 @@
 #include "src/base/file_util.h"
 #include "src/data/dataset.h"
 #include "src/data/evaluate.h"
+#include "src/fl/secure_round.h"
 #include "src/fl/update_wire.h"
 #include "src/runtime/graph.h"
 #include "src/runtime/onnx_io.h"
@@ -83,6 +84,10 @@ Status FederatedTasksOptions::Validate() const {
   if (env == nullptr || clock == nullptr) {
     return InvalidArgumentError("FederatedTasks: env and clock must be set");
   }
+  if (secure_poll_ms < 1) {
+    return InvalidArgumentError("FederatedTasks: secure_poll_ms must be >= 1, got " +
+                                std::to_string(secure_poll_ms));
+  }
   return Status::Ok();
 }
 
@@ -129,6 +134,11 @@ struct FederatedTasks::Task {
   runtime::Graph graph;
   std::vector<runtime::ValueId> parameters;
   std::unique_ptr<fl::Coordinator> coordinator;
+  // The secure aggregation of the open round, or of the last one until the next starts (so a
+  // device polling after the round closed still learns whether its input was in the sum), in a
+  // task with round.secure_aggregation.
+  std::unique_ptr<fl::SecureRoundServer> secure;
+  int64_t secure_round_id = 0;
   int64_t model_version = 0;
   std::string semver;
   std::shared_ptr<const data::Dataset> eval;
@@ -165,11 +175,6 @@ Status FederatedTasks::AddTask(const FederatedTaskSpec& spec) {
     return AlreadyExistsError("federated task '" + spec.name + "' exists already");
   }
   const std::string where = "federated task '" + spec.name + "'";
-  if (spec.round.secure_aggregation) {
-    return UnimplementedError(where + ": secure aggregation is not yet run by the service (its "
-                              "key, share and unmasking exchanges have no RPCs); the "
-                              "simulation runs it (src/sim/federated.h)");
-  }
   HML_ASSIGN_OR_RETURN(std::vector<ModelSummary> models,
                        Registry::ListDir(*options_.env, options_.registry_dir));
   const ModelSummary* summary = nullptr;
@@ -357,9 +362,64 @@ Status FederatedTasks::Tick(int64_t now_ms) {
   return first;
 }
 
+Result<std::string> FederatedTasks::SecureExchange(const std::string& name,
+                                                   const std::string& device_id,
+                                                   const std::string& round_text,
+                                                   std::string_view message, int64_t now_ms) {
+  Task* task = Find(name);
+  if (task == nullptr) return NotFoundError("federated task '" + name + "' does not exist");
+  HML_ASSIGN_OR_RETURN(int64_t round_id, ParseRoundId(round_text));
+  std::lock_guard<std::mutex> lock(task->mu);
+  fl::Coordinator& c = *task->coordinator;
+  if (!c.config().secure_aggregation) {
+    return FailedPreconditionError("federated task '" + name +
+                                   "' does not use secure aggregation: submit the update instead");
+  }
+  const bool open = c.round_open() && c.round_id() == round_id;
+  const bool just_closed = task->secure != nullptr && task->secure_round_id == round_id;
+  if (!open && !just_closed) {
+    return FailedPreconditionError("round " + round_text + " of task '" + name + "' is not open");
+  }
+  if (task->secure == nullptr) {
+    return FailedPreconditionError("round " + round_text + " of task '" + name +
+                                   "' has no secure aggregation (it could not start; see the "
+                                   "server log)");
+  }
+  fl::SecureWireLimits limits;
+  limits.max_elements = static_cast<int64_t>(c.global_weights().size());
+  HML_ASSIGN_OR_RETURN(fl::SecureClientMessage decoded,
+                       fl::DecodeSecureClientMessage(message, limits));
+  HML_ASSIGN_OR_RETURN(
+      fl::SecureReply reply,
+      task->secure->Exchange(device_id, decoded, static_cast<int64_t>(message.size()), now_ms));
+  if (open) OfferSecureAggregate(*task, now_ms);
+  return fl::EncodeSecureReply(reply);
+}
+
+void FederatedTasks::OfferSecureAggregate(Task& task, int64_t now_ms) {
+  if (task.secure == nullptr) return;
+  task.secure->Advance(now_ms);
+  std::optional<fl::SecureAggregate> aggregate = task.secure->TakeAggregate();
+  if (!aggregate.has_value()) return;
+  // A refused aggregate is counted in the round's result (and the round abandoned).
+  Status offered = task.coordinator->SubmitSecureAggregate(std::move(*aggregate), now_ms);
+  if (!offered.ok()) {
+    HML_LOG(nullptr, kWarning) << "federated task '" << task.spec.name
+                               << "': secure aggregate refused: " << offered.ToString();
+  }
+}
+
 Status FederatedTasks::TickTask(Task& task, int64_t now_ms) {
   fl::Coordinator& c = *task.coordinator;
+  OfferSecureAggregate(task, now_ms);
   if (c.round_open() && c.ShouldClose(now_ms)) {
+    if (task.secure != nullptr) {
+      task.secure->Abandon("the round closed at its deadline before the sum was taken");
+      if (task.secure->aborted()) {
+        HML_LOG(nullptr, kWarning) << "federated task '" << task.spec.name << "' round "
+                                   << c.round_id() << ": " << task.secure->abort_reason();
+      }
+    }
     HML_ASSIGN_OR_RETURN(fl::RoundResult result, c.Close(now_ms));
     if (result.status == fl::RoundStatus::kApplied) {
       ++task.applied;
@@ -391,6 +451,27 @@ Status FederatedTasks::TickTask(Task& task, int64_t now_ms) {
   Result<fl::RoundPlan> plan = c.StartRound(now_ms, eligible);
   if (!plan.ok()) return plan.status().WithContext("federated task '" + task.spec.name + "'");
   task.waiting.clear();
+  task.secure.reset();
+  if (c.config().secure_aggregation) {
+    fl::SecureRoundOptions secure;
+    secure.cohort = plan->selected;
+    secure.elements = static_cast<int64_t>(c.global_weights().size());
+    secure.threshold_fraction = c.config().secure_threshold_fraction;
+    secure.start_ms = now_ms;
+    secure.deadline_ms = plan->deadline_ms;
+    secure.poll_ms = options_.secure_poll_ms;
+    Result<std::unique_ptr<fl::SecureRoundServer>> server =
+        fl::SecureRoundServer::Create(std::move(secure));
+    // Without it no device can contribute: the round is abandoned at its deadline.
+    if (!server.ok()) {
+      HML_LOG(nullptr, kError) << "federated task '" << task.spec.name << "' round "
+                               << plan->round_id << ": secure aggregation cannot start: "
+                               << server.status().ToString();
+    } else {
+      task.secure = std::move(*server);
+      task.secure_round_id = plan->round_id;
+    }
+  }
   return Status::Ok();
 }
 

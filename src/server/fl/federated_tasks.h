@@ -21,6 +21,10 @@
 //      cohort among them, and the pool empties (devices not selected join again).
 //   3. Devices Submit the update sealed with fl/update_wire.h. The sealed round id, example count
 //      and codec must match the request and the task; the client id is the authenticated device.
+//      In a task with round.secure_aggregation devices submit nothing: the round's cohort runs
+//      a fl::SecureRoundServer through SecureExchange (keys, sealed shares, masked inputs,
+//      unmasking; its stages end at fractions of the round's window), and when the sum is
+//      taken the coordinator gets it (SubmitSecureAggregate) and may close the round.
 //   4. Tick(now) closes the round when the coordinator says so (target reached or deadline
 //      passed). An applied round writes the new global weights into the graph's constants by name
 //      (shapes checked), saves the ONNX file to <registry>/fl/<task>/round-<R>.onnx, evaluates it
@@ -144,6 +148,9 @@ struct FederatedTasksOptions {
   // now_ms given to each call).
   Env* env = DefaultEnv();
   Clock* clock = RealClock();
+  // Longest wait a device in a secure round is told between polls (SecureRoundOptions::poll_ms).
+  // Default: 1000; >= 1.
+  int64_t secure_poll_ms = 1000;
 
   Status Validate() const;
 };
@@ -175,6 +182,15 @@ class FederatedTasks {
                       const std::string& round_id, std::string_view sealed_update,
                       uint64_t example_count, int64_t now_ms);
 
+  // One message of a secure round's exchange (fl/secure_round.h bytes) from `device_id`; returns
+  // the reply bytes. kNotFound for an unknown task; kFailedPrecondition when the task does not
+  // use secure aggregation or the round is not open; kInvalidArgument for undecodable bytes or a
+  // message the protocol refuses; kPermissionDenied for a device outside the round's cohort.
+  // When the exchange completes the sum, the coordinator gets the aggregate at once.
+  Result<std::string> SecureExchange(const std::string& task, const std::string& device_id,
+                                     const std::string& round_id, std::string_view message,
+                                     int64_t now_ms);
+
   // Closes the rounds that should close and starts those that can start. Returns the first error
   // (a failed publish); every task is still visited.
   Status Tick(int64_t now_ms);
@@ -189,6 +205,8 @@ class FederatedTasks {
   explicit FederatedTasks(FederatedTasksOptions options);
   Task* Find(const std::string& name);
   Status TickTask(Task& task, int64_t now_ms);
+  // Advances the open round's secure aggregation and hands a finished sum to the coordinator.
+  void OfferSecureAggregate(Task& task, int64_t now_ms);
   Status PublishRound(Task& task, const fl::RoundResult& result);
   FederatedTaskStatus StatusLocked(const Task& task) const;
   void WriteStatusLocked(Task& task);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <utility>
 #include <vector>
 
 namespace hml::server {
@@ -25,40 +26,32 @@ Status WrongType(std::string_view where, std::string_view key, std::string_view 
                               std::string(want));
 }
 
+// A field holding one JSON scalar of type T, checked with `is` (e.g. &Json::is_string).
+template <typename T>
+Field Scalar(std::string_view where, std::string key, T* out, bool (Json::*is)() const noexcept,
+             const char* want) {
+  return {[where, key, out, is, want](const Json& v) {
+            if (!(v.*is)()) return WrongType(where, key, want);
+            *out = v.get<T>();
+            return Status::Ok();
+          },
+          [out] { return Json(*out); }};
+}
+
 Field Int(std::string_view where, std::string key, int64_t* out) {
-  return {[where, key, out](const Json& v) {
-            if (!v.is_number_integer()) return WrongType(where, key, "an integer");
-            *out = v.get<int64_t>();
-            return Status::Ok();
-          },
-          [out] { return Json(*out); }};
+  return Scalar(where, std::move(key), out, &Json::is_number_integer, "an integer");
 }
-
 Field Uint(std::string_view where, std::string key, uint64_t* out) {
-  return {[where, key, out](const Json& v) {
-            if (!v.is_number_unsigned()) return WrongType(where, key, "an integer >= 0");
-            *out = v.get<uint64_t>();
-            return Status::Ok();
-          },
-          [out] { return Json(*out); }};
+  return Scalar(where, std::move(key), out, &Json::is_number_unsigned, "an integer >= 0");
 }
-
 Field Double(std::string_view where, std::string key, double* out) {
-  return {[where, key, out](const Json& v) {
-            if (!v.is_number()) return WrongType(where, key, "a number");
-            *out = v.get<double>();
-            return Status::Ok();
-          },
-          [out] { return Json(*out); }};
+  return Scalar(where, std::move(key), out, &Json::is_number, "a number");
 }
-
 Field String(std::string_view where, std::string key, std::string* out) {
-  return {[where, key, out](const Json& v) {
-            if (!v.is_string()) return WrongType(where, key, "a string");
-            *out = v.get<std::string>();
-            return Status::Ok();
-          },
-          [out] { return Json(*out); }};
+  return Scalar(where, std::move(key), out, &Json::is_string, "a string");
+}
+Field Bool(std::string_view where, std::string key, bool* out) {
+  return Scalar(where, std::move(key), out, &Json::is_boolean, "true or false");
 }
 
 Field Strings(std::string_view where, std::string key, std::vector<std::string>* out) {
@@ -120,6 +113,9 @@ std::map<std::string, Field> RoundFields(fl::RoundConfig& c) {
       {"int8_chunk_size", Int(w, "int8_chunk_size", &c.int8_chunk_size)},
       {"topk_fraction", Double(w, "topk_fraction", &c.topk_fraction)},
       {"max_l2_norm", Double(w, "max_l2_norm", &c.max_l2_norm)},
+      {"secure_aggregation", Bool(w, "secure_aggregation", &c.secure_aggregation)},
+      {"secure_threshold_fraction",
+       Double(w, "secure_threshold_fraction", &c.secure_threshold_fraction)},
       {"seed", Uint(w, "seed", &c.seed)},
   };
 }

@@ -326,6 +326,22 @@ class FederatedLearningService final : public v1::FederatedLearning::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status SecureAggregation(grpc::ServerContext* context,
+                                 const v1::SecureAggregationRequest* request,
+                                 v1::SecureAggregationResponse* response) override {
+    if (options_->federated == nullptr) {
+      return Seam(*auth_, *context, "FederatedLearning.SecureAggregation",
+                  "the federated learning issue");
+    }
+    Result<Principal> caller = AuthenticateDevice(*context, "SecureAggregation");
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    Result<std::string> reply = options_->federated->SecureExchange(
+        request->task(), caller->id, request->round_id(), request->message(), NowMs());
+    if (!reply.ok()) return ToGrpcStatus(reply.status());
+    response->set_reply(std::move(*reply));
+    return grpc::Status::OK;
+  }
+
  private:
   // Rounds belong to devices: an admin key has no local data to train on.
   Result<Principal> AuthenticateDevice(const grpc::ServerContext& context, std::string_view rpc) {

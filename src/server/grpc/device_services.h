@@ -31,8 +31,13 @@
 //                             late (deadline passed, round closed or full), INVALID_ARGUMENT for
 //                             undecodable or mismatching bytes, PERMISSION_DENIED when the caller
 //                             is not selected, ALREADY_EXISTS for a second update in a round
-//                             (also what a retry after a lost answer gets). An unknown task is
-//                             NOT_FOUND. Without FederatedTasks: UNIMPLEMENTED
+//                             (also what a retry after a lost answer gets). SecureAggregation:
+//                             one message of a secure round's exchange (fl/secure_round.h) from
+//                             the caller, answered with the server's reply bytes;
+//                             PERMISSION_DENIED outside the round's cohort, INVALID_ARGUMENT for
+//                             a message the protocol refuses, FAILED_PRECONDITION when the round
+//                             is not open or not secure. An unknown task is NOT_FOUND. Without
+//                             FederatedTasks: UNIMPLEMENTED
 //
 // Authentication: every RPC but Enroll starts with AuthenticateCall (src/server/grpc/grpc_auth.h)
 // on the `authorization` metadata and then the authorization rule above; a refused call returns

@@ -46,6 +46,9 @@ class FakeFederatedServer final : public Transport {
     submitted.push_back(std::move(call));
     return Answer(submit, std::move(done), size, 2);
   }
+  CallId SecureAggregation(SecureAggregationCall, SecureAggregationCallback done) override {
+    return Answer(Result<SecureAggregationAnswer>(UnimplementedError("no")), std::move(done), 0, 0);
+  }
   CallId Infer(InferCall, InferCallback done) override {
     return Answer(Result<InferAnswer>(UnimplementedError("no")), std::move(done), 0, 0);
   }

@@ -28,11 +28,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -42,6 +44,7 @@
 #include "hml/runtime/session.h"
 #include "proto/hybridml_device.pb.h"
 #include "proto/inference.grpc.pb.h"
+#include "src/fl/secure_round.h"
 #include "src/protocol/v2_grpc_codec.h"
 #include "src/sdk/grpc/wire.h"
 #include "src/sdk/router.h"
@@ -1212,6 +1215,104 @@ TEST_F(GrpcTransportFederatedTest, ErrorsKeepTheServersCodes) {
   EXPECT_EQ(late.Await().status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ(late.stats().bytes_sent, 0);
   EXPECT_EQ(federated_.TaskStatus().waiting, 0);
+}
+
+// A secure round over gRPC: two devices exchange their SecureAggregation messages (keys, sealed
+// shares, masked inputs, unmasking) with the server until the sum is taken; the tick then applies
+// the example-weighted mean of their deltas, which the server never saw one by one.
+TEST_F(GrpcTransportFederatedTest, SecureAggregationRoundAppliesTheWeightedMean) {
+  std::unique_ptr<GrpcTransport> a = Device(fixture_.device_a);
+  std::unique_ptr<GrpcTransport> b = Device(fixture_.device_b);
+  ASSERT_TRUE(a != nullptr && b != nullptr);
+  for (GrpcTransport* device : {a.get(), b.get()}) {
+    ASSERT_TRUE(Join(*device, testing::kSecureFederatedTask).answer.ok());
+  }
+  ASSERT_TRUE(federated_.tasks->Tick(NowMs()).ok());
+  struct Party {
+    GrpcTransport* transport;
+    float value;
+    int64_t examples;
+    std::string round_id;
+    fl::SecureRoundClient client;
+    fl::SecureClientMessage next;
+    fl::SecureStage last = fl::SecureStage::kWait;
+  };
+  Party parties[] = {{a.get(), 0.01f, 10, "", {}, {}, {}}, {b.get(), 0.04f, 30, "", {}, {}, {}}};
+  const int64_t elements = *fl::LayoutNumElements(testing::CnnLayout());
+  for (Party& p : parties) {
+    Joined joined = Join(*p.transport, testing::kSecureFederatedTask);
+    ASSERT_TRUE(joined.answer.ok()) << joined.answer.status().ToString();
+    ASSERT_EQ(joined.answer->round_id, "1");
+    EXPECT_EQ(joined.answer->config.at("secure_aggregation"), "1");
+    p.round_id = joined.answer->round_id;
+  }
+  int64_t bytes_sent = 0;
+  for (int step = 0; step < 40; ++step) {
+    bool all_done = true;
+    for (Party& p : parties) {
+      if (p.last == fl::SecureStage::kDone) continue;
+      all_done = false;
+      SecureAggregationCall call;
+      call.task = testing::kSecureFederatedTask;
+      call.round_id = p.round_id;
+      call.message = fl::EncodeSecureClientMessage(p.next);
+      Waiter<SecureAggregationAnswer> answered;
+      p.transport->SecureAggregation(std::move(call), answered.Callback());
+      ASSERT_TRUE(answered.Await().ok()) << answered.Await().status().ToString();
+      bytes_sent += answered.stats().bytes_sent;
+      auto reply = fl::DecodeSecureReply(answered.Await()->reply);
+      ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+      ASSERT_NE(reply->stage, fl::SecureStage::kOut) << reply->reason;
+      p.last = reply->stage;
+      std::optional<std::vector<uint32_t>> input;
+      if (reply->stage == fl::SecureStage::kMaskedInput) {
+        const std::vector<float> delta(static_cast<size_t>(elements), p.value);
+        auto encoded =
+            fl::EncodeSecureInput(delta, p.examples, *fl::SecureFixedPoint(reply->clients));
+        ASSERT_TRUE(encoded.ok());
+        input = std::move(*encoded);
+      }
+      auto next = p.client.Respond(*reply, input);
+      ASSERT_TRUE(next.ok()) << next.status().ToString();
+      p.next = std::move(*next);
+    }
+    if (all_done) break;
+  }
+  for (const Party& p : parties) EXPECT_EQ(p.last, fl::SecureStage::kDone);
+  // Both masked inputs went over the wire (4 bytes per element and the weight, each).
+  EXPECT_GT(bytes_sent, 2 * 4 * elements);
+
+  ASSERT_TRUE(federated_.tasks->Tick(NowMs()).ok());
+  const server::FederatedTaskStatus status = federated_.TaskStatus(testing::kSecureFederatedTask);
+  EXPECT_EQ(status.rounds_applied, 1) << status.last_round_status;
+  EXPECT_EQ(status.model_version, 2);
+  auto history = federated_.tasks->History(testing::kSecureFederatedTask);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+  const fl::RoundResult& round = history->front();
+  EXPECT_EQ(round.participants, 2);
+  EXPECT_EQ(round.examples, 40);
+  // (10 x 0.01 + 30 x 0.04) / 40 = 0.0325 on every element.
+  EXPECT_NEAR(round.global_delta_norm, 0.0325 * std::sqrt(static_cast<double>(elements)), 1e-3);
+
+  // The plain task refuses secure messages, naming why; a device outside the cohort is refused.
+  SecureAggregationCall plain;
+  plain.task = testing::kFederatedTask;
+  plain.round_id = "1";
+  plain.message = fl::EncodeSecureClientMessage(fl::SecureClientMessage{});
+  Waiter<SecureAggregationAnswer> refused;
+  a->SecureAggregation(std::move(plain), refused.Callback());
+  EXPECT_EQ(refused.Await().status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.Await().status().message()),
+              HasSubstr("does not use secure aggregation"));
+  // An empty message is refused on the device: nothing is sent.
+  SecureAggregationCall empty;
+  empty.task = testing::kSecureFederatedTask;
+  empty.round_id = "2";
+  Waiter<SecureAggregationAnswer> not_sent;
+  a->SecureAggregation(std::move(empty), not_sent.Callback());
+  EXPECT_EQ(not_sent.Await().status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(not_sent.stats().bytes_sent, 0);
 }
 
 // A server without federated tasks answers UNIMPLEMENTED (after authenticating the device).

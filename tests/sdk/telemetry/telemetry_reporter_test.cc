@@ -40,6 +40,10 @@ class FakeTransport final : public Transport {
     done(UnimplementedError("fake"), {});
     return 0;
   }
+  CallId SecureAggregation(SecureAggregationCall, SecureAggregationCallback done) override {
+    done(UnimplementedError("fake"), {});
+    return 0;
+  }
   CallId ReportTelemetry(TelemetryCall call, TelemetryCallback done) override {
     std::lock_guard lock(mu_);
     EXPECT_TRUE(ValidateTelemetryCall(call).ok());

@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "proto/hybridml_device.grpc.pb.h"
+#include "src/fl/secure_round.h"
 #include "src/fl/update_wire.h"
 #include "src/runtime/onnx_io.h"
 #include "src/server/fl/task_file.h"
@@ -28,6 +30,7 @@
 #include "src/server/registry/keys.h"
 #include "src/server/registry/registry.h"
 #include "tests/testing/auth_fixture.h"
+#include "tests/testing/federated_fixture.h"
 #include "tests/testing/models.h"
 #include "tests/testing/serving_fakes.h"
 
@@ -415,6 +418,71 @@ TEST_F(FederatedTasksTest, AddTaskChecksModelAndParameters) {
   spec.parameters = {"fc.w", "fc.b"};
   ASSERT_TRUE(tasks_->AddTask(spec).ok());
   EXPECT_EQ(tasks_->AddTask(spec).code(), StatusCode::kAlreadyExists);
+}
+
+// A secure round whose cohort does not finish its exchange: the round closes at its deadline and
+// is abandoned (nothing published, nothing summed), and a device still polling is told it is
+// out and why. Malformed messages and strangers are refused with the documented codes.
+TEST(FederatedTasksSecureTest, AnUnfinishedSecureRoundIsAbandonedAndDevicesAreToldWhy) {
+  const std::string dir =
+      ::testing::TempDir() + "/federated_tasks_secure_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  testing::FederatedServer server;
+  ASSERT_NO_FATAL_FAILURE(server.Create(dir, /*clients=*/2));
+  const std::string task = testing::kSecureFederatedTask;
+  constexpr int64_t kNow = 1000000;
+  for (const char* device : {"a", "b"}) ASSERT_TRUE(server.tasks->Join(task, device, kNow).ok());
+  ASSERT_TRUE(server.tasks->Tick(kNow).ok());
+  auto joined = server.tasks->Join(task, "a", kNow + 1);
+  ASSERT_TRUE(joined.ok());
+  ASSERT_EQ(joined->round_id, 1);
+  EXPECT_EQ(joined->config.at("secure_aggregation"), "1");
+  const std::string poll = fl::EncodeSecureClientMessage(fl::SecureClientMessage{});
+
+  // Device a asks what to do and sends its keys; b never answers.
+  auto reply = server.tasks->SecureExchange(task, "a", "1", poll, kNow + 2);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  auto decoded = fl::DecodeSecureReply(*reply);
+  ASSERT_TRUE(decoded.ok());
+  ASSERT_EQ(decoded->stage, fl::SecureStage::kKeys);
+  EXPECT_EQ(decoded->clients, 2);
+  fl::SecureRoundClient client;
+  auto keys = client.Respond(*decoded, std::nullopt);
+  ASSERT_TRUE(keys.ok());
+  reply =
+      server.tasks->SecureExchange(task, "a", "1", fl::EncodeSecureClientMessage(*keys), kNow + 3);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(fl::DecodeSecureReply(*reply)->stage, fl::SecureStage::kWait);
+
+  // Refusals: a device outside the cohort, bytes that are no message, a round that is not open.
+  EXPECT_EQ(server.tasks->SecureExchange(task, "c", "1", poll, kNow + 4).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(server.tasks->SecureExchange(task, "a", "1", "garbage", kNow + 4).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(server.tasks->SecureExchange(task, "a", "7", poll, kNow + 4).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(server.tasks->SecureExchange("nope", "a", "1", poll, kNow + 4).status().code(),
+            StatusCode::kNotFound);
+
+  // The keys stage closes at 10 % of the window with one key, below the threshold of 2: the
+  // exchange aborts; the round closes at its deadline, abandoned.
+  ASSERT_TRUE(server.tasks->Tick(kNow + 6001).ok());
+  EXPECT_EQ(server.TaskStatus(task).state, "open");
+  ASSERT_TRUE(server.tasks->Tick(kNow + 60001).ok());
+  const FederatedTaskStatus status = server.TaskStatus(task);
+  EXPECT_EQ(status.rounds_abandoned, 1);
+  EXPECT_EQ(status.rounds_applied, 0);
+  EXPECT_EQ(status.model_version, 1);
+  // Device a, polling after the round closed, learns it is out and why.
+  reply = server.tasks->SecureExchange(task, "a", "1", poll, kNow + 60002);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  decoded = fl::DecodeSecureReply(*reply);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->stage, fl::SecureStage::kOut);
+  EXPECT_THAT(decoded->reason, HasSubstr("threshold"));
+  server.tasks.reset();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TaskFileTest, SpecRoundTripsAndRejectsTypos) {

@@ -49,6 +49,11 @@ class AggregatorTransport final : public sdk::Transport {
     done(UnimplementedError("telemetry only"), {});
     return 0;
   }
+  sdk::CallId SecureAggregation(sdk::SecureAggregationCall,
+                                sdk::SecureAggregationCallback done) override {
+    done(UnimplementedError("telemetry only"), {});
+    return 0;
+  }
   bool Cancel(sdk::CallId) override { return false; }
   Clock* clock() const override { return clock_; }
 
