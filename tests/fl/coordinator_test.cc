@@ -590,6 +590,16 @@ TEST(CoordinatorSecureTest, BadAggregatesAndConfigsAreRefused) {
   RoundConfig dp = config;
   dp.dp_clip_norm = 1.0;
   EXPECT_EQ(dp.Validate().code(), StatusCode::kInvalidArgument);
+  RoundConfig compressed = config;
+  compressed.codec = "int8";
+  EXPECT_THAT(std::string(compressed.Validate().message()), HasSubstr("codec 'int8'"));
+  RoundConfig single = config;  // one report would be summed alone: the sum is that update
+  single.clients_per_round = 1;
+  single.min_report_fraction = 1.0;
+  EXPECT_THAT(std::string(single.Validate().message()), HasSubstr("at least 2 reports"));
+  RoundConfig threshold = config;
+  threshold.secure_threshold_fraction = 0.5;  // must stay above half
+  EXPECT_EQ(threshold.Validate().code(), StatusCode::kInvalidArgument);
   RoundConfig plain = SmallConfig();
   auto p = Make(plain);
   ASSERT_TRUE(p->StartRound(0, Ids(6)).ok());

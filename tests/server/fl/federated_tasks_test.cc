@@ -499,6 +499,27 @@ TEST(TaskFileTest, SpecRoundTripsAndRejectsTypos) {
   EXPECT_EQ(parsed->round.clients_per_round, 7);
   EXPECT_EQ(parsed->round.seed, 99u);
   EXPECT_EQ(parsed->population, spec.population);
+  EXPECT_FALSE(parsed->round.secure_aggregation);
+
+  Result<FederatedTaskSpec> secure = ParseTaskSpec(
+      R"({"name":"t","model":"m","round":{"secure_aggregation":true,)"
+      R"("secure_threshold_fraction":0.75}})");
+  ASSERT_TRUE(secure.ok()) << secure.status().ToString();
+  EXPECT_TRUE(secure->round.secure_aggregation);
+  EXPECT_EQ(secure->round.secure_threshold_fraction, 0.75);
+  EXPECT_THAT(ParseTaskSpec(R"({"name":"t","model":"m","round":{"secure_aggregation":1}})")
+                  .status()
+                  .message(),
+              HasSubstr("'secure_aggregation' must be true or false"));
+  EXPECT_THAT(ParseTaskSpec(R"({"name":"t","model":"m","round":{"secure_aggregation":true,)"
+                            R"("codec":"int8"}})")
+                  .status()
+                  .message(),
+              HasSubstr("cannot be used with secure aggregation"));
+  EXPECT_THAT(ParseTaskSpec(R"({"name":"t","model":"m","round":{"secure_threshold_fraction":0.5}})")
+                  .status()
+                  .message(),
+              HasSubstr("secure_threshold_fraction"));
 
   EXPECT_THAT(ParseTaskSpec(R"({"name":"t","model":"m","gathr_ms":5})").status().message(),
               HasSubstr("unknown field 'gathr_ms'"));
