@@ -87,6 +87,8 @@ struct DemoFlags {
   // Near-IID by default: with a strong label skew (alpha 0.3) a few rounds on these 6,000 images
   // lower the distilled student's accuracy a little (docs/results.md).
   double fl_alpha = 100.0;
+  // Sum each round by secure aggregation: the server never sees one device's update.
+  bool fl_secure = true;
 };
 
 // The Router's policy of each name.
@@ -222,6 +224,7 @@ Result<nlohmann::json> RunFederatedPhase(const DemoFlags& f, const std::string& 
   server::FederatedTasksOptions tasks_options;
   tasks_options.registry_dir = registry;
   tasks_options.keys_dir = keys;
+  tasks_options.secure_poll_ms = 100;  // devices and server share the process
   HML_ASSIGN_OR_RETURN(std::unique_ptr<server::FederatedTasks> tasks,
                        server::FederatedTasks::Create(tasks_options));
   server::FederatedTaskSpec spec;
@@ -236,6 +239,7 @@ Result<nlohmann::json> RunFederatedPhase(const DemoFlags& f, const std::string& 
   spec.round.batch_size = 32;
   spec.round.learning_rate = f.fl_lr;
   spec.round.strategy = "fedavg";
+  spec.round.secure_aggregation = f.fl_secure;
   spec.eval_data = "fashion-mnist";
   spec.rollout_channel = "stable";
   spec.gather_ms = 2000;
@@ -270,9 +274,10 @@ Result<nlohmann::json> RunFederatedPhase(const DemoFlags& f, const std::string& 
     std::fflush(stdout);
   };
   std::printf("\n== 7/7 federated learning: %d devices train '%s' on %lld labelled images the "
-              "cloud never saw (Dirichlet alpha %.2f), %d rounds of FedAvg\n",
+              "cloud never saw (Dirichlet alpha %.2f), %d rounds of FedAvg%s\n",
               f.devices, model.c_str(), static_cast<long long>(split.validation->size()),
-              f.fl_alpha, f.fl_rounds);
+              f.fl_alpha, f.fl_rounds,
+              f.fl_secure ? " summed by secure aggregation (the server sees only the sum)" : "");
   HML_ASSIGN_OR_RETURN(sim::FederatedFleetReport report, sim::RunFederatedFleet(options));
   HML_RETURN_IF_ERROR(RunStep("7/7 federated learning: the task's status",
                               {"fl", "status", "--registry", registry}));
@@ -314,6 +319,7 @@ Result<nlohmann::json> RunFederatedPhase(const DemoFlags& f, const std::string& 
 
   nlohmann::json j;
   j["model"] = model;
+  j["secure_aggregation"] = f.fl_secure;
   j["rounds"] = nlohmann::json::array();
   for (const fl::RoundResult& r : report.rounds) {
     j["rounds"].push_back({{"round", r.round_id},
@@ -598,6 +604,9 @@ void AddDemoCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--fl-alpha", f->fl_alpha,
                   "Dirichlet alpha of the devices' label skew in step 7 (small = few classes each)")
       ->check(CLI::Range(0.01, 1e6))
+      ->capture_default_str();
+  cmd->add_option("--fl-secure", f->fl_secure,
+                  "Sum step 7's rounds by secure aggregation (true/false)")
       ->capture_default_str();
   cmd->add_option("--json", f->json_path,
                   "Where to write the table as JSON (default: "

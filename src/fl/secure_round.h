@@ -190,6 +190,8 @@ class SecureRoundServer {
   // When the current stage closes at the latest.
   int64_t stage_deadline_ms() const { return StageDeadline(stage_); }
   int threshold() const { return config_.threshold; }
+  // Masked inputs received so far.
+  int64_t inputs_received() const { return static_cast<int64_t>(masked_.size()); }
 
  private:
   SecureRoundServer(SecureRoundOptions options, SecAggConfig config, FixedPointOptions fixed,

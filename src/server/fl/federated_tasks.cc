@@ -569,6 +569,10 @@ FederatedTaskStatus FederatedTasks::StatusLocked(const Task& task) const {
   s.waiting = static_cast<int64_t>(task.waiting.size());
   s.selected = progress.selected;
   s.submitted = progress.accepted;
+  // A secure round accepts its updates all at once, with the sum: until then, its masked inputs.
+  if (progress.open && task.secure != nullptr && progress.accepted == 0) {
+    s.submitted = task.secure->inputs_received();
+  }
   s.target = progress.target;
   s.min_reports = progress.min_reports;
   s.deadline_ms = progress.open ? progress.deadline_ms : 0;

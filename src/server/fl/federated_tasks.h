@@ -124,7 +124,7 @@ struct FederatedTaskStatus {
   int64_t round_id = 0;     // the open round, or the last one
   int64_t waiting = 0;      // devices in the pool for the next round
   int64_t selected = 0;     // of the open round
-  int64_t submitted = 0;    // accepted updates of the open round
+  int64_t submitted = 0;    // accepted updates of the open round (secure: masked inputs)
   int64_t target = 0;       // clients_per_round
   int64_t min_reports = 0;  // needed to apply
   int64_t deadline_ms = 0;  // of the open round, wall ms since the Unix epoch; 0 when none
