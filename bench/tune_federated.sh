@@ -9,7 +9,8 @@
 # Environment: BUILD (default build; bench/federated must be built), THREADS (default 2),
 # MUS (default "0.03 0.1 0.3 1"), ADAM (default "0.01:1e-3 0.03:1e-3 0.1:1e-3 0.03:1e-2
 # 0.1:1e-2": server-lr:tau pairs; a blank value runs none), FEDAVG=0 to reuse an earlier
-# FedAvg run's JSON.
+# FedAvg run's JSON, EXTRA (more bench/federated flags for every run, e.g. "--local-steps 150")
+# with TAG (names that setting's JSON files: federated-tune-TAG-*.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -17,12 +18,13 @@ THREADS=${THREADS:-2}
 MUS=${MUS:-"0.03 0.1 0.3 1"}
 ADAM=${ADAM:-"0.01:1e-3 0.03:1e-3 0.1:1e-3 0.03:1e-2 0.1:1e-2"}
 OUT=bench/results
+PREFIX=federated-tune${TAG:+-$TAG}
 mkdir -p "$OUT"
 run() {  # name, rounds, flags...
   local name=$1 rounds=$2
   shift 2
   "$BUILD/bench/federated" --validation 6000 --rounds "$rounds" --threads "$THREADS" \
-    --print-every 100 --json "$OUT/federated-tune-$name.json" "$@" >/dev/null
+    --print-every 100 --json "$OUT/$PREFIX-$name.json" ${EXTRA:-} "$@" >/dev/null
   echo "  done $name" >&2
 }
 if [ "${FEDAVG:-1}" != 0 ]; then run fedavg 60 --runs fedavg; fi
@@ -31,16 +33,16 @@ for pair in $ADAM; do
   run "fedadam-lr${pair%%:*}-tau${pair##*:}" 40 --runs fedadam --adam-lr "${pair%%:*}" \
     --adam-tau "${pair##*:}"
 done
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$PREFIX" <<'PY'
 import glob, json, sys
-out = sys.argv[1]
-fedavg = json.load(open(f"{out}/federated-tune-fedavg.json"))["runs"][0]["accuracy"]
+out, prefix = sys.argv[1], sys.argv[2]
+fedavg = json.load(open(f"{out}/{prefix}-fedavg.json"))["runs"][0]["accuracy"]
 target = fedavg[59]
 print(f"FedAvg on validation: round 40 {100*fedavg[39]:.2f} %, round 60 {100*target:.2f} % (target)")
 rows = []
-for path in sorted(glob.glob(f"{out}/federated-tune-*.json")):
-    name = path[len(out) + len("/federated-tune-"):-5]
-    if name == "fedavg":
+for path in sorted(glob.glob(f"{out}/{prefix}-*.json")):
+    name = path[len(out) + len(prefix) + 2:-5]
+    if not name.startswith(("fedprox", "fedadam")):  # FedAvg, or another TAG's files
         continue
     acc = json.load(open(path))["runs"][0]["accuracy"]
     first = next((i + 1 for i, a in enumerate(acc) if a >= target), 0)
