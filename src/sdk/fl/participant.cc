@@ -100,32 +100,41 @@ Status FederatedParticipant::RunSecureRound(const JoinRoundAnswer& joined,
                                             runtime::Trainer& trainer, const data::Dataset& data,
                                             const std::atomic<bool>* cancel,
                                             ParticipationResult& result) {
-  fl::SecureRoundClient client;
-  fl::SecureClientMessage next;  // a poll first: the server says what it needs
-  std::optional<std::vector<uint32_t>> input;
-  bool trained = false, shared = false;
+  if (secure_ == nullptr || secure_->round_id != joined.round_id) {
+    secure_ = std::make_unique<SecureExchange>();
+    secure_->round_id = joined.round_id;
+  }
+  SecureExchange& s = *secure_;
   const auto train = [&](int clients) -> Status {
     HML_RETURN_IF_ERROR(Train(joined, trainer, data, cancel, result));
-    trained = true;
     HML_ASSIGN_OR_RETURN(fl::FixedPointOptions fixed, fl::SecureFixedPoint(clients));
     const fl::ModelUpdate& update = result.training.update;
-    HML_ASSIGN_OR_RETURN(input, fl::EncodeSecureInput(update.delta, update.num_examples, fixed));
+    HML_ASSIGN_OR_RETURN(s.input, fl::EncodeSecureInput(update.delta, update.num_examples, fixed));
+    s.training = result.training;
+    return Status::Ok();
+  };
+  // The exchange is over either way: report the training it used and forget it.
+  const auto finish = [&](ParticipationResult::Outcome outcome, std::string detail) {
+    result.outcome = outcome;
+    result.accepted = outcome == ParticipationResult::Outcome::kSubmitted;
+    result.detail = std::move(detail);
+    result.training = std::move(s.training);
+    secure_.reset();
     return Status::Ok();
   };
   const std::string where = "secure aggregation of round " + joined.round_id;
   while (true) {
     if (cancel != nullptr && cancel->load()) return CancelledError(where + ": cancelled");
     if (clock_.WallMicros() / 1000 > joined.deadline_ms) {
-      result.outcome = ParticipationResult::Outcome::kSecureOut;
-      result.detail = "the round's deadline passed before its secure aggregation ended";
-      return Status::Ok();
+      return finish(ParticipationResult::Outcome::kSecureOut,
+                    "the round's deadline passed before its secure aggregation ended");
     }
     SecureAggregationCall call;
     call.task = options_.task;
     call.round_id = joined.round_id;
-    call.message = fl::EncodeSecureClientMessage(next);
+    call.message = fl::EncodeSecureClientMessage(s.next);
     call.deadline_nanos = transport_.clock()->NowNanos() + options_.call_timeout_nanos;
-    if (next.stage == fl::SecureStage::kMaskedInput) {
+    if (s.next.stage == fl::SecureStage::kMaskedInput) {
       result.update_bytes = static_cast<int64_t>(call.message.size());
     }
     auto [answer, stats] =
@@ -138,19 +147,15 @@ Status FederatedParticipant::RunSecureRound(const JoinRoundAnswer& joined,
     HML_ASSIGN_OR_RETURN(fl::SecureReply reply, fl::DecodeSecureReply(answer->reply));
     switch (reply.stage) {
       case fl::SecureStage::kDone:
-        result.outcome = ParticipationResult::Outcome::kSubmitted;
-        result.accepted = true;
-        return Status::Ok();
+        return finish(ParticipationResult::Outcome::kSubmitted, "");
       case fl::SecureStage::kOut:
-        result.outcome = ParticipationResult::Outcome::kSecureOut;
-        result.detail = reply.reason;
-        return Status::Ok();
+        return finish(ParticipationResult::Outcome::kSecureOut, reply.reason);
       case fl::SecureStage::kMaskedInput:
-        if (!trained) HML_RETURN_IF_ERROR(train(reply.clients));
+        if (!s.input.has_value()) HML_RETURN_IF_ERROR(train(reply.clients));
         break;
       case fl::SecureStage::kWait:
         // Waiting after the shares went out: the time to train. Otherwise wait as told.
-        if (shared && !trained) {
+        if (s.shared && !s.input.has_value()) {
           HML_RETURN_IF_ERROR(train(reply.clients));
         } else {
           transport_.clock()->SleepNanos(reply.retry_after_ms * 1000000);
@@ -159,8 +164,8 @@ Status FederatedParticipant::RunSecureRound(const JoinRoundAnswer& joined,
       default:
         break;
     }
-    HML_ASSIGN_OR_RETURN(next, client.Respond(reply, input));
-    shared = shared || next.stage == fl::SecureStage::kShares;
+    HML_ASSIGN_OR_RETURN(s.next, s.client.Respond(reply, s.input));
+    s.shared = s.shared || s.next.stage == fl::SecureStage::kShares;
   }
 }
 

@@ -20,7 +20,8 @@
 // response; between stages the device polls as the server says (sleeping on the transport's
 // clock), until the sum is taken (kSubmitted, accepted), the device is out of the round
 // (kSecureOut: it missed a stage or the secure aggregation aborted) or the round's deadline
-// passes (kSecureOut).
+// passes (kSecureOut). An error (a failed call, training stopped by the conditions) leaves the
+// exchange where it was: the next RunOnce in the same round resumes it.
 // Blocking: RunOnce waits for each call's callback. Not thread-safe; one per task per device.
 #ifndef HML_SRC_SDK_FL_PARTICIPANT_H_
 #define HML_SRC_SDK_FL_PARTICIPANT_H_
@@ -29,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,7 @@
 #include "hml/status.h"
 #include "src/data/dataset.h"
 #include "src/fl/codec.h"
+#include "src/fl/secure_round.h"
 #include "src/runtime/train/trainer.h"
 #include "src/sdk/fl/local_training.h"
 #include "src/sdk/transport.h"
@@ -124,6 +127,18 @@ class FederatedParticipant {
   std::vector<float> global_;
   std::unique_ptr<fl::ErrorFeedbackTopK> feedback_;  // top-k residual, kept across rounds
   std::string last_round_submitted_;
+  // The secure round in progress, kept across RunOnce calls of that round: a failed call or an
+  // interrupted training resumes the exchange (same keys, same trained input) instead of
+  // restarting it, which the server would refuse.
+  struct SecureExchange {
+    std::string round_id;
+    fl::SecureRoundClient client;
+    fl::SecureClientMessage next;  // a poll first: the server says what it needs
+    std::optional<std::vector<uint32_t>> input;
+    LocalTrainingResult training;
+    bool shared = false;
+  };
+  std::unique_ptr<SecureExchange> secure_;
 };
 
 }  // namespace hml::sdk
