@@ -45,6 +45,11 @@ size_t TimerQueue::pending() const {
   return items_.size();
 }
 
+bool TimerQueue::Idle() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !running_ && (items_.empty() || items_.top().due_nanos > options_.clock->NowNanos());
+}
+
 void TimerQueue::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
@@ -68,10 +73,12 @@ void TimerQueue::Loop() {
     // the element right after, so nothing sees the moved-from state.
     std::function<void()> task = std::move(const_cast<Item&>(items_.top()).task);
     items_.pop();
+    running_ = true;
     lock.unlock();
     task();
     task = nullptr;  // release its captures outside the lock
     lock.lock();
+    running_ = false;
   }
 }
 

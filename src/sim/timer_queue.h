@@ -53,6 +53,10 @@ class TimerQueue {
   void Wake();
   // Tasks waiting to run.
   size_t pending() const;
+  // True when no task is running and none is due at the clock's current time: what a test that
+  // steps a ManualClock waits for before the next step, so a loaded machine cannot make virtual
+  // time run ahead of the tasks due.
+  bool Idle() const;
 
   Clock* clock() const { return options_.clock; }
 
@@ -75,6 +79,7 @@ class TimerQueue {
   std::priority_queue<Item, std::vector<Item>, Later> items_;  // guarded by mu_
   uint64_t next_seq_ = 0;                                      // guarded by mu_
   bool stop_ = false;                                          // guarded by mu_
+  bool running_ = false;                                       // guarded by mu_
   std::thread thread_;
 };
 
