@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -37,6 +39,59 @@ SecAggConfig Config(int n, int t, size_t len) {
   c.threshold = t;
   c.vector_length = len;
   return c;
+}
+
+// n clients with their keys exchanged and round 1 done; the relayed messages are in inbox[to].
+struct SharedRound {
+  std::vector<SecAggClient> clients;  // clients[id - 1]
+  std::map<int, SecAggPublicKeys> keys;
+  std::vector<std::vector<SecAggShareMessage>> inbox;
+};
+
+SharedRound ShareAmong(const SecAggConfig& config) {
+  SharedRound round;
+  round.inbox.resize(config.num_clients + 1);
+  for (int id = 1; id <= config.num_clients; ++id) {
+    round.clients.push_back(std::move(*SecAggClient::Create(config, id)));
+    round.keys[id] = round.clients.back().public_keys();
+  }
+  for (auto& c : round.clients) {
+    auto messages = c.ShareKeys(round.keys);
+    EXPECT_TRUE(messages.ok()) << messages.status().ToString();
+    if (!messages.ok()) continue;
+    for (auto& m : *messages) round.inbox[m.to].push_back(m);
+  }
+  return round;
+}
+
+// The same through a server: every client's keys received and published, every client's shares
+// received (the server then holds round 1's messages; SharesFor hands them out).
+struct ServerRound {
+  std::optional<SecAggServer> server;
+  std::vector<SecAggClient> clients;  // clients[id - 1]
+};
+
+ServerRound ShareThroughServer(const SecAggConfig& config) {
+  ServerRound round;
+  auto server = SecAggServer::Create(config);
+  EXPECT_TRUE(server.ok()) << server.status().ToString();
+  if (!server.ok()) return round;
+  round.server.emplace(std::move(*server));
+  for (int id = 1; id <= config.num_clients; ++id) {
+    round.clients.push_back(std::move(*SecAggClient::Create(config, id)));
+    EXPECT_TRUE(round.server->ReceivePublicKey(id, round.clients.back().public_keys()).ok());
+  }
+  auto keys = round.server->PublicKeys();
+  EXPECT_TRUE(keys.ok()) << keys.status().ToString();
+  if (!keys.ok()) return round;
+  for (auto& c : round.clients) {
+    auto m = c.ShareKeys(*keys);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    if (m.ok()) {
+      EXPECT_TRUE(round.server->ReceiveShares(c.id(), *m).ok());
+    }
+  }
+  return round;
 }
 
 TEST(SecAggTest, ExactSumWithoutDropouts) {
@@ -79,23 +134,10 @@ TEST(SecAggTest, AbortsBelowThreshold) {
 TEST(SecAggTest, AbortedServerRevealsNoShares) {
   // 4 of 10 drop after sharing: the server aborts before asking anyone for shares, and a client
   // asked to unmask with too few survivors refuses too.
-  const SecAggConfig config = Config(10, 7, 8);
-  auto server = SecAggServer::Create(config);
-  ASSERT_TRUE(server.ok());
-  std::vector<SecAggClient> clients;
-  for (int id = 1; id <= 10; ++id) {
-    auto c = SecAggClient::Create(config, id);
-    ASSERT_TRUE(c.ok());
-    clients.push_back(std::move(*c));
-    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_keys()).ok());
-  }
-  auto keys = server->PublicKeys();
-  ASSERT_TRUE(keys.ok());
-  for (auto& c : clients) {
-    auto m = c.ShareKeys(*keys);
-    ASSERT_TRUE(m.ok());
-    ASSERT_TRUE(server->ReceiveShares(c.id(), *m).ok());
-  }
+  ServerRound round = ShareThroughServer(Config(10, 7, 8));
+  ASSERT_FALSE(HasFailure());
+  auto& server = round.server;
+  auto& clients = round.clients;
   std::vector<uint32_t> x(8, 5);
   for (int id = 1; id <= 6; ++id) {
     auto received = server->SharesFor(id);
@@ -113,21 +155,10 @@ TEST(SecAggTest, ServerRejectsLateMaskedInputAfterUnmaskRequest) {
   // Once a client is declared dropped its mask key gets reconstructed; a masked input arriving
   // after that must not join the sum (its self mask would stay in it, and the round's sets are
   // fixed).
-  const SecAggConfig config = Config(3, 2, 4);
-  auto server = SecAggServer::Create(config);
-  ASSERT_TRUE(server.ok());
-  std::vector<SecAggClient> clients;
-  for (int id = 1; id <= 3; ++id) {
-    clients.push_back(std::move(*SecAggClient::Create(config, id)));
-    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_keys()).ok());
-  }
-  auto keys = server->PublicKeys();
-  ASSERT_TRUE(keys.ok());
-  for (auto& c : clients) {
-    auto m = c.ShareKeys(*keys);
-    ASSERT_TRUE(m.ok());
-    ASSERT_TRUE(server->ReceiveShares(c.id(), *m).ok());
-  }
+  ServerRound round = ShareThroughServer(Config(3, 2, 4));
+  ASSERT_FALSE(HasFailure());
+  auto& server = round.server;
+  auto& clients = round.clients;
   std::vector<std::vector<uint32_t>> masked(4);
   const std::vector<uint32_t> x = {1, 2, 3, 4};
   for (int id = 1; id <= 3; ++id) {
@@ -154,46 +185,14 @@ TEST(SecAggTest, ServerRejectsLateMaskedInputAfterUnmaskRequest) {
 }
 
 TEST(SecAggTest, ClientRefusesToRevealBothSharesOfOneClient) {
-  const SecAggConfig config = Config(3, 2, 4);
-  std::vector<SecAggClient> clients;
-  std::map<int, SecAggPublicKeys> keys;
-  for (int id = 1; id <= 3; ++id) {
-    clients.push_back(std::move(*SecAggClient::Create(config, id)));
-    keys[id] = clients.back().public_keys();
-  }
-  std::vector<std::vector<SecAggShareMessage>> inbox(4);
-  for (auto& c : clients) {
-    auto messages = c.ShareKeys(keys);
-    ASSERT_TRUE(messages.ok());
-    for (auto& m : *messages) inbox[m.to].push_back(m);
-  }
+  SharedRound round = ShareAmong(Config(3, 2, 4));
+  ASSERT_FALSE(HasFailure());
+  auto& clients = round.clients;
+  auto& inbox = round.inbox;
   std::vector<uint32_t> x(4, 1);
   ASSERT_TRUE(clients[0].MaskInput(x, inbox[1]).ok());
   SecAggUnmaskRequest bad{{1, 2, 3}, {2}};
   EXPECT_EQ(clients[0].Unmask(bad).status().code(), StatusCode::kInvalidArgument);
-}
-
-// n clients with their keys exchanged and round 1 done; the relayed messages are in inbox[to].
-struct SharedRound {
-  std::vector<SecAggClient> clients;  // clients[id - 1]
-  std::map<int, SecAggPublicKeys> keys;
-  std::vector<std::vector<SecAggShareMessage>> inbox;
-};
-
-SharedRound ShareAmong(const SecAggConfig& config) {
-  SharedRound round;
-  round.inbox.resize(config.num_clients + 1);
-  for (int id = 1; id <= config.num_clients; ++id) {
-    round.clients.push_back(std::move(*SecAggClient::Create(config, id)));
-    round.keys[id] = round.clients.back().public_keys();
-  }
-  for (auto& c : round.clients) {
-    auto messages = c.ShareKeys(round.keys);
-    EXPECT_TRUE(messages.ok()) << messages.status().ToString();
-    if (!messages.ok()) continue;
-    for (auto& m : *messages) round.inbox[m.to].push_back(m);
-  }
-  return round;
 }
 
 bool HasSubstring(const std::vector<uint8_t>& haystack, const std::vector<uint8_t>& needle) {
@@ -221,21 +220,10 @@ TEST(SecAggTest, RelayedSharesAreSealed) {
   // Client 3 drops after sharing, so the unmask responses reveal shares of both kinds: of the
   // survivors' self-mask seeds and of client 3's masking key. None of their field elements may
   // appear in any message the server relayed in round 1.
-  const SecAggConfig config = Config(3, 2, 16);
-  auto server = SecAggServer::Create(config);
-  ASSERT_TRUE(server.ok());
-  std::vector<SecAggClient> clients;
-  for (int id = 1; id <= 3; ++id) {
-    clients.push_back(std::move(*SecAggClient::Create(config, id)));
-    ASSERT_TRUE(server->ReceivePublicKey(id, clients.back().public_keys()).ok());
-  }
-  auto keys = server->PublicKeys();
-  ASSERT_TRUE(keys.ok());
-  for (auto& c : clients) {
-    auto m = c.ShareKeys(*keys);
-    ASSERT_TRUE(m.ok());
-    ASSERT_TRUE(server->ReceiveShares(c.id(), *m).ok());
-  }
+  ServerRound round = ShareThroughServer(Config(3, 2, 16));
+  ASSERT_FALSE(HasFailure());
+  auto& server = round.server;
+  auto& clients = round.clients;
   std::vector<SecAggShareMessage> relayed;
   const std::vector<uint32_t> x(16, 7);
   for (int id = 1; id <= 3; ++id) {
@@ -422,19 +410,10 @@ TEST(SecAggTest, RepeatedKeysAreRefused) {
 TEST(SecAggTest, MaskedInputLooksUniform) {
   // The server only ever receives y = x + masks: with x = 0 everywhere, y must differ from x in
   // (nearly) every coordinate and its values must spread over the whole of Z_{2^32}.
-  const SecAggConfig config = Config(3, 2, 4096);
-  std::vector<SecAggClient> clients;
-  std::map<int, SecAggPublicKeys> keys;
-  for (int id = 1; id <= 3; ++id) {
-    clients.push_back(std::move(*SecAggClient::Create(config, id)));
-    keys[id] = clients.back().public_keys();
-  }
-  std::vector<std::vector<SecAggShareMessage>> inbox(4);
-  for (auto& c : clients) {
-    auto messages = c.ShareKeys(keys);
-    ASSERT_TRUE(messages.ok());
-    for (auto& m : *messages) inbox[m.to].push_back(m);
-  }
+  SharedRound round = ShareAmong(Config(3, 2, 4096));
+  ASSERT_FALSE(HasFailure());
+  auto& clients = round.clients;
+  auto& inbox = round.inbox;
   std::vector<uint32_t> x(4096, 0);
   auto y = clients[1].MaskInput(x, inbox[2]);
   ASSERT_TRUE(y.ok());
