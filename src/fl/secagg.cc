@@ -70,7 +70,9 @@ void WipeShare(ShamirShare& share) {
   if (!share.y.empty()) sodium_memzero(share.y.data(), share.y.size() * sizeof(uint64_t));
 }
 
-// Fixed-size little-endian fields of the round-1 plaintext.
+// Fixed-size little-endian fields of the round-1 plaintext, written into a fixed buffer that is
+// wiped after sealing (not byte_io.h's ByteWriter: a growing string would leave copies of the
+// secret shares in freed memory).
 void PutU32(uint32_t v, uint8_t*& out) {
   for (int b = 0; b < 4; ++b) *out++ = static_cast<uint8_t>(v >> (8 * b));
 }

@@ -179,8 +179,10 @@ double StageEndFraction(SecureStage stage) {
       return 0.25;
     case SecureStage::kMaskedInput:
       return 0.85;
-    default:
+    case SecureStage::kUnmask:
       return 0.95;
+    default:  // done or aborted: nothing closes before the round does
+      return 1.0;
   }
 }
 
@@ -205,7 +207,8 @@ int SecureThreshold(int num_clients, double threshold_fraction) {
 }
 
 Result<std::vector<uint32_t>> EncodeSecureInput(std::span<const float> delta, int64_t num_examples,
-                                                const FixedPointOptions& fixed) {
+                                                int num_clients) {
+  HML_ASSIGN_OR_RETURN(FixedPointOptions fixed, SecureFixedPoint(num_clients));
   if (num_examples < 1) {
     return InvalidArgumentError("secure round: the example count must be >= 1, got " +
                                 std::to_string(num_examples));

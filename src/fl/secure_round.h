@@ -80,10 +80,11 @@ Result<FixedPointOptions> SecureFixedPoint(int num_clients);
 // and at most n. REQUIRES: fraction in (0.5, 1], n >= 2.
 int SecureThreshold(int num_clients, double threshold_fraction);
 
-// Device k's input (see the file comment): `delta` (num_elements floats, finite) weighted by
-// num_examples, then the weight. kInvalidArgument for a non-finite value or num_examples < 1.
+// Device k's input (see the file comment) in a cohort of `num_clients`: `delta` (finite floats)
+// weighted by num_examples, then the weight, in SecureFixedPoint(num_clients). kInvalidArgument
+// for a non-finite value, num_examples < 1 or num_clients < 1.
 Result<std::vector<uint32_t>> EncodeSecureInput(std::span<const float> delta, int64_t num_examples,
-                                                const FixedPointOptions& fixed);
+                                                int num_clients);
 
 // The aggregate a decoded sum stands for (wire_bytes left 0 for the caller).
 SecureAggregate DecodeSecureSum(std::span<const uint32_t> sum, const FixedPointOptions& fixed,

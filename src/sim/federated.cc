@@ -81,8 +81,6 @@ Result<int64_t> SecureRound(const fl::RoundPlan& plan, const std::vector<std::st
   secure.deadline_ms = plan.deadline_ms;
   HML_ASSIGN_OR_RETURN(std::unique_ptr<fl::SecureRoundServer> server,
                        fl::SecureRoundServer::Create(std::move(secure)));
-  HML_ASSIGN_OR_RETURN(fl::FixedPointOptions fixed,
-                       fl::SecureFixedPoint(static_cast<int>(plan.selected.size())));
   std::map<std::string, size_t> outcome_of;
   for (size_t k = 0; k < survivors.size(); ++k) outcome_of[survivors[k]] = k;
   const size_t n = plan.selected.size();
@@ -118,7 +116,7 @@ Result<int64_t> SecureRound(const fl::RoundPlan& plan, const std::vector<std::st
       std::optional<std::vector<uint32_t>> input;
       if (reply.stage == fl::SecureStage::kMaskedInput && survives) {
         const fl::ModelUpdate& u = outcomes[outcome_of.at(plan.selected[i])].update;
-        HML_ASSIGN_OR_RETURN(input, fl::EncodeSecureInput(u.delta, u.num_examples, fixed));
+        HML_ASSIGN_OR_RETURN(input, fl::EncodeSecureInput(u.delta, u.num_examples, reply.clients));
       }
       HML_ASSIGN_OR_RETURN(next[i], clients[i].Respond(reply, input));
       auto t3 = std::chrono::steady_clock::now();

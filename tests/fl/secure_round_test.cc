@@ -71,9 +71,7 @@ class SecureRoundTest : public ::testing::Test {
     d.reason = decoded->reason;
     std::optional<std::vector<uint32_t>> input;
     if (decoded->stage == SecureStage::kMaskedInput) {
-      auto fixed = SecureFixedPoint(decoded->clients);
-      ASSERT_TRUE(fixed.ok());
-      auto encoded = EncodeSecureInput(d.delta, d.examples, *fixed);
+      auto encoded = EncodeSecureInput(d.delta, d.examples, decoded->clients);
       ASSERT_TRUE(encoded.ok()) << encoded.status().ToString();
       input = std::move(*encoded);
     }
@@ -342,7 +340,7 @@ TEST(SecureRoundInputTest, InputsAreWeightedClippedAndChecked) {
   EXPECT_TRUE(fixed->Validate(10).ok());
   EXPECT_FALSE(SecureFixedPoint(0).ok());
   const std::vector<float> delta = {0.5f, -0.25f, 1e6f};
-  auto input = EncodeSecureInput(delta, 2048, *fixed);  // weight 2
+  auto input = EncodeSecureInput(delta, 2048, 10);  // weight 2
   ASSERT_TRUE(input.ok());
   const SecureAggregate decoded = DecodeSecureSum(*input, *fixed, {"a"});
   ASSERT_EQ(decoded.weighted_delta_sum.size(), 3u);
@@ -350,8 +348,8 @@ TEST(SecureRoundInputTest, InputsAreWeightedClippedAndChecked) {
   EXPECT_NEAR(decoded.weighted_delta_sum[1], -512.0, 0.1);
   EXPECT_NEAR(decoded.weighted_delta_sum[2], kSecureMaxAbs * kSecureWeightScale, 0.1);  // clipped
   EXPECT_NEAR(decoded.total_examples, 2048.0, 0.1);
-  EXPECT_FALSE(EncodeSecureInput(std::vector<float>{NAN}, 1, *fixed).ok());
-  EXPECT_FALSE(EncodeSecureInput(delta, 0, *fixed).ok());
+  EXPECT_FALSE(EncodeSecureInput(std::vector<float>{NAN}, 1, 10).ok());
+  EXPECT_FALSE(EncodeSecureInput(delta, 0, 10).ok());
   EXPECT_EQ(SecureThreshold(3, 2.0 / 3.0), 2);
   EXPECT_EQ(SecureThreshold(10, 2.0 / 3.0), 7);
   EXPECT_EQ(SecureThreshold(4, 0.51), 3);

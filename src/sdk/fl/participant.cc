@@ -107,9 +107,9 @@ Status FederatedParticipant::RunSecureRound(const JoinRoundAnswer& joined,
   SecureExchange& s = *secure_;
   const auto train = [&](int clients) -> Status {
     HML_RETURN_IF_ERROR(Train(joined, trainer, data, cancel, result));
-    HML_ASSIGN_OR_RETURN(fl::FixedPointOptions fixed, fl::SecureFixedPoint(clients));
     const fl::ModelUpdate& update = result.training.update;
-    HML_ASSIGN_OR_RETURN(s.input, fl::EncodeSecureInput(update.delta, update.num_examples, fixed));
+    HML_ASSIGN_OR_RETURN(s.input,
+                         fl::EncodeSecureInput(update.delta, update.num_examples, clients));
     s.training = result.training;
     return Status::Ok();
   };

@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "hml/sdk/platform.h"
+#include "proto/hybridml_device.pb.h"
 #include "src/sdk/fl/participant.h"
+#include "src/sdk/grpc/wire.h"
 #include "tests/testing/federated_fixture.h"
 
 namespace hml::sdk {
@@ -37,19 +39,12 @@ class DirectTransport final : public Transport {
   std::atomic<int> secure_calls{0};
 
   CallId JoinRound(JoinRoundCall call, JoinRoundCallback done) override {
-    Result<JoinRoundAnswer> answer = UnknownError("unset");
     Result<server::JoinAnswer> joined = tasks_->Join(call.task, device_, NowMs());
-    if (joined.ok()) {
-      JoinRoundAnswer a;
-      if (joined->round_id != 0) a.round_id = std::to_string(joined->round_id);
-      a.model_version = joined->model_version;
-      a.deadline_ms = joined->deadline_ms;
-      a.config = joined->config;
-      answer = std::move(a);
-    } else {
-      answer = joined.status();
-    }
-    return Answer(std::move(answer), std::move(done));
+    if (!joined.ok()) return Answer(Result<JoinRoundAnswer>(joined.status()), std::move(done));
+    // The answer's wire form both transports share.
+    hybridml::v1::JoinRoundResponse response;
+    server::FillJoinRoundResponse(*joined, &response);
+    return Answer(DecodeJoinRoundAnswer(response), std::move(done));
   }
   CallId SecureAggregation(SecureAggregationCall call, SecureAggregationCallback done) override {
     if (++secure_calls == fail_secure_call) {

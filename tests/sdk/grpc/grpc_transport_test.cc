@@ -1267,8 +1267,7 @@ TEST_F(GrpcTransportFederatedTest, SecureAggregationRoundAppliesTheWeightedMean)
       std::optional<std::vector<uint32_t>> input;
       if (reply->stage == fl::SecureStage::kMaskedInput) {
         const std::vector<float> delta(static_cast<size_t>(elements), p.value);
-        auto encoded =
-            fl::EncodeSecureInput(delta, p.examples, *fl::SecureFixedPoint(reply->clients));
+        auto encoded = fl::EncodeSecureInput(delta, p.examples, reply->clients);
         ASSERT_TRUE(encoded.ok());
         input = std::move(*encoded);
       }

@@ -225,15 +225,15 @@ TEST_F(FederatedTasksTest, FullRoundOverGrpcPublishesANewVersionWithItsHistory) 
   for (size_t i = 0; i < tokens_.size(); ++i) {
     v1::JoinRoundResponse answer;
     ASSERT_TRUE(stub_->JoinRound(Context(tokens_[i]).get(), join, &answer).ok());
+    v1::SubmitUpdateRequest request;
+    request.set_task("fmnist");
+    request.set_round_id("1");
+    request.set_example_count(10);
+    request.set_sealed_update(Sealed(ids_[i], 1, 10, 0.01f));
+    v1::SubmitUpdateResponse response;
     if (answer.round_id().empty()) {
       ++not_selected;
       // Its update is refused: not selected.
-      v1::SubmitUpdateRequest request;
-      request.set_task("fmnist");
-      request.set_round_id("1");
-      request.set_example_count(10);
-      request.set_sealed_update(Sealed(ids_[i], 1, 10, 0.01f));
-      v1::SubmitUpdateResponse response;
       EXPECT_EQ(stub_->SubmitUpdate(Context(tokens_[i]).get(), request, &response).error_code(),
                 grpc::StatusCode::PERMISSION_DENIED);
       continue;
@@ -243,12 +243,6 @@ TEST_F(FederatedTasksTest, FullRoundOverGrpcPublishesANewVersionWithItsHistory) 
     EXPECT_GT(answer.deadline_ms(), NowMs());
     EXPECT_EQ(answer.config().at("codec"), "int8");
     EXPECT_EQ(answer.config().at("local_epochs"), "1");
-    v1::SubmitUpdateRequest request;
-    request.set_task("fmnist");
-    request.set_round_id("1");
-    request.set_example_count(10);
-    request.set_sealed_update(Sealed(ids_[i], 1, 10, 0.01f));
-    v1::SubmitUpdateResponse response;
     grpc::Status s = stub_->SubmitUpdate(Context(tokens_[i]).get(), request, &response);
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_TRUE(response.accepted());
